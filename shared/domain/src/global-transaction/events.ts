@@ -1,0 +1,37 @@
+import type { BranchDef, BranchOp, TransDefinition } from './types';
+
+/** Times in events are ISO-8601 strings: the log is read by people during audits. */
+export type TxEvent =
+  | { type: 'TransactionPrepared'; data: { definition: TransDefinition; branches: BranchDef[]; at: string } }
+  | { type: 'TransactionSubmitted'; data: { at: string } }
+  | { type: 'BranchSucceeded'; data: { branchId: string; op: BranchOp; at: string } }
+  | { type: 'BranchFailed'; data: { branchId: string; op: BranchOp; reason: string; at: string } }
+  | {
+      type: 'BranchRetryScheduled';
+      data: {
+        branchId: string;
+        op: BranchOp;
+        outcome: 'ongoing' | 'error';
+        detail: string;
+        at: string;
+        retryAt: string;
+      };
+    }
+  | { type: 'TransactionAborting'; data: { reason: string; at: string } }
+  | { type: 'TransactionSucceeded'; data: { at: string } }
+  | { type: 'TransactionFailed'; data: { reason: string; forced: boolean; at: string } }
+  | { type: 'RetryScheduleReset'; data: { at: string } };
+
+export type TxEventType = TxEvent['type'];
+
+export const TX_EVENT_TYPES: ReadonlySet<string> = new Set<TxEventType>([
+  'TransactionPrepared',
+  'TransactionSubmitted',
+  'BranchSucceeded',
+  'BranchFailed',
+  'BranchRetryScheduled',
+  'TransactionAborting',
+  'TransactionSucceeded',
+  'TransactionFailed',
+  'RetryScheduleReset',
+]);

@@ -1,0 +1,109 @@
+import type { BranchCall, BranchOutcome, Gid, GlobalStatus, TxEvent } from '@dtm-ts/domain';
+
+/** An event as stored: its revision in its stream (0-based) and when it was appended. */
+export interface RecordedEvent {
+  readonly revision: number;
+  readonly event: TxEvent;
+}
+
+/** The stream revision nobody has written yet: append with it to create a stream. */
+export const NO_STREAM = -1;
+
+/** Rejected append: someone else appended first. Re-read, re-decide, never overwrite. */
+export class VersionConflict extends Error {
+  override readonly name = 'VersionConflict';
+  constructor(
+    readonly gid: Gid,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(`stream of '${gid}' is at revision ${actual}, expected ${expected}`);
+  }
+}
+
+/** Append-only history of every global transaction: one stream per gid. */
+export interface EventLog {
+  /** All events of one transaction, and the revision of the last one (NO_STREAM when none). */
+  read(gid: Gid): Promise<{ events: TxEvent[]; version: number }>;
+  /**
+   * Appends atomically, only if the stream is at `expected` (NO_STREAM for a new stream).
+   * Rejects with VersionConflict otherwise. Resolves to the revision of the last appended event.
+   */
+  append(gid: Gid, events: readonly TxEvent[], expected: number): Promise<number>;
+}
+
+/** A position in the global feed, opaque to callers; `''` is the beginning. */
+export type FeedCheckpoint = string;
+
+/** One append, as the global feed reports it. */
+export interface FeedEntry {
+  readonly gid: Gid;
+  /** Revision of the first event of this append, and the events themselves. */
+  readonly firstRevision: number;
+  readonly events: readonly TxEvent[];
+  /** Position after this entry: pass it back to resume. */
+  readonly checkpoint: FeedCheckpoint;
+}
+
+/** The whole log in append order (per partition), for projections, recovery and audit replay. */
+export interface EventFeed {
+  /** Reads up to `limit` entries after `from`; an empty page means caught up. */
+  readPage(from: FeedCheckpoint, limit: number): Promise<FeedEntry[]>;
+}
+
+/** The `/all` and recovery view of a transaction, derived from its events. */
+export interface TransactionSummary {
+  readonly gid: Gid;
+  readonly transType: string;
+  readonly status: GlobalStatus;
+  readonly createTime: number;
+  /** The transaction as `/query` and `/all` print it. */
+  readonly record: Readonly<Record<string, unknown>>;
+}
+
+export interface ListQuery {
+  readonly position: string;
+  readonly limit: number;
+  readonly status?: string;
+  readonly transType?: string;
+  readonly createTimeStart?: number;
+  readonly createTimeEnd?: number;
+}
+
+/** Queryable projection of the log. Rebuildable: dropping it and replaying the feed gives the same answers. */
+export interface ReadModel {
+  /** Stores a projection of `gid` at `version`, unless a newer one is already stored. `wakeAt` null: finished. */
+  put(summary: TransactionSummary, version: number, wakeAt: number | null): Promise<void>;
+  get(gid: Gid): Promise<TransactionSummary | null>;
+  /** Newest first, `next` is '' on the last page. */
+  list(q: ListQuery): Promise<{ items: TransactionSummary[]; next: string }>;
+  /** Unfinished transactions that should have been driven before `before` (epoch ms). */
+  overdue(before: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]>;
+}
+
+/** Work for the workers: one job drives one transaction for one pass. */
+export interface PassScheduler {
+  /**
+   * Asks for a pass over `gid` at `at` (epoch ms; now or earlier: at once). `key` makes the request
+   * idempotent: a second request with the same gid and key while the first is pending is dropped.
+   */
+  schedule(gid: Gid, at: number, key: string): Promise<void>;
+}
+
+export interface BranchRequest extends BranchCall {
+  readonly gid: Gid;
+  readonly transType: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+}
+
+/** Calls one branch operation of an RM. Never throws: transport trouble is an `error` outcome. */
+export interface BranchTransport {
+  call(req: BranchRequest): Promise<BranchOutcome>;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
