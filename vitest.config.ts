@@ -2,6 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    // Integration files start their own redis-server and processes; two at a time suits a 2-core machine.
+    maxWorkers: 2,
+    minWorkers: 1,
     projects: [
       {
         test: {
@@ -15,10 +18,6 @@ export default defineConfig({
           include: ['test/**/*.int.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
-          // Files start their own redis-server and processes; two at a time keeps a 2-core machine honest.
-          fileParallelism: true,
-          maxWorkers: 2,
-          minWorkers: 1,
         },
       },
     ],

@@ -33,7 +33,8 @@ export const retryDelayMs = (
   return Math.min(cap, base * 2 ** Math.min(branch.errors, 40));
 };
 
-const describe = (o: BranchOutcome): string => ('detail' in o ? o.detail : '');
+const describe = (o: BranchOutcome, op: string): string =>
+  o.kind === 'failure' ? `FAILURE is retried here, ${op} must succeed: ${o.detail}` : 'detail' in o ? o.detail : '';
 
 const recordResult = (tx: ActiveTransaction, cmd: Extract<TxCommand, { type: 'RecordBranchResult' }>): TxEvent[] => {
   const { branchId, op, url, outcome } = cmd.data;
@@ -51,7 +52,7 @@ const recordResult = (tx: ActiveTransaction, cmd: Extract<TxCommand, { type: 'Re
   }
   const kind = outcome.kind === 'ongoing' ? 'ongoing' : 'error';
   const retryAt = iso(now + retryDelayMs(tx, branch, kind, policy));
-  return [{ type: 'BranchRetryScheduled', data: { branchId, op, outcome: kind, detail: describe(outcome), at, retryAt } }];
+  return [{ type: 'BranchRetryScheduled', data: { branchId, op, outcome: kind, detail: describe(outcome, op), at, retryAt } }];
 };
 
 const requireActive = (state: GlobalTransaction, gid: string): ActiveTransaction => {
