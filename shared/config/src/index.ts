@@ -1,0 +1,107 @@
+import { z } from 'zod';
+
+/** One entry per setting: environment variable, schema with default, and what it is for (the README table is generated from it). */
+const settings = {
+  port: { env: 'PORT', schema: z.coerce.number().int().min(0).max(65535).default(36789), doc: 'HTTP port of the API (DTM: 36789)' },
+  host: { env: 'HOST', schema: z.string().default('0.0.0.0'), doc: 'Address the API listens on' },
+  redisUrl: {
+    env: 'REDIS_URL',
+    schema: z.string().url().optional(),
+    doc: 'Redis for the event log, read model and queues. Unset: `npm start` runs its own redis-server (AOF on) under DATA_DIR',
+  },
+  dataDir: { env: 'DATA_DIR', schema: z.string().default('data'), doc: 'Where the managed redis-server keeps its files' },
+  prefix: { env: 'KEY_PREFIX', schema: z.string().regex(/^[A-Za-z0-9_-]+$/).default('dtm'), doc: 'Prefix of every Redis key and queue name' },
+  partitions: {
+    env: 'LOG_PARTITIONS',
+    schema: z.coerce.number().int().min(1).max(1024).default(4),
+    doc: 'Partitions of the Redis event log (hash slots); fixed for the life of the data',
+  },
+  retryIntervalS: {
+    env: 'RETRY_INTERVAL',
+    schema: z.coerce.number().int().min(1).default(10),
+    doc: 'Default base retry interval, seconds (DTM RetryInterval); ONGOING retries at this fixed interval',
+  },
+  timeoutToFailS: {
+    env: 'TIMEOUT_TO_FAIL',
+    schema: z.coerce.number().int().min(1).default(35),
+    doc: 'Default timeout of tcc/xa/msg transactions, seconds (saga only times out when asked)',
+  },
+  requestTimeoutS: {
+    env: 'REQUEST_TIMEOUT',
+    schema: z.coerce.number().int().min(1).default(3),
+    doc: 'Default timeout of one branch call, seconds',
+  },
+  backoffCapS: {
+    env: 'RETRY_BACKOFF_CAP',
+    schema: z.coerce.number().int().min(1).default(3600),
+    doc: 'Longest delay between retries after errors, seconds (DTM: unbounded)',
+  },
+  workerConcurrency: {
+    env: 'WORKER_CONCURRENCY',
+    schema: z.coerce.number().int().min(1).max(10000).default(200),
+    doc: 'Transactions one worker drives at once',
+  },
+  jobLockMs: {
+    env: 'JOB_LOCK_MS',
+    schema: z.coerce.number().int().min(1000).default(10000),
+    doc: 'Lock of a pass job; a dead worker\'s pass is taken over after about this long',
+  },
+  sweepIntervalMs: {
+    env: 'SWEEP_INTERVAL_MS',
+    schema: z.coerce.number().int().min(100).default(5000),
+    doc: 'How often each worker looks for transactions with no pending job',
+  },
+  sweepGraceMs: {
+    env: 'SWEEP_GRACE_MS',
+    schema: z.coerce.number().int().min(100).default(10000),
+    doc: 'How overdue a transaction must be before the sweep re-enqueues it',
+  },
+  maxBodyBytes: {
+    env: 'MAX_BODY_BYTES',
+    schema: z.coerce.number().int().min(1024).default(1024 * 1024),
+    doc: 'Largest accepted request body',
+  },
+  maxBranches: {
+    env: 'MAX_BRANCHES',
+    schema: z.coerce.number().int().min(1).default(1000),
+    doc: 'Most steps one transaction may have',
+  },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    doc: 'Log level (JSON logs on stdout)',
+  },
+} as const;
+
+type Settings = typeof settings;
+export type Config = { readonly [K in keyof Settings]: z.output<Settings[K]['schema']> };
+
+/** Thrown when the environment is invalid; the message names every bad variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Builds the one frozen config of a process from the environment, failing fast on every bad variable. */
+export const loadConfig = (env: NodeJS.ProcessEnv, overrides: Partial<Config> = {}): Config => {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, s] of Object.entries(settings)) {
+    if (key in overrides) {
+      out[key] = (overrides as Record<string, unknown>)[key];
+      continue;
+    }
+    const raw = env[s.env];
+    const r = s.schema.safeParse(raw === '' ? undefined : raw);
+    if (r.success) out[key] = r.data;
+    else problems.push(`${s.env}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  return Object.freeze(out) as Config;
+};
+
+/** Rows for the README's configuration table. */
+export const configDocs = (): { env: string; default: string; doc: string }[] =>
+  Object.values(settings).map((s) => {
+    const d = s.schema.safeParse(undefined);
+    return { env: s.env, default: d.success && d.data !== undefined ? String(d.data) : '', doc: s.doc };
+  });

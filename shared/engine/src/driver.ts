@@ -1,0 +1,169 @@
+import {
+  decide,
+  fold,
+  plan,
+  type ActiveTransaction,
+  type BranchCall,
+  type BranchOutcome,
+  type GlobalTransaction,
+  type Policy,
+  type TxCommand,
+  type TxEvent,
+} from '@dtm-ts/domain';
+import { VersionConflict, type BranchTransport, type Clock, type EventLog, type PassScheduler } from '@dtm-ts/ports';
+import { immediateKey, waitKey } from './views';
+
+export interface DriverDeps {
+  readonly log: EventLog;
+  readonly transport: BranchTransport;
+  readonly scheduler: PassScheduler;
+  readonly clock: Clock;
+  readonly policy: Policy;
+  /** Server default for one branch call, seconds. */
+  readonly requestTimeoutS: number;
+  readonly onBranchResult?: (gid: string, call: BranchCall, outcome: BranchOutcome, ms: number) => void;
+}
+
+/** How a pass ended. `lastOutcome` is the last non-success answer seen in the pass, if any. */
+export interface PassResult {
+  readonly state: GlobalTransaction;
+  readonly version: number;
+  readonly lastOutcome: BranchOutcome | null;
+}
+
+const MAX_CONFLICTS = 100;
+
+/** Appends that follow from a decision at once (a failure → aborting, the last success → succeed), merged into one append. */
+const withFollowUps = (state: GlobalTransaction, events: TxEvent[], now: number, policy: Policy): { events: TxEvent[]; state: GlobalTransaction } => {
+  let s = fold(events, state);
+  const all = [...events];
+  for (let i = 0; i < 4; i++) {
+    const p = plan(s, now, policy);
+    if (p.kind !== 'append') break;
+    all.push(...p.events);
+    s = fold(p.events, s);
+  }
+  return { events: all, state: s };
+};
+
+/**
+ * Runs the pure core against the ports: decide → append (with the expected revision) → plan → call
+ * branches → append each result → … until nothing is due, then asks for the next pass.
+ */
+export class Driver {
+  constructor(private readonly deps: DriverDeps) {}
+
+  /**
+   * Decides a command against the current stream and appends the outcome, re-reading and
+   * re-deciding on conflicts. Rejections of `decide` (TxRejected) propagate untouched.
+   */
+  async execute(gid: string, command: (now: number) => TxCommand): Promise<{ state: GlobalTransaction; version: number; appended: number }> {
+    let { events, version } = await this.deps.log.read(gid);
+    let state = fold(events);
+    for (let attempt = 0; ; attempt++) {
+      const now = this.deps.clock.now();
+      const decided = decide(command(now), state);
+      if (decided.length === 0) return { state, version, appended: 0 };
+      const next = withFollowUps(state, decided, now, this.deps.policy);
+      try {
+        version = await this.deps.log.append(gid, next.events, version);
+        return { state: next.state, version, appended: next.events.length };
+      } catch (err) {
+        if (!(err instanceof VersionConflict) || attempt >= MAX_CONFLICTS) throw err;
+        ({ events, version } = await this.deps.log.read(gid));
+        state = fold(events);
+      }
+    }
+  }
+
+  /** Asks for a pass at once (after a submit), keyed by the stream version so repeats collapse. */
+  async kick(gid: string, version: number): Promise<void> {
+    await this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version));
+  }
+
+  /**
+   * One pass over a transaction. `notBefore` is the time the pass was scheduled for: a worker whose
+   * clock lags treats what was due then as due now, so a pass never re-schedules itself.
+   */
+  async runPass(gid: string, notBefore = 0): Promise<PassResult> {
+    const { log, transport, clock, policy } = this.deps;
+    let { events, version } = await log.read(gid);
+    let state = fold(events);
+    let lastOutcome: BranchOutcome | null = null;
+    const inflight = new Map<string, Promise<{ call: BranchCall; outcome: BranchOutcome; ms: number }>>();
+    const now = (): number => Math.max(clock.now(), notBefore);
+
+    const reread = async (): Promise<void> => {
+      ({ events, version } = await log.read(gid));
+      state = fold(events);
+    };
+
+    const appendPlanned = async (planned: TxEvent[]): Promise<void> => {
+      const next = withFollowUps(state, planned, now(), policy);
+      try {
+        version = await log.append(gid, next.events, version);
+        state = next.state;
+      } catch (err) {
+        if (!(err instanceof VersionConflict)) throw err;
+        await reread();
+      }
+    };
+
+    const record = async (call: BranchCall, outcome: BranchOutcome): Promise<void> => {
+      for (let attempt = 0; attempt <= MAX_CONFLICTS; attempt++) {
+        const t = now();
+        const cmd: TxCommand = { type: 'RecordBranchResult', data: { ...call, outcome }, metadata: { now: t, policy } };
+        const decided = decide(cmd, state);
+        if (decided.length === 0) return;
+        const next = withFollowUps(state, decided, t, policy);
+        try {
+          version = await log.append(gid, next.events, version);
+          state = next.state;
+          return;
+        } catch (err) {
+          if (!(err instanceof VersionConflict)) throw err;
+          await reread();
+        }
+      }
+      throw new Error(`gave up recording ${call.branchId}/${call.op} of ${gid} after ${MAX_CONFLICTS} conflicts`);
+    };
+
+    const start = (tx: ActiveTransaction, call: BranchCall): void => {
+      const key = `${call.branchId}/${call.op}`;
+      const timeoutS = tx.definition.options.requestTimeout || this.deps.requestTimeoutS;
+      const t0 = performance.now();
+      inflight.set(
+        key,
+        transport
+          .call({ ...call, gid, transType: tx.definition.transType, headers: tx.definition.options.branchHeaders, timeoutMs: timeoutS * 1000 })
+          .then((outcome) => ({ call, outcome, ms: performance.now() - t0 })),
+      );
+    };
+
+    for (let conflicts = 0; conflicts < 10_000; conflicts++) {
+      const p = plan(state, now(), policy);
+      if (p.kind === 'append') {
+        await appendPlanned(p.events);
+        continue;
+      }
+      if (p.kind === 'call' && state.status !== 'none') {
+        // No compensation starts while a forward call may still be running.
+        const mayStart = state.status !== 'aborting' || inflight.size === 0;
+        if (mayStart) for (const c of p.calls) if (!inflight.has(`${c.branchId}/${c.op}`)) start(state, c);
+      }
+      if (inflight.size === 0) {
+        if (p.kind === 'wait') {
+          const at = Math.max(p.until, clock.now() + 10);
+          await this.deps.scheduler.schedule(gid, at, waitKey(version, p.until));
+        }
+        return { state, version, lastOutcome };
+      }
+      const done = await Promise.race(inflight.values());
+      inflight.delete(`${done.call.branchId}/${done.call.op}`);
+      if (done.outcome.kind !== 'success') lastOutcome = done.outcome;
+      this.deps.onBranchResult?.(gid, done.call, done.outcome, done.ms);
+      await record(done.call, done.outcome);
+    }
+    throw new Error(`pass over ${gid} did not settle`);
+  }
+}
