@@ -1,0 +1,167 @@
+import { sagaBranchId, TRANS_TYPES, type BranchDef, type SagaOrdering, type TransDefinition, type TransOptions } from '@dtm-ts/domain';
+import { BadRequest } from './bad-request';
+
+export interface Limits {
+  readonly maxBranches: number;
+}
+
+/** Go's encoding/json matches keys case-insensitively; DTM clients rely on snake_case, so lower-case the top level. */
+const lowerKeys = (o: Record<string, unknown>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[k.toLowerCase()] = v;
+  return out;
+};
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The request body as an object with lower-case keys, or a 400. */
+export const bodyObject = (body: unknown): Record<string, unknown> => {
+  if (!isObject(body)) throw new BadRequest('request body must be a JSON object');
+  return lowerKeys(body);
+};
+
+/** DTM strips these from gid and status (dtmimp.Escape). */
+const escape = (s: string): string => s.replace(/[\n\r;]/g, '');
+
+export const requireGid = (b: Record<string, unknown>): string => {
+  const raw = b.gid;
+  if (raw === undefined || raw === null || raw === '') throw new BadRequest('gid is required');
+  if (typeof raw !== 'string') throw new BadRequest('gid must be a string');
+  const gid = escape(raw);
+  if (gid === '') throw new BadRequest('gid is required');
+  if (gid.length > 128) throw new BadRequest('gid is longer than 128 characters', 422);
+  return gid;
+};
+
+const optString = (b: Record<string, unknown>, key: string): string => {
+  const v = b[key];
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new BadRequest(`${key} must be a string`);
+  return v;
+};
+
+const optBool = (b: Record<string, unknown>, key: string): boolean => {
+  const v = b[key];
+  if (v === undefined || v === null) return false;
+  if (typeof v !== 'boolean') throw new BadRequest(`${key} must be true or false`);
+  return v;
+};
+
+const MAX_SECONDS = 10 * 365 * 24 * 3600;
+const optSeconds = (b: Record<string, unknown>, key: string): number => {
+  const v = b[key];
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new BadRequest(`${key} must be an integer`);
+  if (v < 0 || v > MAX_SECONDS) throw new BadRequest(`${key} must be between 0 and ${MAX_SECONDS}`, 422);
+  return v;
+};
+
+const stringMap = (v: unknown, what: string): Record<string, string> => {
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) throw new BadRequest(`${what} must be an object of strings`);
+  for (const [k, x] of Object.entries(v)) if (typeof x !== 'string') throw new BadRequest(`${what}.${k} must be a string`);
+  return v as Record<string, string>;
+};
+
+const checkUrl = (url: string, what: string): void => {
+  if (url === '') return;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new BadRequest(`${what} is not a valid URL: ${url}`, 422);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BadRequest(`${what} must be an http(s) URL: ${url}`, 422);
+};
+
+/** Parses `custom_data` of a saga: `{"concurrent":true,"orders":{"1":[0]}}`; rejects orders that can never run. */
+const sagaOrdering = (customData: string, n: number): SagaOrdering => {
+  if (customData === '') return { concurrent: false, orders: {} };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(customData);
+  } catch {
+    throw new BadRequest('custom_data must be JSON text');
+  }
+  if (!isObject(parsed)) throw new BadRequest('custom_data must be a JSON object');
+  const concurrent = parsed.concurrent ?? false;
+  if (typeof concurrent !== 'boolean') throw new BadRequest('custom_data.concurrent must be true or false');
+  const rawOrders = parsed.orders ?? {};
+  if (!isObject(rawOrders)) throw new BadRequest('custom_data.orders must be an object');
+  const orders: Record<number, number[]> = {};
+  for (const [k, v] of Object.entries(rawOrders)) {
+    const i = Number(k);
+    if (!Number.isInteger(i) || i < 0 || i >= n) throw new BadRequest(`custom_data.orders has step ${k}, but there are ${n} steps`, 422);
+    if (!Array.isArray(v) || v.some((j) => !Number.isInteger(j) || j < 0 || j >= n || j === i)) {
+      throw new BadRequest(`custom_data.orders.${k} must list other step indexes below ${n}`, 422);
+    }
+    orders[i] = [...new Set(v as number[])];
+  }
+  // A cycle would leave its steps waiting forever: refuse it up front.
+  const state = new Map<number, 'visiting' | 'done'>();
+  const visit = (i: number): void => {
+    if (state.get(i) === 'done') return;
+    if (state.get(i) === 'visiting') throw new BadRequest(`custom_data.orders has a cycle through step ${i}`, 422);
+    state.set(i, 'visiting');
+    for (const j of orders[i] ?? []) visit(j);
+    state.set(i, 'done');
+  };
+  for (let i = 0; i < n; i++) visit(i);
+  return { concurrent, orders: concurrent ? orders : {} };
+};
+
+/** Validates a `submit` body into a definition and its branch rows, or throws BadRequest. Nothing is written before this passes. */
+export const parseGlobalRequest = (body: unknown, limits: Limits): { definition: TransDefinition; branches: BranchDef[] } => {
+  const b = bodyObject(body);
+  const gid = requireGid(b);
+  const transType = b.trans_type;
+  if (transType === undefined || transType === '' || transType === null) throw new BadRequest('trans_type is required');
+  if (typeof transType !== 'string') throw new BadRequest('trans_type must be a string');
+  if (!TRANS_TYPES.includes(transType)) throw new BadRequest(`unknown trans_type '${transType}'`, 422);
+  if (transType !== 'saga') throw new BadRequest(`trans_type '${transType}' is not supported yet`, 422);
+  const protocol = optString(b, 'protocol');
+  if (protocol !== '' && protocol !== 'http') throw new BadRequest(`protocol '${protocol}' is not supported (only http)`, 422);
+
+  const rawSteps = b.steps ?? [];
+  if (!Array.isArray(rawSteps)) throw new BadRequest('steps must be an array');
+  if (rawSteps.length > limits.maxBranches) throw new BadRequest(`too many steps: ${rawSteps.length} > ${limits.maxBranches}`, 422);
+  const steps = rawSteps.map((s, i) => {
+    const step = stringMap(s, `steps[${i}]`);
+    if (step.action === undefined) throw new BadRequest(`steps[${i}].action is required`);
+    checkUrl(step.action, `steps[${i}].action`);
+    checkUrl(step.compensate ?? '', `steps[${i}].compensate`);
+    return step;
+  });
+  const rawPayloads = b.payloads ?? [];
+  if (!Array.isArray(rawPayloads) || rawPayloads.some((p) => typeof p !== 'string')) {
+    throw new BadRequest('payloads must be an array of strings');
+  }
+  if (rawPayloads.length > steps.length) throw new BadRequest(`payloads has ${rawPayloads.length} entries for ${steps.length} steps`, 422);
+  const payloads = steps.map((s, i) => (rawPayloads[i] as string | undefined) ?? s.data ?? '');
+
+  const customData = optString(b, 'custom_data');
+  const options: TransOptions = {
+    timeoutToFail: optSeconds(b, 'timeout_to_fail'),
+    requestTimeout: optSeconds(b, 'request_timeout'),
+    retryInterval: optSeconds(b, 'retry_interval'),
+    retryLimit: optSeconds(b, 'retry_limit'),
+    branchHeaders: stringMap(b.branch_headers, 'branch_headers'),
+    waitResult: optBool(b, 'wait_result'),
+  };
+  const definition: TransDefinition = {
+    gid,
+    transType,
+    protocol: 'http',
+    steps,
+    payloads,
+    customData,
+    queryPrepared: optString(b, 'query_prepared'),
+    options,
+    ordering: sagaOrdering(customData, steps.length),
+  };
+  const branches: BranchDef[] = steps.flatMap((s, i) => [
+    { branchId: sagaBranchId(i), op: 'compensate' as const, url: s.compensate ?? '', data: payloads[i] ?? '' },
+    { branchId: sagaBranchId(i), op: 'action' as const, url: s.action ?? '', data: payloads[i] ?? '' },
+  ]);
+  return { definition, branches };
+};

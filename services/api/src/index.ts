@@ -1,0 +1,5 @@
+export * from './app';
+export * from './http/dtm-router';
+export * from './http/validate-global';
+export * from './http/bad-request';
+export * from './server';

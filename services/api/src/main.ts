@@ -1,0 +1,16 @@
+import { loadConfig } from '@dtm-ts/config';
+import { createInfra, runMain } from '@dtm-ts/runtime';
+import { createLogger } from '@dtm-ts/telemetry';
+import { startApi } from './server';
+
+runMain('dtm-api', async () => {
+  const config = loadConfig(process.env);
+  const logger = createLogger(config.logLevel, 'dtm-api');
+  const infra = await createInfra(config, logger, { manageRedis: true });
+  const api = await startApi(infra);
+  logger.info({ url: `${api.url}/api/dtmsvr` }, 'api listening');
+  return async () => {
+    await api.close();
+    await infra.close();
+  };
+});

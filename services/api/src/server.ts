@@ -1,0 +1,41 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Infra } from '@dtm-ts/runtime';
+import { createApiApp } from './app';
+
+export const VERSION = 'v1.19.0 (dtm-ts 0.1.0)';
+
+export interface RunningApi {
+  readonly url: string;
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+/** Serves the API on the config's HOST:PORT (port 0: any free port). */
+export const startApi = async (infra: Infra, port = infra.config.port): Promise<RunningApi> => {
+  const { config, logger } = infra;
+  const app = createApiApp({
+    driver: infra.driver,
+    log: infra.log,
+    readModel: infra.readModel,
+    limits: { maxBranches: config.maxBranches },
+    requestTimeoutS: config.requestTimeoutS,
+    version: VERSION,
+    logger,
+    maxBodyBytes: config.maxBodyBytes,
+  });
+  const server = app.listen(port, config.host);
+  await once(server, 'listening');
+  server.keepAliveTimeout = 65_000;
+  const addr = server.address() as AddressInfo;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  return {
+    url: `http://${host}:${addr.port}`,
+    server,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+};
