@@ -1,0 +1,173 @@
+import { Agent } from 'undici';
+import type { Dispatcher } from 'undici';
+import { classifyHttp } from '@dtm-ts/domain';
+import type { BranchOutcome } from '@dtm-ts/domain';
+import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
+
+/** Options of {@link HttpBranchTransport}. */
+export interface HttpBranchTransportOptions {
+  /** Sockets kept per RM origin (default 128). More than this many concurrent calls queue in undici. */
+  readonly connectionsPerOrigin?: number;
+  /** Bytes of an RM's answer read for classification (default 64 KiB); the rest is discarded. */
+  readonly maxBodyBytes?: number;
+}
+
+const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+/**
+ * How far past the cap an answer is still read and thrown away. Draining a little keeps the
+ * keep-alive socket usable; reading megabytes just to reuse one socket costs more than a new one.
+ */
+const DRAIN_BYTES = 256 * 1024;
+/** Bound on the parsed-url cache; RMs are few, so clearing it when full is good enough. */
+const URL_CACHE_MAX = 4096;
+
+/** Headers used when a branch has no branch_headers: shared because undici never mutates them. */
+const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'Content-Type': 'application/json' });
+
+/** A branch url split the way undici's Agent wants it, or why it cannot be called. */
+type ParsedUrl =
+  | { readonly ok: true; readonly origin: string; readonly path: string; readonly sep: '?' | '&' }
+  | { readonly ok: false; readonly detail: string };
+
+/** Marks an abort we caused, so it is reported as a timeout rather than as a transport error. */
+class CallTimeout extends Error {
+  override readonly name = 'CallTimeout';
+}
+
+/**
+ * Calls RM branch operations over HTTP as DTM's TM does (reference §3.1) and classifies the answer
+ * (§3.2). One undici Agent with keep-alive pools serves every origin.
+ */
+export class HttpBranchTransport implements BranchTransport {
+  private readonly agent: Agent;
+  private readonly maxBodyBytes: number;
+  // Branch urls repeat across transactions (one RM, many gids): parse each once, not per call.
+  private readonly urls = new Map<string, ParsedUrl>();
+
+  constructor(opts: HttpBranchTransportOptions = {}) {
+    this.maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: opts.connectionsPerOrigin ?? 128, pipelining: 1 });
+  }
+
+  /** Performs one branch call. Never rejects: timeouts and transport failures are `error` outcomes. */
+  async call(req: BranchRequest): Promise<BranchOutcome> {
+    // DTM treats a branch without url (e.g. a saga step with no compensation) as done.
+    if (req.url === '') return { kind: 'success' };
+    const target = this.parse(req.url);
+    if (!target.ok) return { kind: 'error', detail: target.detail };
+
+    const path =
+      `${target.path}${target.sep}gid=${encodeURIComponent(req.gid)}` +
+      `&trans_type=${encodeURIComponent(req.transType)}` +
+      `&branch_id=${encodeURIComponent(req.branchId)}&op=${encodeURIComponent(req.op)}`;
+    // Go's resty sends a nil payload as "null", so DTM posts for xa even without data (§3.1).
+    const post = req.data !== '' || req.transType === 'xa';
+    const headers = hasKeys(req.headers) ? { 'Content-Type': 'application/json', ...req.headers } : JSON_HEADERS;
+
+    // One timer bounds connect, headers and body together; undici's own timeouts are per phase.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new CallTimeout()), req.timeoutMs);
+    try {
+      const res = await this.agent.request({
+        origin: target.origin,
+        path,
+        method: post ? 'POST' : 'GET',
+        headers,
+        body: post ? req.data : null,
+        signal: abort.signal,
+      });
+      const body = await readCapped(res.body, this.maxBodyBytes);
+      return classifyHttp(res.statusCode, body);
+    } catch (err) {
+      if (abort.signal.aborted) return { kind: 'error', detail: `timeout after ${req.timeoutMs} ms` };
+      return { kind: 'error', detail: describeError(err) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits for calls in flight, then closes every pooled socket. */
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  private parse(raw: string): ParsedUrl {
+    let parsed = this.urls.get(raw);
+    if (parsed) return parsed;
+    parsed = parseBranchUrl(raw);
+    if (this.urls.size >= URL_CACHE_MAX) this.urls.clear();
+    this.urls.set(raw, parsed);
+    return parsed;
+  }
+}
+
+const hasKeys = (o: Readonly<Record<string, string>>): boolean => {
+  for (const _ in o) return true;
+  return false;
+};
+
+const parseBranchUrl = (raw: string): ParsedUrl => {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return { ok: false, detail: `invalid url: ${raw}` };
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    return { ok: false, detail: `unsupported protocol ${u.protocol} in ${raw}` };
+  }
+  // The RM's own query stays as written (already encoded by whoever registered it); ours is
+  // appended after it, as resty does. The fragment is never sent.
+  const search = u.search;
+  return { ok: true, origin: u.origin, path: u.pathname + search, sep: search === '' ? '?' : '&' };
+};
+
+/**
+ * Reads at most `cap` bytes of a response as UTF-8 text. A slightly larger answer is drained so
+ * the socket goes back to the pool; a much larger one is destroyed, which closes its socket.
+ */
+const readCapped = (body: Dispatcher.ResponseData['body'], cap: number): Promise<string> =>
+  new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let kept = 0;
+    let seen = 0;
+    const done = (): void => {
+      body.off('data', onData);
+      const [first] = chunks;
+      if (chunks.length <= 1) resolve(first ? first.toString('utf8') : '');
+      else resolve(Buffer.concat(chunks, kept).toString('utf8'));
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (kept < cap) {
+        const take = Math.min(chunk.length, cap - kept);
+        chunks.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+        kept += take;
+      }
+      if (seen > cap + DRAIN_BYTES) {
+        body.destroy();
+        done();
+      }
+    };
+    body.on('data', onData);
+    body.once('end', done);
+    body.once('error', reject);
+    // After 'end' this is a no-op; without 'end' (socket gone mid-body) it must not hang the call.
+    body.once('close', () => reject(new Error('response body closed before its end')));
+  });
+
+/** Names the cause of a transport failure, e.g. `connect ECONNREFUSED 127.0.0.1:1234`. */
+const describeError = (err: unknown): string => {
+  if (!(err instanceof Error)) return String(err);
+  // Happy-eyeballs connects (several addresses) fail with an AggregateError whose message is empty.
+  if (err instanceof AggregateError && err.message === '' && err.errors.length > 0) {
+    return err.errors.map(describeError).join('; ');
+  }
+  const code = (err as { code?: unknown }).code;
+  let detail = err.message || err.name;
+  if (typeof code === 'string' && !detail.includes(code)) detail = `${detail} (${code})`;
+  if (err.cause instanceof Error && err.cause.message && !detail.includes(err.cause.message)) {
+    detail = `${detail}: ${err.cause.message}`;
+  }
+  return detail;
+};

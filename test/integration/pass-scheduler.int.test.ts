@@ -1,0 +1,140 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue, Worker } from 'bullmq';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { BullPassScheduler, passJobId } from '../../shared/adapters/src/bullmq/pass-scheduler';
+import type { PassJobData } from '../../shared/adapters/src/bullmq/pass-scheduler';
+
+/** A throwaway redis-server of our own (never the machine's shared one on 6379). */
+const startRedis = async (): Promise<{ port: number; stop(): Promise<void> }> => {
+  const probe = createServer();
+  await new Promise<void>((ok) => probe.listen(0, '127.0.0.1', ok));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((ok) => probe.close(() => ok()));
+  const dir = await mkdtemp(join(tmpdir(), 'pass-scheduler-redis-'));
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+  await new Promise<void>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`redis-server not ready:\n${output}`)), 10_000);
+    const check = (): void => {
+      if (output.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        ok();
+      }
+    };
+    child.stdout?.on('data', check);
+    child.once('exit', () => fail(new Error(`redis-server exited:\n${output}`)));
+  });
+  return {
+    port,
+    stop: async () => {
+      child.kill('SIGKILL');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+};
+
+describe('BullPassScheduler', () => {
+  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let queue: Queue<PassJobData>;
+  let scheduler: BullPassScheduler;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  beforeEach(() => {
+    queue = new Queue<PassJobData>(`passes-${randomUUID()}`, { connection: { host: '127.0.0.1', port: redis.port } });
+    scheduler = new BullPassScheduler(queue);
+  });
+  afterEach(async () => {
+    await queue.obliterate({ force: true });
+    await queue.close();
+  });
+
+  it('when a pass is asked for later, then one delayed drive job waits with that delay', async () => {
+    const at = Date.now() + 5_000;
+    await scheduler.schedule('gid-1', at, 'v3');
+
+    const job = await queue.getJob(passJobId('gid-1', 'v3'));
+    expect(job?.name).toBe('drive');
+    expect(job?.data).toEqual({ gid: 'gid-1', at });
+    expect(job?.opts.delay).toBeGreaterThan(4_500);
+    expect(job?.opts.delay).toBeLessThanOrEqual(5_000);
+    expect(job?.opts).toMatchObject({ attempts: 1, removeOnComplete: true, removeOnFail: { count: 10_000 } });
+    expect(await job?.getState()).toBe('delayed');
+  });
+
+  it('when a pass is asked for in the past, then it waits with no delay', async () => {
+    await scheduler.schedule('gid-2', Date.now() - 60_000, 'v1');
+
+    const job = await queue.getJob(passJobId('gid-2', 'v1'));
+    expect(job?.opts.delay).toBe(0);
+    expect(await job?.getState()).toBe('waiting');
+  });
+
+  it('when the same gid and key are scheduled twice, then one job remains, the first one', async () => {
+    const first = Date.now() + 10_000;
+    await scheduler.schedule('gid-3', first, 'v7');
+    await scheduler.schedule('gid-3', Date.now(), 'v7');
+
+    const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized');
+    expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(1);
+    expect((await queue.getJob(passJobId('gid-3', 'v7')))?.data.at).toBe(first);
+  });
+
+  it('when the key differs, then both passes are kept', async () => {
+    await scheduler.schedule('gid-4', Date.now() + 10_000, 'v1');
+    await scheduler.schedule('gid-4', Date.now() + 10_000, 'v2');
+
+    expect(await queue.getDelayedCount()).toBe(2);
+  });
+
+  it("when gid and key contain ':' and '/', then the job is added under an escaped id", async () => {
+    const gid = 'tenant:a/b:c.d';
+    await scheduler.schedule(gid, Date.now() + 10_000, 'retry:2');
+
+    const id = passJobId(gid, 'retry:2');
+    expect(id).not.toContain(':');
+    expect(id).not.toContain('/');
+    expect((await queue.getJob(id))?.data.gid).toBe(gid);
+  });
+
+  it('when gid/key pairs would join to the same text, then their ids differ', () => {
+    expect(passJobId('a.b', 'c')).not.toBe(passJobId('a', 'b.c'));
+    expect(passJobId('a', 'x:1')).not.toBe(passJobId('a', 'x%3A1'));
+  });
+
+  it('when a pass has completed, then the same key can be scheduled again', async () => {
+    const done: string[] = [];
+    const worker = new Worker<PassJobData>(queue.name, async (job) => void done.push(job.data.gid), {
+      connection: { host: '127.0.0.1', port: redis.port, maxRetriesPerRequest: null },
+    });
+    try {
+      await scheduler.schedule('gid-5', Date.now(), 'v1');
+      await expect.poll(() => done.length, { timeout: 5_000 }).toBe(1);
+      await expect.poll(async () => queue.getJob(passJobId('gid-5', 'v1')), { timeout: 5_000 }).toBeUndefined();
+
+      await scheduler.schedule('gid-5', Date.now(), 'v1');
+      await expect.poll(() => done.length, { timeout: 5_000 }).toBe(2);
+    } finally {
+      await worker.close();
+    }
+  });
+});
