@@ -1,0 +1,39 @@
+--[[
+  Stores the read model of one transaction at a version, unless a newer or equal version is stored, and keeps
+  the partition's list index and wake set in step with it. Projections may replay or race: the version guard
+  makes an older summary unable to overwrite a newer one.
+
+  KEYS[1] read-model HASH of the gid (v = version, j = summary JSON, m = index member)
+  KEYS[2] index ZSET of the partition (scores 0, members `createTime|gid`)
+  KEYS[3] wake ZSET of the partition (score = wake time in epoch ms, member = gid)
+  ARGV[1] version
+  ARGV[2] summary JSON
+  ARGV[3] index member
+  ARGV[4] wake time in epoch ms, or -1 when the transaction is finished (removes it from the wake set)
+  ARGV[5] gid
+
+  Returns:
+    1  written
+    0  skipped: the stored version is the same or newer
+]]
+local version = tonumber(ARGV[1])
+local stored = redis.call('HMGET', KEYS[1], 'v', 'm')
+if stored[1] and tonumber(stored[1]) >= version then
+  return 0
+end
+
+-- The create time never changes for a gid, but if it did, a stale member would list the gid twice.
+if stored[2] and stored[2] ~= ARGV[3] then
+  redis.call('ZREM', KEYS[2], stored[2])
+end
+
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'j', ARGV[2], 'm', ARGV[3])
+redis.call('ZADD', KEYS[2], 0, ARGV[3])
+
+local wakeAt = tonumber(ARGV[4])
+if wakeAt < 0 then
+  redis.call('ZREM', KEYS[3], ARGV[5])
+else
+  redis.call('ZADD', KEYS[3], wakeAt, ARGV[5])
+end
+return 1

@@ -1,0 +1,217 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TxEvent } from '@dtm-ts/domain';
+import { NO_STREAM, VersionConflict, type EventFeed, type EventLog, type FeedEntry } from '@dtm-ts/ports';
+
+/** What a conformance run needs: a log to test, and how to let go of it. */
+export interface EventLogUnderTest {
+  readonly log: EventLog & EventFeed;
+  close(): Promise<void>;
+}
+
+const at = (): string => new Date().toISOString();
+const submitted = (): TxEvent => ({ type: 'TransactionSubmitted', data: { at: at() } });
+/** An event that says who wrote it, so tests can tell appends apart. */
+const aborting = (reason: string): TxEvent => ({ type: 'TransactionAborting', data: { reason, at: at() } });
+
+/** Reads the whole feed from `from`, page by page, returning the entries and the last checkpoint. */
+const readAll = async (
+  feed: EventFeed,
+  from: string,
+  pageSize: number,
+): Promise<{ entries: FeedEntry[]; checkpoint: string; pages: number }> => {
+  const entries: FeedEntry[] = [];
+  let checkpoint = from;
+  let pages = 0;
+  for (;;) {
+    const page = await feed.readPage(checkpoint, pageSize);
+    if (page.length === 0) return { entries, checkpoint, pages };
+    pages++;
+    expect(page.length).toBeLessThanOrEqual(pageSize);
+    entries.push(...page);
+    checkpoint = page.at(-1)?.checkpoint ?? checkpoint;
+  }
+};
+
+const appendKey = (e: FeedEntry): string => `${e.gid}@${e.firstRevision}`;
+
+/**
+ * The behaviour every EventLog + EventFeed must show, whatever stores it. `make` is called once for the
+ * suite; tests use fresh gids, so they tolerate other streams in the same log but not other writers running
+ * concurrently.
+ */
+export const describeEventLogConformance = (name: string, make: () => Promise<EventLogUnderTest>): void => {
+  describe(`${name} (event log conformance)`, () => {
+    let sut: EventLogUnderTest;
+    let log: EventLog & EventFeed;
+    const gid = (label: string): string => `${label}-${randomUUID()}`;
+
+    beforeAll(async () => {
+      sut = await make();
+      log = sut.log;
+    });
+    afterAll(async () => {
+      await sut?.close();
+    });
+
+    it('when nobody wrote a stream, then reading it gives no events and NO_STREAM', async () => {
+      expect(await log.read(gid('empty'))).toEqual({ events: [], version: NO_STREAM });
+    });
+
+    it('when events are appended to a new stream, then reading gives them back with the last revision', async () => {
+      const g = gid('round-trip');
+      const events: TxEvent[] = [submitted(), aborting('because'), { type: 'RetryScheduleReset', data: { at: at() } }];
+      expect(await log.append(g, events, NO_STREAM)).toBe(2);
+      expect(await log.read(g)).toEqual({ events, version: 2 });
+      expect(await log.append(g, [submitted()], 2)).toBe(3);
+      expect((await log.read(g)).version).toBe(3);
+    });
+
+    it('when a stream exists, then creating it again conflicts and writes nothing', async () => {
+      const g = gid('create-twice');
+      await log.append(g, [aborting('first')], NO_STREAM);
+      const err = await log.append(g, [aborting('second')], NO_STREAM).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(VersionConflict);
+      expect(err).toMatchObject({ gid: g, expected: NO_STREAM, actual: 0 });
+      const { events, version } = await log.read(g);
+      expect(version).toBe(0);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ data: { reason: 'first' } });
+    });
+
+    it('when the expected revision is behind or ahead, then the append conflicts with the actual revision and writes nothing', async () => {
+      const g = gid('wrong-revision');
+      await log.append(g, [submitted(), submitted()], NO_STREAM);
+      for (const expected of [0, 2, 7]) {
+        await expect(log.append(g, [aborting(`stale ${expected}`)], expected)).rejects.toMatchObject({
+          name: 'VersionConflict',
+          gid: g,
+          expected,
+          actual: 1,
+        });
+      }
+      const none = gid('no-stream');
+      await expect(log.append(none, [submitted()], 0)).rejects.toMatchObject({ expected: 0, actual: NO_STREAM });
+      expect((await log.read(g)).version).toBe(1);
+      expect(await log.read(none)).toEqual({ events: [], version: NO_STREAM });
+      const { entries } = await readAll(log, '', 500);
+      expect(entries.filter((e) => e.gid === g).map((e) => e.events.length)).toEqual([2]);
+      expect(entries.some((e) => e.gid === none)).toBe(false);
+    });
+
+    it('when 20 writers race at the same expected revision, then exactly one wins each round', async () => {
+      const g = gid('race');
+      await log.append(g, [submitted()], NO_STREAM);
+      const winners: string[] = [];
+      for (let round = 0; round < 5; round++) {
+        const expected = round;
+        const results = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, writer) => log.append(g, [aborting(`r${round}w${writer}`)], expected)),
+        );
+        const won = results.flatMap((r, writer) => (r.status === 'fulfilled' ? [{ writer, revision: r.value }] : []));
+        const lost = results.filter((r) => r.status === 'rejected');
+        expect(won).toHaveLength(1);
+        expect(won[0]?.revision).toBe(expected + 1);
+        expect(lost).toHaveLength(19);
+        for (const r of lost) expect(r.reason).toBeInstanceOf(VersionConflict);
+        winners.push(`r${round}w${won[0]?.writer}`);
+      }
+      const { events, version } = await log.read(g);
+      expect(version).toBe(5);
+      expect(events.slice(1).map((e) => (e.type === 'TransactionAborting' ? e.data.reason : e.type))).toEqual(winners);
+    });
+
+    it('when batches are appended one after another, then the stream keeps their order', async () => {
+      const g = gid('order');
+      let version = NO_STREAM;
+      const reasons: string[] = [];
+      for (let batch = 0; batch < 10; batch++) {
+        const events = Array.from({ length: (batch % 3) + 1 }, (_, i) => aborting(`${batch}.${i}`));
+        reasons.push(...events.map((e) => (e.type === 'TransactionAborting' ? e.data.reason : '')));
+        const last = await log.append(g, events, version);
+        expect(last).toBe(version + events.length);
+        version = last;
+      }
+      const read = await log.read(g);
+      expect(read.version).toBe(reasons.length - 1);
+      expect(read.events.map((e) => (e.type === 'TransactionAborting' ? e.data.reason : ''))).toEqual(reasons);
+    });
+
+    it('when the feed is paged from the start, then every append shows once, in stream order, with its events', async () => {
+      const gids = Array.from({ length: 12 }, (_, i) => gid(`feed${i}`));
+      const expected = new Map<string, TxEvent[]>();
+      // Interleave appends of different streams, some with several events.
+      const versions = new Map(gids.map((g) => [g, NO_STREAM]));
+      for (let round = 0; round < 4; round++) {
+        for (const [i, g] of gids.entries()) {
+          const events = Array.from({ length: 1 + ((round + i) % 3) }, () => aborting(`${g} ${round}`));
+          const v = versions.get(g) ?? NO_STREAM;
+          expected.set(`${g}@${v + 1}`, events);
+          versions.set(g, await log.append(g, events, v));
+        }
+      }
+      const { entries, pages } = await readAll(log, '', 7);
+      expect(pages).toBeGreaterThan(1);
+      const ours = entries.filter((e) => versions.has(e.gid));
+      expect(ours.map(appendKey).sort()).toEqual([...expected.keys()].sort());
+      expect(new Set(entries.map(appendKey)).size).toBe(entries.length);
+      for (const e of ours) expect(e.events).toEqual(expected.get(appendKey(e)));
+      for (const g of gids) {
+        const revisions = ours.filter((e) => e.gid === g).map((e) => e.firstRevision);
+        expect(revisions).toEqual([...revisions].sort((a, b) => a - b));
+        // Each append starts where the previous one ended: no append is missing.
+        let next = 0;
+        for (const e of ours.filter((x) => x.gid === g)) {
+          expect(e.firstRevision).toBe(next);
+          next += e.events.length;
+        }
+        expect(next - 1).toBe(versions.get(g));
+      }
+    });
+
+    it('when reading resumes from a checkpoint, then it continues with no gap and no duplicate', async () => {
+      const gids = Array.from({ length: 6 }, (_, i) => gid(`resume${i}`));
+      for (const g of gids) await log.append(g, [submitted()], NO_STREAM);
+      for (const g of gids) await log.append(g, [submitted(), submitted()], 0);
+      const full = await readAll(log, '', 1000);
+      const ours = gids.flatMap((g) => [`${g}@0`, `${g}@1`]);
+      expect(
+        full.entries
+          .map(appendKey)
+          .filter((k) => ours.includes(k))
+          .sort(),
+      ).toEqual(ours.sort());
+      for (const cut of [1, 5, Math.floor(full.entries.length / 2), full.entries.length - 1]) {
+        const from = full.entries[cut - 1]?.checkpoint ?? '';
+        const rest = await readAll(log, from, 3);
+        expect(rest.entries.map(appendKey)).toEqual(full.entries.slice(cut).map(appendKey));
+      }
+      // Caught up: nothing more, until someone appends; then exactly the new appends.
+      expect(await log.readPage(full.checkpoint, 10)).toEqual([]);
+      const late = gid('late');
+      await log.append(late, [submitted()], NO_STREAM);
+      await log.append(gids[0] ?? late, [submitted()], 2);
+      const after = await readAll(log, full.checkpoint, 10);
+      expect(after.entries.map(appendKey).sort()).toEqual([`${gids[0]}@3`, `${late}@0`].sort());
+    });
+
+    it('when a stream holds 2,000 events, then they read back in order, in one append and in many', async () => {
+      const big = gid('big');
+      const events = Array.from({ length: 2_000 }, (_, i) => aborting(`event ${i}`));
+      expect(await log.append(big, events, NO_STREAM)).toBe(1_999);
+      const read = await log.read(big);
+      expect(read.version).toBe(1_999);
+      expect(read.events).toEqual(events);
+      const { entries } = await readAll(log, '', 50);
+      const entry = entries.find((e) => e.gid === big);
+      expect(entry?.firstRevision).toBe(0);
+      expect(entry?.events).toEqual(events);
+
+      const chunked = gid('chunked');
+      let version = NO_STREAM;
+      for (let i = 0; i < 2_000; i += 100) version = await log.append(chunked, events.slice(i, i + 100), version);
+      expect(version).toBe(1_999);
+      expect((await log.read(chunked)).events).toEqual(events);
+    });
+  });
+};
