@@ -1,0 +1,152 @@
+/**
+ * npm run bench: N two-step sagas against a local RM that answers 200 at once.
+ * Prints sagas/s and p50/p99 (submit → last branch call), beside the raw rate of the same HTTP
+ * client against the same RM without a TM, so the ratio is comparable across machines.
+ *
+ * The TM runs as its own process (as users run it); Redis too. Env: BENCH_SAGAS (default 20000),
+ * BENCH_CONCURRENCY (in-flight submits, default 256), BENCH_PROFILE=1 writes a CPU profile of the TM
+ * to .bench/.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { cpus } from 'node:os';
+import { Agent, request } from 'undici';
+import { freePort, startRedis } from '@dtm-ts/testing';
+
+const N = Number(process.env.BENCH_SAGAS ?? 20_000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 256);
+const PROFILE = process.env.BENCH_PROFILE === '1';
+
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `total` tasks with at most `width` in flight. */
+const pool = async (total: number, width: number, task: (i: number) => Promise<void>): Promise<void> => {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, total) }, async () => {
+      while (next < total) await task(next++);
+    }),
+  );
+};
+
+const main = async (): Promise<void> => {
+  // The RM: answers 200 at once and notes when each saga's last action arrived.
+  const lastCall = new Map<string, number>();
+  let rmCalls = 0;
+  const rm = createServer((req: IncomingMessage, res: ServerResponse) => {
+    rmCalls++;
+    req.resume();
+    req.on('end', () => {
+      if (req.url?.startsWith('/TransIn')) {
+        const gid = new URL(req.url, 'http://rm').searchParams.get('gid');
+        if (gid) lastCall.set(gid, performance.now());
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"dtm_result":"SUCCESS"}');
+    });
+  });
+  rm.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => rm.listen(0, '127.0.0.1', r));
+  const rmUrl = `http://127.0.0.1:${(rm.address() as AddressInfo).port}`;
+  const client = new Agent({ connections: 128, keepAliveTimeout: 60_000 });
+
+  // 1. Raw: the same client straight at the RM, two calls per "saga".
+  const rawN = N;
+  const t0 = performance.now();
+  await pool(rawN, CONCURRENCY, async (i) => {
+    for (const path of ['/TransOut', '/TransInRaw']) {
+      const r = await request(`${rmUrl}${path}?gid=raw${i}&trans_type=saga&branch_id=01&op=action`, {
+        method: 'POST',
+        body: '{"amount":30}',
+        headers: { 'content-type': 'application/json' },
+        dispatcher: client,
+      });
+      await r.body.text();
+    }
+  });
+  const rawSecs = (performance.now() - t0) / 1000;
+
+  // 2. Through the TM (own process) with its own Redis.
+  const redis = await startRedis({ appendonly: true, appendfsync: 'everysec' });
+  const port = await freePort();
+  mkdirSync('.bench', { recursive: true });
+  const nodeArgs = PROFILE ? ['--cpu-prof', '--cpu-prof-dir=.bench'] : [];
+  const tm = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'services/tm/src/main.ts'], {
+    env: { ...process.env, REDIS_URL: redis.url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const api = `http://127.0.0.1:${port}/api/dtmsvr`;
+  for (let i = 0; ; i++) {
+    try {
+      const r = await request(`${api}/version`, { dispatcher: client });
+      await r.body.text();
+      if (r.statusCode === 200) break;
+    } catch {
+      if (i > 200) throw new Error('TM did not start');
+    }
+    await sleep(100);
+  }
+  // Warm up (JIT, connections), then measure.
+  const submit = async (gid: string): Promise<number> => {
+    const body = JSON.stringify({
+      gid,
+      trans_type: 'saga',
+      steps: [
+        { action: `${rmUrl}/TransOut`, compensate: `${rmUrl}/TransOutRevert` },
+        { action: `${rmUrl}/TransIn`, compensate: `${rmUrl}/TransInRevert` },
+      ],
+      payloads: ['{"amount":30}', '{"amount":30}'],
+    });
+    const start = performance.now();
+    const r = await request(`${api}/submit`, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher: client });
+    const text = await r.body.text();
+    if (r.statusCode !== 200) throw new Error(`submit ${gid}: ${r.statusCode} ${text}`);
+    return start;
+  };
+  const warm = Math.min(2000, Math.ceil(N / 10));
+  const warmStarts = new Map<string, number>();
+  await pool(warm, CONCURRENCY, async (i) => {
+    const gid = `warm-${i}`;
+    warmStarts.set(gid, await submit(gid));
+  });
+  while ([...warmStarts.keys()].some((g) => !lastCall.has(g))) await sleep(20);
+
+  const starts = new Map<string, number>();
+  const runId = Date.now().toString(36);
+  const t1 = performance.now();
+  await pool(N, CONCURRENCY, async (i) => {
+    const gid = `b${runId}-${i}`;
+    starts.set(gid, await submit(gid));
+  });
+  const deadline = Date.now() + 300_000;
+  while ([...starts.keys()].some((g) => !lastCall.has(g))) {
+    if (Date.now() > deadline) throw new Error('sagas did not finish in 5 minutes');
+    await sleep(20);
+  }
+  const lastEnd = Math.max(...[...starts.keys()].map((g) => lastCall.get(g)!));
+  const sagaSecs = (lastEnd - t1) / 1000;
+  const lat = [...starts.entries()].map(([g, s]) => lastCall.get(g)! - s).sort((a, b) => a - b);
+
+  tm.kill('SIGINT');
+  await new Promise((r) => tm.once('exit', r));
+  await redis.stop();
+  rm.close();
+  await client.close();
+
+  const sagaRate = N / sagaSecs;
+  const rawRate = rawN / rawSecs;
+  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}`);
+  console.log(`sagas: ${N} two-step sagas, ${CONCURRENCY} submits in flight, TM = one all-in-one process`);
+  console.log(`  TM        ${sagaRate.toFixed(0).padStart(7)} sagas/s   p50 ${pct(lat, 50).toFixed(1)} ms   p99 ${pct(lat, 99).toFixed(1)} ms  (submit → last branch call)`);
+  console.log(`  raw       ${rawRate.toFixed(0).padStart(7)} pairs/s   (same client, 2 calls to the same RM, no TM)`);
+  console.log(`  ratio     ${(sagaRate / rawRate).toFixed(3)} (TM sagas/s ÷ raw pairs/s)`);
+  console.log(`  rm calls  ${rmCalls}`);
+  if (PROFILE) console.log('  CPU profile of the TM written to .bench/ (open in Chrome DevTools)');
+};
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

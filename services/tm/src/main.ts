@@ -1,0 +1,12 @@
+import { loadConfig } from '@dtm-ts/config';
+import { runMain } from '@dtm-ts/runtime';
+import { createLogger } from '@dtm-ts/telemetry';
+import { startTm } from './all-in-one';
+
+runMain('dtm-ts', async () => {
+  const config = loadConfig(process.env);
+  const logger = createLogger(config.logLevel, 'dtm-ts');
+  const tm = await startTm(config, logger, { manageRedis: true });
+  logger.info({ api: `${tm.url}/api/dtmsvr`, redis: config.redisUrl ?? `managed under ${config.dataDir}/redis` }, 'dtm-ts is up');
+  return () => tm.close();
+});

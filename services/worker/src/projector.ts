@@ -1,0 +1,24 @@
+import { fold } from '@dtm-ts/domain';
+import { summarize } from '@dtm-ts/engine';
+import type { EventLog, FeedEntry, ReadModel } from '@dtm-ts/ports';
+
+/**
+ * Projects the log into the read model. Order-free and idempotent: for every gid in a batch it
+ * folds the whole stream and stores the result under its version, so redeliveries, replays and
+ * two projectors racing all converge on the newest state.
+ */
+export const projectEntries = async (
+  deps: { log: EventLog; readModel: ReadModel; requestTimeoutMs: number },
+  entries: readonly FeedEntry[],
+): Promise<void> => {
+  const gids = [...new Set(entries.map((e) => e.gid))];
+  await Promise.all(
+    gids.map(async (gid) => {
+      const { events, version } = await deps.log.read(gid);
+      const tx = fold(events);
+      if (tx.status === 'none') return;
+      const { summary, wakeAt } = summarize(tx, version, deps.requestTimeoutMs);
+      await deps.readModel.put(summary, version, wakeAt);
+    }),
+  );
+};

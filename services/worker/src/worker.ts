@@ -1,0 +1,72 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { Worker, type Job } from 'bullmq';
+import { RedisFeedSubscriber, type PassJobData } from '@dtm-ts/adapters';
+import type { Infra } from '@dtm-ts/runtime';
+import { projectEntries } from './projector';
+import { sweepOnce } from './sweep';
+
+export interface RunningWorker {
+  /** Runs the recovery sweep now (tests and admin use). */
+  sweep(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * A stateless worker: drives passes from the queue, projects the log into the read model,
+ * and sweeps for transactions left without a pending pass. Run any number of them.
+ */
+export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
+  const { config, logger, driver, log, readModel, scheduler, clock } = infra;
+  const consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+
+  const worker = new Worker<PassJobData>(
+    infra.queueName,
+    async (job: Job<PassJobData>) => {
+      const pass = await driver.runPass(job.data.gid, job.data.at);
+      return { status: pass.state.status, version: pass.version };
+    },
+    {
+      connection: infra.redisOptions,
+      concurrency: config.workerConcurrency,
+      lockDuration: config.jobLockMs,
+      stalledInterval: Math.max(1000, Math.floor(config.jobLockMs / 2)),
+      // A pass is safe to run again (invariant 4): never give up on a stalled one.
+      maxStalledCount: 1_000_000,
+      autorun: true,
+    },
+  );
+  worker.on('error', (err) => logger.warn({ err: err.message }, 'worker error'));
+  worker.on('failed', (job, err) => logger.warn({ gid: job?.data.gid, err: err.message }, 'pass failed; the sweep will retry it'));
+
+  const projector = new RedisFeedSubscriber(infra.redis, {
+    prefix: config.prefix,
+    partitions: config.partitions,
+    group: 'read-model',
+    consumer,
+    onError: (err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'projection failed; will retry'),
+  });
+  await projector.start((entries) => projectEntries({ log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000 }, entries));
+
+  const sweep = (): Promise<number> =>
+    sweepOnce({ readModel, scheduler, now: () => clock.now(), graceMs: config.sweepGraceMs });
+  let sweeping = false;
+  const timer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    sweep()
+      .then((n) => n > 0 && logger.info({ count: n }, 'sweep re-enqueued overdue transactions'))
+      .catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'sweep failed'))
+      .finally(() => (sweeping = false));
+  }, config.sweepIntervalMs);
+  timer.unref();
+
+  return {
+    sweep,
+    async close() {
+      clearInterval(timer);
+      await worker.close();
+      await projector.stop();
+    },
+  };
+};

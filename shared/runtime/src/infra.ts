@@ -1,0 +1,90 @@
+import { Queue } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import { BullPassScheduler, HttpBranchTransport, RedisEventLog, RedisReadModel, startManagedRedis } from '@dtm-ts/adapters';
+import type { Config } from '@dtm-ts/config';
+import { Driver } from '@dtm-ts/engine';
+import { systemClock, type Clock } from '@dtm-ts/ports';
+import type { Logger } from '@dtm-ts/telemetry';
+
+/** Everything a role needs, wired from one config. `close` releases it in reverse order. */
+export interface Infra {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly redisOptions: RedisOptions;
+  readonly redis: Redis;
+  readonly log: RedisEventLog;
+  readonly readModel: RedisReadModel;
+  readonly queue: Queue;
+  readonly scheduler: BullPassScheduler;
+  readonly transport: HttpBranchTransport;
+  readonly driver: Driver;
+  readonly clock: Clock;
+  readonly queueName: string;
+  close(): Promise<void>;
+}
+
+/** Parses REDIS_URL into ioredis options, so that BullMQ can open its own connections from them. */
+const optionsFromUrl = (url: string): RedisOptions => {
+  const u = new URL(url);
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+  };
+};
+
+/**
+ * Connects to Redis (REDIS_URL, or a managed redis-server under DATA_DIR when `manageRedis`),
+ * and builds the ports. `maxRetriesPerRequest: null` makes commands wait out a Redis restart
+ * instead of failing, which BullMQ requires and the engine wants.
+ */
+export const createInfra = async (config: Config, logger: Logger, opts: { manageRedis?: boolean; clock?: Clock } = {}): Promise<Infra> => {
+  let stopManaged: (() => Promise<void>) | undefined;
+  let base: RedisOptions;
+  if (config.redisUrl) {
+    base = optionsFromUrl(config.redisUrl);
+  } else if (opts.manageRedis) {
+    const managed = await startManagedRedis({ dataDir: config.dataDir, log: (msg) => logger.info(msg) });
+    stopManaged = managed.stop;
+    base = { path: managed.path };
+  } else {
+    throw new Error('REDIS_URL is required for this role (only `npm start` runs its own redis-server)');
+  }
+  const redisOptions: RedisOptions = { ...base, maxRetriesPerRequest: null, enableReadyCheck: true };
+  const redis = new Redis(redisOptions);
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const clock = opts.clock ?? systemClock;
+  const shape = { prefix: config.prefix, partitions: config.partitions };
+  const log = new RedisEventLog(redis, shape);
+  const readModel = new RedisReadModel(redis, shape);
+  const queueName = `${config.prefix}-passes`;
+  const queue = new Queue(queueName, { connection: redisOptions });
+  queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
+  const scheduler = new BullPassScheduler(queue);
+  const transport = new HttpBranchTransport();
+  const policy = { retryIntervalS: config.retryIntervalS, timeoutToFailS: config.timeoutToFailS, backoffCapS: config.backoffCapS };
+  const driver = new Driver({ log, transport, scheduler, clock, policy, requestTimeoutS: config.requestTimeoutS });
+  return {
+    config,
+    logger,
+    redisOptions,
+    redis,
+    log,
+    readModel,
+    queue,
+    scheduler,
+    transport,
+    driver,
+    clock,
+    queueName,
+    async close() {
+      await queue.close();
+      await transport.close();
+      redis.disconnect();
+      if (stopManaged) await stopManaged();
+    },
+  };
+};

@@ -1,0 +1,87 @@
+import { randomUUID } from 'node:crypto';
+import { expect } from 'vitest';
+import { loadConfig, type Config } from '@dtm-ts/config';
+import { createLogger } from '@dtm-ts/telemetry';
+import { startTm, type RunningTm } from '@dtm-ts/tm';
+
+/** An in-process TM (API + worker) on port 0 against the given Redis, with a fresh key prefix. */
+export const startTestTm = async (redisUrl: string, overrides: Partial<Config> = {}): Promise<RunningTm> => {
+  const config = loadConfig(
+    {},
+    {
+      redisUrl,
+      port: 0,
+      host: '127.0.0.1',
+      prefix: `t${randomUUID().slice(0, 8)}`,
+      logLevel: 'warn',
+      retryIntervalS: 1,
+      requestTimeoutS: 3,
+      backoffCapS: 8,
+      jobLockMs: 3000,
+      sweepIntervalMs: 500,
+      sweepGraceMs: 2000,
+      ...overrides,
+    },
+  );
+  return startTm(config, createLogger(config.logLevel, 'test-tm'));
+};
+
+export interface DtmClient {
+  post(path: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
+  postRaw(path: string, raw: string, contentType?: string): Promise<{ status: number; body: Record<string, unknown> }>;
+  get(path: string): Promise<{ status: number; body: Record<string, unknown> }>;
+  query(gid: string): Promise<{ transaction: Record<string, unknown> | null; branches: Record<string, unknown>[] }>;
+  /** Polls `/query` until the transaction has `status` (or any final status when 'final'); fails the test on timeout. */
+  waitFor(gid: string, status: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+const parse = async (r: Response) => {
+  const text = await r.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    body = { raw: text };
+  }
+  return { status: r.status, body };
+};
+
+export const dtmClient = (baseUrl: string): DtmClient => {
+  const api = `${baseUrl}/api/dtmsvr`;
+  const client: DtmClient = {
+    post: async (path, body) =>
+      parse(await fetch(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })),
+    postRaw: async (path, raw, contentType = 'application/json') =>
+      parse(await fetch(`${api}${path}`, { method: 'POST', headers: { 'content-type': contentType }, body: raw })),
+    get: async (path) => parse(await fetch(`${api}${path}`)),
+    query: async (gid) => (await client.get(`/query?gid=${encodeURIComponent(gid)}`)).body as never,
+    waitFor: async (gid, status, timeoutMs = 20_000) => {
+      const deadline = Date.now() + timeoutMs;
+      let last: Record<string, unknown> | null = null;
+      while (Date.now() < deadline) {
+        const q = await client.query(gid);
+        last = q.transaction;
+        const s = last?.status as string | undefined;
+        if (s === status || (status === 'final' && (s === 'succeed' || s === 'failed'))) return last!;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect.fail(`transaction ${gid} did not reach '${status}' in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    },
+  };
+  return client;
+};
+
+/** A saga body as DTM's clients send it. */
+export const sagaBody = (
+  gid: string,
+  steps: { action: string; compensate: string }[],
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> => ({
+  gid,
+  trans_type: 'saga',
+  steps,
+  payloads: steps.map((_, i) => JSON.stringify({ amount: 30, step: i })),
+  ...extra,
+});
+
+export const uniqueGid = (label: string): string => `${label}-${randomUUID().slice(0, 12)}`;
