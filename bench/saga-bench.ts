@@ -19,7 +19,8 @@ const N = Number(process.env.BENCH_SAGAS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 256);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const pct = (sorted: number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `total` tasks with at most `width` in flight. */
@@ -100,7 +101,12 @@ const main = async (): Promise<void> => {
       payloads: ['{"amount":30}', '{"amount":30}'],
     });
     const start = performance.now();
-    const r = await request(`${api}/submit`, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher: client });
+    const r = await request(`${api}/submit`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json' },
+      dispatcher: client,
+    });
     const text = await r.body.text();
     if (r.statusCode !== 200) throw new Error(`submit ${gid}: ${r.statusCode} ${text}`);
     return start;
@@ -139,7 +145,9 @@ const main = async (): Promise<void> => {
   const rawRate = rawN / rawSecs;
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}`);
   console.log(`sagas: ${N} two-step sagas, ${CONCURRENCY} submits in flight, TM = one all-in-one process`);
-  console.log(`  TM        ${sagaRate.toFixed(0).padStart(7)} sagas/s   p50 ${pct(lat, 50).toFixed(1)} ms   p99 ${pct(lat, 99).toFixed(1)} ms  (submit → last branch call)`);
+  console.log(
+    `  TM        ${sagaRate.toFixed(0).padStart(7)} sagas/s   p50 ${pct(lat, 50).toFixed(1)} ms   p99 ${pct(lat, 99).toFixed(1)} ms  (submit → last branch call)`,
+  );
   console.log(`  raw       ${rawRate.toFixed(0).padStart(7)} pairs/s   (same client, 2 calls to the same RM, no TM)`);
   console.log(`  ratio     ${(sagaRate / rawRate).toFixed(3)} (TM sagas/s ÷ raw pairs/s)`);
   console.log(`  rm calls  ${rmCalls}`);

@@ -32,25 +32,122 @@ describe('bad input changes nothing', () => {
     ['missing gid', () => dtm.post('/submit', { trans_type: 'saga', steps: [] }), 400, /gid is required/],
     ['gid of the wrong type', () => dtm.post('/submit', { gid: 7, trans_type: 'saga' }), 400, /gid must be a string/],
     ['missing trans_type', () => dtm.post('/submit', { gid: uniqueGid('x') }), 400, /trans_type is required/],
-    ['unknown trans_type', () => dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'sagaa' }), 422, /unknown trans_type 'sagaa'/],
+    [
+      'unknown trans_type',
+      () => dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'sagaa' }),
+      422,
+      /unknown trans_type 'sagaa'/,
+    ],
     ['malformed JSON', () => dtm.postRaw('/submit', '{"gid": "x", '), 400, /malformed JSON/],
     ['a JSON array', () => dtm.postRaw('/submit', '[1,2]'), 400, /must be a JSON object/],
-    ['an oversized body', () => dtm.postRaw('/submit', JSON.stringify({ gid: 'big', trans_type: 'saga', pad: 'x'.repeat(70_000) })), 413, /larger than 65536 bytes/],
-    ['steps that are not an array', () => dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'saga', steps: {} }), 400, /steps must be an array/],
-    ['a step without action', () => dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'saga', steps: [{ compensate: '' }] }), 400, /steps\[0\]\.action is required/],
-    ['a step URL that is not http', () => dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'saga', steps: [{ action: 'ftp://x/y', compensate: '' }] }), 422, /must be an http\(s\) URL/],
-    ['a numeric option of the wrong type', () => dtm.post('/submit', { ...sagaBody(uniqueGid('x'), []), timeout_to_fail: '5' }), 400, /timeout_to_fail must be an integer/],
-    ['a negative option', () => dtm.post('/submit', { ...sagaBody(uniqueGid('x'), []), retry_interval: -1 }), 422, /retry_interval must be between/],
-    ['too many steps', () => dtm.post('/submit', sagaBody(uniqueGid('x'), Array(6).fill({ action: '', compensate: '' }))), 422, /too many steps: 6 > 5/],
-    ['more payloads than steps', () => dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'saga', steps: [], payloads: ['a'] }), 422, /payloads has 1 entries for 0 steps/],
-    ['orders with a cycle', () => dtm.post('/submit', sagaBody(uniqueGid('x'), Array(2).fill({ action: '', compensate: '' }), { custom_data: '{"concurrent":true,"orders":{"0":[1],"1":[0]}}' })), 422, /cycle/],
-    ['orders naming a missing step', () => dtm.post('/submit', sagaBody(uniqueGid('x'), Array(2).fill({ action: '', compensate: '' }), { custom_data: '{"concurrent":true,"orders":{"1":[5]}}' })), 422, /other step indexes below 2/],
-    ['custom_data that is not JSON', () => dtm.post('/submit', sagaBody(uniqueGid('x'), [], { custom_data: '{' })), 400, /custom_data must be JSON text/],
-    ['branch_headers with a number', () => dtm.post('/submit', sagaBody(uniqueGid('x'), [], { branch_headers: { a: 1 } })), 400, /branch_headers\.a must be a string/],
-    ['an unsupported protocol', () => dtm.post('/submit', sagaBody(uniqueGid('x'), [], { protocol: 'grpc' })), 422, /protocol 'grpc' is not supported/],
+    [
+      'an oversized body',
+      () => dtm.postRaw('/submit', JSON.stringify({ gid: 'big', trans_type: 'saga', pad: 'x'.repeat(70_000) })),
+      413,
+      /larger than 65536 bytes/,
+    ],
+    [
+      'steps that are not an array',
+      () => dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'saga', steps: {} }),
+      400,
+      /steps must be an array/,
+    ],
+    [
+      'a step without action',
+      () => dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'saga', steps: [{ compensate: '' }] }),
+      400,
+      /steps\[0\]\.action is required/,
+    ],
+    [
+      'a step URL that is not http',
+      () =>
+        dtm.post('/submit', {
+          gid: uniqueGid('x'),
+          trans_type: 'saga',
+          steps: [{ action: 'ftp://x/y', compensate: '' }],
+        }),
+      422,
+      /must be an http\(s\) URL/,
+    ],
+    [
+      'a numeric option of the wrong type',
+      () => dtm.post('/submit', { ...sagaBody(uniqueGid('x'), []), timeout_to_fail: '5' }),
+      400,
+      /timeout_to_fail must be an integer/,
+    ],
+    [
+      'a negative option',
+      () => dtm.post('/submit', { ...sagaBody(uniqueGid('x'), []), retry_interval: -1 }),
+      422,
+      /retry_interval must be between/,
+    ],
+    [
+      'too many steps',
+      () => dtm.post('/submit', sagaBody(uniqueGid('x'), Array(6).fill({ action: '', compensate: '' }))),
+      422,
+      /too many steps: 6 > 5/,
+    ],
+    [
+      'more payloads than steps',
+      () => dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'saga', steps: [], payloads: ['a'] }),
+      422,
+      /payloads has 1 entries for 0 steps/,
+    ],
+    [
+      'orders with a cycle',
+      () =>
+        dtm.post(
+          '/submit',
+          sagaBody(uniqueGid('x'), Array(2).fill({ action: '', compensate: '' }), {
+            custom_data: '{"concurrent":true,"orders":{"0":[1],"1":[0]}}',
+          }),
+        ),
+      422,
+      /cycle/,
+    ],
+    [
+      'orders naming a missing step',
+      () =>
+        dtm.post(
+          '/submit',
+          sagaBody(uniqueGid('x'), Array(2).fill({ action: '', compensate: '' }), {
+            custom_data: '{"concurrent":true,"orders":{"1":[5]}}',
+          }),
+        ),
+      422,
+      /other step indexes below 2/,
+    ],
+    [
+      'custom_data that is not JSON',
+      () => dtm.post('/submit', sagaBody(uniqueGid('x'), [], { custom_data: '{' })),
+      400,
+      /custom_data must be JSON text/,
+    ],
+    [
+      'branch_headers with a number',
+      () => dtm.post('/submit', sagaBody(uniqueGid('x'), [], { branch_headers: { a: 1 } })),
+      400,
+      /branch_headers\.a must be a string/,
+    ],
+    [
+      'an unsupported protocol',
+      () => dtm.post('/submit', sagaBody(uniqueGid('x'), [], { protocol: 'grpc' })),
+      422,
+      /protocol 'grpc' is not supported/,
+    ],
     ['forceStop without gid', () => dtm.post('/forceStop', {}), 400, /gid is required/],
-    ['forceStop of an unknown gid', () => dtm.post('/forceStop', { gid: uniqueGid('nobody') }), 404, /no transaction with gid/],
-    ['resetNextCronTime of an unknown gid', () => dtm.post('/resetNextCronTime', { gid: uniqueGid('nobody') }), 404, /no transaction with gid/],
+    [
+      'forceStop of an unknown gid',
+      () => dtm.post('/forceStop', { gid: uniqueGid('nobody') }),
+      404,
+      /no transaction with gid/,
+    ],
+    [
+      'resetNextCronTime of an unknown gid',
+      () => dtm.post('/resetNextCronTime', { gid: uniqueGid('nobody') }),
+      404,
+      /no transaction with gid/,
+    ],
     ['query without gid', () => dtm.get('/query'), 400, /no gid specified/],
     ['all with a bad limit', () => dtm.get('/all?limit=0'), 400, /limit must be an integer/],
   ];
@@ -105,8 +202,11 @@ describe('endpoints', () => {
       await dtm.post('/submit', sagaBody(gid, steps(gid, 1), { wait_result: true }));
       await new Promise((r) => setTimeout(r, 5));
     }
-    const mine = (list: Record<string, unknown>[]) => list.filter((t) => String(t.gid).startsWith(label)).map((t) => t.gid);
-    await expect.poll(async () => mine((await dtm.get('/all?limit=1000')).body.transactions as never).length, { timeout: 5_000 }).toBe(5);
+    const mine = (list: Record<string, unknown>[]) =>
+      list.filter((t) => String(t.gid).startsWith(label)).map((t) => t.gid);
+    await expect
+      .poll(async () => mine((await dtm.get('/all?limit=1000')).body.transactions as never).length, { timeout: 5_000 })
+      .toBe(5);
     // Page through with limit 2: every one of ours appears once, newest first.
     const seen: unknown[] = [];
     let position = '';
@@ -131,7 +231,11 @@ describe('endpoints', () => {
 
   it('accepts keys in any case and a body sent without a JSON content type, as Go clients and curl do', async () => {
     const gid = uniqueGid('case');
-    const res = await dtm.postRaw('/submit', JSON.stringify({ GID: gid, Trans_Type: 'saga', Steps: steps(gid, 1), Payloads: ['{}'] }), 'text/plain');
+    const res = await dtm.postRaw(
+      '/submit',
+      JSON.stringify({ GID: gid, Trans_Type: 'saga', Steps: steps(gid, 1), Payloads: ['{}'] }),
+      'text/plain',
+    );
     expect(res.status).toBe(200);
     await dtm.waitFor(gid, 'succeed');
   });

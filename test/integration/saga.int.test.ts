@@ -23,7 +23,8 @@ afterAll(async () => {
 
 const steps = (gid: string, n: number) =>
   Array.from({ length: n }, (_, i) => ({ action: peer.url(`${gid}/a${i}`), compensate: peer.url(`${gid}/c${i}`) }));
-const pathsCalled = (gid: string) => peer.calls.filter((c) => c.path.startsWith(`${gid}/`)).map((c) => c.path.slice(gid.length + 1));
+const pathsCalled = (gid: string) =>
+  peer.calls.filter((c) => c.path.startsWith(`${gid}/`)).map((c) => c.path.slice(gid.length + 1));
 
 describe('saga over HTTP', () => {
   it('when both actions succeed, then the saga succeeds and no compensation runs', async () => {
@@ -104,7 +105,9 @@ describe('concurrent saga', () => {
     // 0 and 1 concurrently (each takes 300 ms); 2 after both; 3 after 2.
     peer.script(`${gid}/a0`, [{ status: 200, delayMs: 300 }]);
     peer.script(`${gid}/a1`, [{ status: 200, delayMs: 300 }]);
-    const body = sagaBody(gid, steps(gid, 4), { custom_data: JSON.stringify({ concurrent: true, orders: { 2: [0, 1], 3: [2] } }) });
+    const body = sagaBody(gid, steps(gid, 4), {
+      custom_data: JSON.stringify({ concurrent: true, orders: { 2: [0, 1], 3: [2] } }),
+    });
     await dtm.post('/submit', body);
     await dtm.waitFor(gid, 'succeed');
     const t = (p: string) => peer.callsTo(`${gid}/${p}`)[0]!.at;
@@ -116,7 +119,9 @@ describe('concurrent saga', () => {
   it('when a concurrent step fails, then dependants compensate before their dependencies', async () => {
     const gid = uniqueGid('conc-fail');
     peer.script(`${gid}/a2`, [409]);
-    const body = sagaBody(gid, steps(gid, 3), { custom_data: JSON.stringify({ concurrent: true, orders: { 2: [0, 1] } }) });
+    const body = sagaBody(gid, steps(gid, 3), {
+      custom_data: JSON.stringify({ concurrent: true, orders: { 2: [0, 1] } }),
+    });
     await dtm.post('/submit', body);
     await dtm.waitFor(gid, 'failed');
     const order = pathsCalled(gid);
@@ -127,7 +132,7 @@ describe('concurrent saga', () => {
 });
 
 describe('timeout_to_fail and retry_limit', () => {
-  it('when a saga passes its timeout_to_fail, then it rolls back with DTM\'s reason', async () => {
+  it("when a saga passes its timeout_to_fail, then it rolls back with DTM's reason", async () => {
     const gid = uniqueGid('timeout');
     peer.script(`${gid}/a1`, [425]);
     await dtm.post('/submit', sagaBody(gid, steps(gid, 2), { timeout_to_fail: 2, retry_interval: 1 }));

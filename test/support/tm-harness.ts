@@ -50,7 +50,13 @@ export const dtmClient = (baseUrl: string): DtmClient => {
   const api = `${baseUrl}/api/dtmsvr`;
   const client: DtmClient = {
     post: async (path, body) =>
-      parse(await fetch(`${api}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })),
+      parse(
+        await fetch(`${api}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        }),
+      ),
     postRaw: async (path, raw, contentType = 'application/json') =>
       parse(await fetch(`${api}${path}`, { method: 'POST', headers: { 'content-type': contentType }, body: raw })),
     get: async (path) => parse(await fetch(`${api}${path}`)),

@@ -13,7 +13,11 @@ export interface RunningTm {
 }
 
 /** API and worker in one process, sharing one set of connections. */
-export const startTm = async (config: Config, logger: Logger, opts: { manageRedis?: boolean; port?: number } = {}): Promise<RunningTm> => {
+export const startTm = async (
+  config: Config,
+  logger: Logger,
+  opts: { manageRedis?: boolean; port?: number } = {},
+): Promise<RunningTm> => {
   const infra = await createInfra(config, logger, { manageRedis: opts.manageRedis });
   const worker = await startWorker(infra);
   const api = await startApi(infra, opts.port);

@@ -7,6 +7,9 @@ runMain('dtm-ts', async () => {
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel, 'dtm-ts');
   const tm = await startTm(config, logger, { manageRedis: true });
-  logger.info({ api: `${tm.url}/api/dtmsvr`, redis: config.redisUrl ?? `managed under ${config.dataDir}/redis` }, 'dtm-ts is up');
+  logger.info(
+    { api: `${tm.url}/api/dtmsvr`, redis: config.redisUrl ?? `managed under ${config.dataDir}/redis` },
+    'dtm-ts is up',
+  );
   return () => tm.close();
 });

@@ -3,7 +3,6 @@ import { createInfra, runMain } from '@dtm-ts/runtime';
 import { createLogger } from '@dtm-ts/telemetry';
 import { startWorker } from './worker';
 
-
 runMain('dtm-worker', async () => {
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel, 'dtm-worker');

@@ -37,16 +37,21 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
     },
   );
   worker.on('error', (err) => logger.warn({ err: err.message }, 'worker error'));
-  worker.on('failed', (job, err) => logger.warn({ gid: job?.data.gid, err: err.message }, 'pass failed; the sweep will retry it'));
+  worker.on('failed', (job, err) =>
+    logger.warn({ gid: job?.data.gid, err: err.message }, 'pass failed; the sweep will retry it'),
+  );
 
   const projector = new RedisFeedSubscriber(infra.redis, {
     prefix: config.prefix,
     partitions: config.partitions,
     group: 'read-model',
     consumer,
-    onError: (err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'projection failed; will retry'),
+    onError: (err: unknown) =>
+      logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'projection failed; will retry'),
   });
-  await projector.start((entries) => projectEntries({ log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000 }, entries));
+  await projector.start((entries) =>
+    projectEntries({ log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000 }, entries),
+  );
 
   const sweep = (): Promise<number> =>
     sweepOnce({ readModel, scheduler, now: () => clock.now(), graceMs: config.sweepGraceMs });

@@ -2,15 +2,30 @@ import { z } from 'zod';
 
 /** One entry per setting: environment variable, schema with default, and what it is for (the README table is generated from it). */
 const settings = {
-  port: { env: 'PORT', schema: z.coerce.number().int().min(0).max(65535).default(36789), doc: 'HTTP port of the API (DTM: 36789)' },
+  port: {
+    env: 'PORT',
+    schema: z.coerce.number().int().min(0).max(65535).default(36789),
+    doc: 'HTTP port of the API (DTM: 36789)',
+  },
   host: { env: 'HOST', schema: z.string().default('0.0.0.0'), doc: 'Address the API listens on' },
   redisUrl: {
     env: 'REDIS_URL',
     schema: z.string().url().optional(),
     doc: 'Redis for the event log, read model and queues. Unset: `npm start` runs its own redis-server (AOF on) under DATA_DIR',
   },
-  dataDir: { env: 'DATA_DIR', schema: z.string().default('data'), doc: 'Where the managed redis-server keeps its files' },
-  prefix: { env: 'KEY_PREFIX', schema: z.string().regex(/^[A-Za-z0-9_-]+$/).default('dtm'), doc: 'Prefix of every Redis key and queue name' },
+  dataDir: {
+    env: 'DATA_DIR',
+    schema: z.string().default('data'),
+    doc: 'Where the managed redis-server keeps its files',
+  },
+  prefix: {
+    env: 'KEY_PREFIX',
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/)
+      .default('dtm'),
+    doc: 'Prefix of every Redis key and queue name',
+  },
   partitions: {
     env: 'LOG_PARTITIONS',
     schema: z.coerce.number().int().min(1).max(1024).default(4),
@@ -44,7 +59,7 @@ const settings = {
   jobLockMs: {
     env: 'JOB_LOCK_MS',
     schema: z.coerce.number().int().min(1000).default(10000),
-    doc: 'Lock of a pass job; a dead worker\'s pass is taken over after about this long',
+    doc: "Lock of a pass job; a dead worker's pass is taken over after about this long",
   },
   sweepIntervalMs: {
     env: 'SWEEP_INTERVAL_MS',
@@ -58,7 +73,11 @@ const settings = {
   },
   maxBodyBytes: {
     env: 'MAX_BODY_BYTES',
-    schema: z.coerce.number().int().min(1024).default(1024 * 1024),
+    schema: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(1024 * 1024),
     doc: 'Largest accepted request body',
   },
   maxBranches: {

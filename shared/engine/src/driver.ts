@@ -34,7 +34,12 @@ export interface PassResult {
 const MAX_CONFLICTS = 100;
 
 /** Appends that follow from a decision at once (a failure → aborting, the last success → succeed), merged into one append. */
-const withFollowUps = (state: GlobalTransaction, events: TxEvent[], now: number, policy: Policy): { events: TxEvent[]; state: GlobalTransaction } => {
+const withFollowUps = (
+  state: GlobalTransaction,
+  events: TxEvent[],
+  now: number,
+  policy: Policy,
+): { events: TxEvent[]; state: GlobalTransaction } => {
   let s = fold(events, state);
   const all = [...events];
   for (let i = 0; i < 4; i++) {
@@ -57,7 +62,10 @@ export class Driver {
    * Decides a command against the current stream and appends the outcome, re-reading and
    * re-deciding on conflicts. Rejections of `decide` (TxRejected) propagate untouched.
    */
-  async execute(gid: string, command: (now: number) => TxCommand): Promise<{ state: GlobalTransaction; version: number; appended: number }> {
+  async execute(
+    gid: string,
+    command: (now: number) => TxCommand,
+  ): Promise<{ state: GlobalTransaction; version: number; appended: number }> {
     let { events, version } = await this.deps.log.read(gid);
     let state = fold(events);
     for (let attempt = 0; ; attempt++) {
@@ -135,7 +143,13 @@ export class Driver {
       inflight.set(
         key,
         transport
-          .call({ ...call, gid, transType: tx.definition.transType, headers: tx.definition.options.branchHeaders, timeoutMs: timeoutS * 1000 })
+          .call({
+            ...call,
+            gid,
+            transType: tx.definition.transType,
+            headers: tx.definition.options.branchHeaders,
+            timeoutMs: timeoutS * 1000,
+          })
           .then((outcome) => ({ call, outcome, ms: performance.now() - t0 })),
       );
     };

@@ -8,12 +8,19 @@ const compact = (o: Record<string, unknown>): Record<string, unknown> =>
   Object.fromEntries(
     Object.entries(o).filter(
       ([, v]) =>
-        v !== undefined && v !== '' && v !== 0 && v !== false && !(typeof v === 'object' && v !== null && Object.keys(v).length === 0),
+        v !== undefined &&
+        v !== '' &&
+        v !== 0 &&
+        v !== false &&
+        !(typeof v === 'object' && v !== null && Object.keys(v).length === 0),
     ),
   );
 
 /** The global transaction as DTM's `/query` and `/all` print it (field names of `dtmsvr/storage/trans.go`). */
-export const transactionRecord = (tx: ActiveTransaction, next?: { at: number; intervalS: number }): Record<string, unknown> => {
+export const transactionRecord = (
+  tx: ActiveTransaction,
+  next?: { at: number; intervalS: number },
+): Record<string, unknown> => {
   const d = tx.definition;
   return compact({
     gid: tx.gid,
@@ -57,7 +64,11 @@ export const branchRecord = (gid: string, b: BranchState): Record<string, unknow
   });
 
 /** When the transaction next needs a driver, and the pass key that schedules it; null once finished. */
-export const nextWake = (tx: ActiveTransaction, version: number, requestTimeoutMs: number): { at: number; key: string } | null => {
+export const nextWake = (
+  tx: ActiveTransaction,
+  version: number,
+  requestTimeoutMs: number,
+): { at: number; key: string } | null => {
   const p: Plan = plan(tx, tx.updateTime);
   if (p.kind === 'done') return null;
   if (p.kind === 'wait') return { at: p.until, key: waitKey(version, p.until) };
@@ -74,7 +85,11 @@ export interface SummaryWithWake extends TransactionSummary {
 }
 
 /** The read model's view of a transaction at `version`. */
-export const summarize = (tx: ActiveTransaction, version: number, requestTimeoutMs: number): { summary: SummaryWithWake; wakeAt: number | null } => {
+export const summarize = (
+  tx: ActiveTransaction,
+  version: number,
+  requestTimeoutMs: number,
+): { summary: SummaryWithWake; wakeAt: number | null } => {
   const wake = nextWake(tx, version, requestTimeoutMs);
   return {
     summary: {

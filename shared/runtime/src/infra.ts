@@ -1,6 +1,12 @@
 import { Queue } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { BullPassScheduler, HttpBranchTransport, RedisEventLog, RedisReadModel, startManagedRedis } from '@dtm-ts/adapters';
+import {
+  BullPassScheduler,
+  HttpBranchTransport,
+  RedisEventLog,
+  RedisReadModel,
+  startManagedRedis,
+} from '@dtm-ts/adapters';
 import type { Config } from '@dtm-ts/config';
 import { Driver } from '@dtm-ts/engine';
 import { systemClock, type Clock } from '@dtm-ts/ports';
@@ -41,7 +47,11 @@ const optionsFromUrl = (url: string): RedisOptions => {
  * and builds the ports. `maxRetriesPerRequest: null` makes commands wait out a Redis restart
  * instead of failing, which BullMQ requires and the engine wants.
  */
-export const createInfra = async (config: Config, logger: Logger, opts: { manageRedis?: boolean; clock?: Clock } = {}): Promise<Infra> => {
+export const createInfra = async (
+  config: Config,
+  logger: Logger,
+  opts: { manageRedis?: boolean; clock?: Clock } = {},
+): Promise<Infra> => {
   let stopManaged: (() => Promise<void>) | undefined;
   let base: RedisOptions;
   if (config.redisUrl) {
@@ -65,7 +75,11 @@ export const createInfra = async (config: Config, logger: Logger, opts: { manage
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
   const scheduler = new BullPassScheduler(queue);
   const transport = new HttpBranchTransport();
-  const policy = { retryIntervalS: config.retryIntervalS, timeoutToFailS: config.timeoutToFailS, backoffCapS: config.backoffCapS };
+  const policy = {
+    retryIntervalS: config.retryIntervalS,
+    timeoutToFailS: config.timeoutToFailS,
+    backoffCapS: config.backoffCapS,
+  };
   const driver = new Driver({ log, transport, scheduler, clock, policy, requestTimeoutS: config.requestTimeoutS });
   return {
     config,

@@ -26,7 +26,10 @@ export const runMain = (name: string, start: () => Promise<() => Promise<void>>)
     })
     .catch((err: unknown) => {
       if (err instanceof ConfigError) process.stderr.write(`${name}: ${err.message}\n`);
-      else process.stderr.write(`${name}: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      else
+        process.stderr.write(
+          `${name}: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+        );
       process.exit(2);
     });
 };

@@ -28,7 +28,8 @@ export const newGid = (): string => {
 
 type Handler = (req: Request, res: Response) => Promise<void> | void;
 /** Express 5 forwards rejected promises to the error middleware; this only keeps handlers typed alike. */
-const route = (h: Handler) => (req: Request, res: Response, next: NextFunction) => Promise.resolve(h(req, res)).catch(next);
+const route = (h: Handler) => (req: Request, res: Response, next: NextFunction) =>
+  Promise.resolve(h(req, res)).catch(next);
 
 const queryString = (req: Request, key: string): string => {
   const v = req.query[key];
@@ -37,11 +38,18 @@ const queryString = (req: Request, key: string): string => {
   return v;
 };
 
-const queryInt = (req: Request, key: string, dflt: number | undefined, min: number, max: number): number | undefined => {
+const queryInt = (
+  req: Request,
+  key: string,
+  dflt: number | undefined,
+  min: number,
+  max: number,
+): number | undefined => {
   const raw = queryString(req, key);
   if (raw === '') return dflt;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new BadRequest(`${key} must be an integer from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new BadRequest(`${key} must be an integer from ${min} to ${max}`);
   return n;
 };
 
@@ -143,7 +151,11 @@ export const dtmRouter = (deps: DtmRouterDeps): Router => {
     '/resetNextCronTime',
     route(async (req, res) => {
       const gid = requireGid(bodyObject(req.body));
-      const done = await driver.execute(gid, (now) => ({ type: 'ResetNextCronTime', data: { gid }, metadata: { now } }));
+      const done = await driver.execute(gid, (now) => ({
+        type: 'ResetNextCronTime',
+        data: { gid },
+        metadata: { now },
+      }));
       if (done.appended > 0) await driver.kick(gid, done.version);
       res.json(SUCCESS);
     }),

@@ -1,4 +1,11 @@
-import { sagaBranchId, TRANS_TYPES, type BranchDef, type SagaOrdering, type TransDefinition, type TransOptions } from '@dtm-ts/domain';
+import {
+  sagaBranchId,
+  TRANS_TYPES,
+  type BranchDef,
+  type SagaOrdering,
+  type TransDefinition,
+  type TransOptions,
+} from '@dtm-ts/domain';
 import { BadRequest } from './bad-request';
 
 export interface Limits {
@@ -59,7 +66,8 @@ const optSeconds = (b: Record<string, unknown>, key: string): number => {
 const stringMap = (v: unknown, what: string): Record<string, string> => {
   if (v === undefined || v === null) return {};
   if (!isObject(v)) throw new BadRequest(`${what} must be an object of strings`);
-  for (const [k, x] of Object.entries(v)) if (typeof x !== 'string') throw new BadRequest(`${what}.${k} must be a string`);
+  for (const [k, x] of Object.entries(v))
+    if (typeof x !== 'string') throw new BadRequest(`${what}.${k} must be a string`);
   return v as Record<string, string>;
 };
 
@@ -71,7 +79,8 @@ const checkUrl = (url: string, what: string): void => {
   } catch {
     throw new BadRequest(`${what} is not a valid URL: ${url}`, 422);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new BadRequest(`${what} must be an http(s) URL: ${url}`, 422);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new BadRequest(`${what} must be an http(s) URL: ${url}`, 422);
 };
 
 /** Parses `custom_data` of a saga: `{"concurrent":true,"orders":{"1":[0]}}`; rejects orders that can never run. */
@@ -91,7 +100,8 @@ const sagaOrdering = (customData: string, n: number): SagaOrdering => {
   const orders: Record<number, number[]> = {};
   for (const [k, v] of Object.entries(rawOrders)) {
     const i = Number(k);
-    if (!Number.isInteger(i) || i < 0 || i >= n) throw new BadRequest(`custom_data.orders has step ${k}, but there are ${n} steps`, 422);
+    if (!Number.isInteger(i) || i < 0 || i >= n)
+      throw new BadRequest(`custom_data.orders has step ${k}, but there are ${n} steps`, 422);
     if (!Array.isArray(v) || v.some((j) => !Number.isInteger(j) || j < 0 || j >= n || j === i)) {
       throw new BadRequest(`custom_data.orders.${k} must list other step indexes below ${n}`, 422);
     }
@@ -111,7 +121,10 @@ const sagaOrdering = (customData: string, n: number): SagaOrdering => {
 };
 
 /** Validates a `submit` body into a definition and its branch rows, or throws BadRequest. Nothing is written before this passes. */
-export const parseGlobalRequest = (body: unknown, limits: Limits): { definition: TransDefinition; branches: BranchDef[] } => {
+export const parseGlobalRequest = (
+  body: unknown,
+  limits: Limits,
+): { definition: TransDefinition; branches: BranchDef[] } => {
   const b = bodyObject(body);
   const gid = requireGid(b);
   const transType = b.trans_type;
@@ -120,11 +133,13 @@ export const parseGlobalRequest = (body: unknown, limits: Limits): { definition:
   if (!TRANS_TYPES.includes(transType)) throw new BadRequest(`unknown trans_type '${transType}'`, 422);
   if (transType !== 'saga') throw new BadRequest(`trans_type '${transType}' is not supported yet`, 422);
   const protocol = optString(b, 'protocol');
-  if (protocol !== '' && protocol !== 'http') throw new BadRequest(`protocol '${protocol}' is not supported (only http)`, 422);
+  if (protocol !== '' && protocol !== 'http')
+    throw new BadRequest(`protocol '${protocol}' is not supported (only http)`, 422);
 
   const rawSteps = b.steps ?? [];
   if (!Array.isArray(rawSteps)) throw new BadRequest('steps must be an array');
-  if (rawSteps.length > limits.maxBranches) throw new BadRequest(`too many steps: ${rawSteps.length} > ${limits.maxBranches}`, 422);
+  if (rawSteps.length > limits.maxBranches)
+    throw new BadRequest(`too many steps: ${rawSteps.length} > ${limits.maxBranches}`, 422);
   const steps = rawSteps.map((s, i) => {
     const step = stringMap(s, `steps[${i}]`);
     if (step.action === undefined) throw new BadRequest(`steps[${i}].action is required`);
@@ -136,7 +151,8 @@ export const parseGlobalRequest = (body: unknown, limits: Limits): { definition:
   if (!Array.isArray(rawPayloads) || rawPayloads.some((p) => typeof p !== 'string')) {
     throw new BadRequest('payloads must be an array of strings');
   }
-  if (rawPayloads.length > steps.length) throw new BadRequest(`payloads has ${rawPayloads.length} entries for ${steps.length} steps`, 422);
+  if (rawPayloads.length > steps.length)
+    throw new BadRequest(`payloads has ${rawPayloads.length} entries for ${steps.length} steps`, 422);
   const payloads = steps.map((s, i) => (rawPayloads[i] as string | undefined) ?? s.data ?? '');
 
   const customData = optString(b, 'custom_data');

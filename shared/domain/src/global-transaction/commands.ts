@@ -9,7 +9,11 @@ export type BranchOutcome =
 
 /** Commands are imperative; time and server policy arrive on them so `decide` stays pure. */
 export type TxCommand =
-  | { type: 'SubmitGlobalTransaction'; data: { definition: TransDefinition; branches: BranchDef[] }; metadata: { now: number } }
+  | {
+      type: 'SubmitGlobalTransaction';
+      data: { definition: TransDefinition; branches: BranchDef[] };
+      metadata: { now: number };
+    }
   | {
       type: 'RecordBranchResult';
       data: { branchId: string; op: BranchOp; url: string; outcome: BranchOutcome };

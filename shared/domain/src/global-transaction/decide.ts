@@ -52,7 +52,9 @@ const recordResult = (tx: ActiveTransaction, cmd: Extract<TxCommand, { type: 'Re
   }
   const kind = outcome.kind === 'ongoing' ? 'ongoing' : 'error';
   const retryAt = iso(now + retryDelayMs(tx, branch, kind, policy));
-  return [{ type: 'BranchRetryScheduled', data: { branchId, op, outcome: kind, detail: describe(outcome, op), at, retryAt } }];
+  return [
+    { type: 'BranchRetryScheduled', data: { branchId, op, outcome: kind, detail: describe(outcome, op), at, retryAt } },
+  ];
 };
 
 const requireActive = (state: GlobalTransaction, gid: string): ActiveTransaction => {
@@ -72,7 +74,10 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
         ];
       }
       if (state.definition.transType !== cmd.data.definition.transType) {
-        throw new TxRejected('conflict', `gid '${state.gid}' is a ${state.definition.transType} transaction, not ${cmd.data.definition.transType}`);
+        throw new TxRejected(
+          'conflict',
+          `gid '${state.gid}' is a ${state.definition.transType} transaction, not ${cmd.data.definition.transType}`,
+        );
       }
       // As DTM: a prepared transaction is submitted with its stored branches; a submitted one is just driven again.
       if (state.status === 'prepared') return [{ type: 'TransactionSubmitted', data: { at } }];
@@ -83,8 +88,11 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
       return recordResult(requireActive(state, ''), cmd);
     case 'ForceStop': {
       const tx = requireActive(state, cmd.data.gid);
-      if (FINAL_STATUSES.has(tx.status)) throw new TxRejected('conflict', `current status '${tx.status}', cannot forceStop.`);
-      return [{ type: 'TransactionFailed', data: { reason: 'force stopped', forced: true, at: iso(cmd.metadata.now) } }];
+      if (FINAL_STATUSES.has(tx.status))
+        throw new TxRejected('conflict', `current status '${tx.status}', cannot forceStop.`);
+      return [
+        { type: 'TransactionFailed', data: { reason: 'force stopped', forced: true, at: iso(cmd.metadata.now) } },
+      ];
     }
     case 'ResetNextCronTime': {
       const tx = requireActive(state, cmd.data.gid);

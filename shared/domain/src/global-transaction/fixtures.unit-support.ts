@@ -19,7 +19,15 @@ export const saga = (
     payloads: steps.map((_, i) => `{"i":${i}}`),
     customData: '',
     queryPrepared: '',
-    options: { timeoutToFail: 0, requestTimeout: 0, retryInterval: 0, retryLimit: 0, branchHeaders: {}, waitResult: false, ...opts },
+    options: {
+      timeoutToFail: 0,
+      requestTimeout: 0,
+      retryInterval: 0,
+      retryLimit: 0,
+      branchHeaders: {},
+      waitResult: false,
+      ...opts,
+    },
     ordering,
   };
   const branches = steps.flatMap((s, i): BranchDef[] => [
@@ -41,8 +49,17 @@ export const refused = (step: number, t: number, reason = 'no'): TxEvent => ({
   type: 'BranchFailed',
   data: { branchId: sagaBranchId(step), op: 'action', reason, at: at(t) },
 });
-export const retry = (step: number, op: 'action' | 'compensate', outcome: 'ongoing' | 'error', t: number, retryAt: number): TxEvent => ({
+export const retry = (
+  step: number,
+  op: 'action' | 'compensate',
+  outcome: 'ongoing' | 'error',
+  t: number,
+  retryAt: number,
+): TxEvent => ({
   type: 'BranchRetryScheduled',
   data: { branchId: sagaBranchId(step), op, outcome, detail: outcome, at: at(t), retryAt: at(retryAt) },
 });
-export const aborting = (t: number, reason: string): TxEvent => ({ type: 'TransactionAborting', data: { reason, at: at(t) } });
+export const aborting = (t: number, reason: string): TxEvent => ({
+  type: 'TransactionAborting',
+  data: { reason, at: at(t) },
+});

@@ -1,5 +1,13 @@
 import type { TxEvent } from './events';
-import { stepCount, stepDependencies, stepIndex, stepMayRun, type ActiveTransaction, type BranchState, type GlobalTransaction } from './state';
+import {
+  stepCount,
+  stepDependencies,
+  stepIndex,
+  stepMayRun,
+  type ActiveTransaction,
+  type BranchState,
+  type GlobalTransaction,
+} from './state';
 import type { Policy } from './types';
 
 /** A branch call the planner wants made now. */
@@ -40,19 +48,32 @@ const planForward = (tx: ActiveTransaction, now: number): Plan => {
   if (deadline !== null && now >= deadline) {
     return {
       kind: 'append',
-      events: [{ type: 'TransactionAborting', data: { reason: `Timeout after ${tx.definition.options.timeoutToFail} seconds`, at: iso(now) } }],
+      events: [
+        {
+          type: 'TransactionAborting',
+          data: { reason: `Timeout after ${tx.definition.options.timeoutToFail} seconds`, at: iso(now) },
+        },
+      ],
     };
   }
   const actions = tx.branches.filter((b) => b.op === 'action');
   const failed = actions.find((b) => b.status === 'failed');
   if (failed) {
-    return { kind: 'append', events: [{ type: 'TransactionAborting', data: { reason: failed.lastDetail, at: iso(now) } }] };
+    return {
+      kind: 'append',
+      events: [{ type: 'TransactionAborting', data: { reason: failed.lastDetail, at: iso(now) } }],
+    };
   }
   const limit = tx.definition.options.retryLimit;
   if (limit > 0 && tx.retryCount > limit) {
     return {
       kind: 'append',
-      events: [{ type: 'TransactionAborting', data: { reason: `RetryCount is greater than RetryLimit, RetryLimit: ${limit}`, at: iso(now) } }],
+      events: [
+        {
+          type: 'TransactionAborting',
+          data: { reason: `RetryCount is greater than RetryLimit, RetryLimit: ${limit}`, at: iso(now) },
+        },
+      ],
     };
   }
   if (actions.every((b) => b.status === 'succeed')) {
@@ -81,14 +102,23 @@ const planBackward = (tx: ActiveTransaction, now: number): Plan => {
   const owed = [...tx.toCompensate].map((i) => ({ i, b: row(tx, i, 'compensate') }));
   const pending = owed.filter(({ b }) => b !== undefined && b.status !== 'succeed');
   if (pending.length === 0) {
-    return { kind: 'append', events: [{ type: 'TransactionFailed', data: { reason: tx.rollbackReason, forced: false, at: iso(now) } }] };
+    return {
+      kind: 'append',
+      events: [{ type: 'TransactionFailed', data: { reason: tx.rollbackReason, forced: false, at: iso(now) } }],
+    };
   }
   const ready = pending.filter(({ i }) =>
     compensationBlockers(tx, i).every((k) => row(tx, k, 'compensate')?.status === 'succeed'),
   );
   const due = ready.filter(({ b }) => b!.notBefore <= now);
   if (due.length) return { kind: 'call', calls: due.map(({ b }) => toCall(b!)) };
-  return { kind: 'wait', until: earliest(ready.map(({ b }) => b!.notBefore), now) };
+  return {
+    kind: 'wait',
+    until: earliest(
+      ready.map(({ b }) => b!.notBefore),
+      now,
+    ),
+  };
 };
 
 /**

@@ -1,5 +1,12 @@
 import type { TxEvent } from './events';
-import { branchKey, type BranchDef, type BranchStatus, type GlobalStatus, type Gid, type TransDefinition } from './types';
+import {
+  branchKey,
+  type BranchDef,
+  type BranchStatus,
+  type GlobalStatus,
+  type Gid,
+  type TransDefinition,
+} from './types';
 
 /** A branch row as the fold sees it. Times are epoch milliseconds. */
 export interface BranchState extends BranchDef {
