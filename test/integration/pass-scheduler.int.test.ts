@@ -77,7 +77,7 @@ describe('BullPassScheduler', () => {
     expect(job?.data).toEqual({ gid: 'gid-1', at });
     expect(job?.opts.delay).toBeGreaterThan(4_500);
     expect(job?.opts.delay).toBeLessThanOrEqual(5_000);
-    expect(job?.opts).toMatchObject({ attempts: 1, removeOnComplete: true, removeOnFail: { count: 10_000 } });
+    expect(job?.opts).toMatchObject({ attempts: 5, removeOnComplete: true, removeOnFail: true });
     expect(await job?.getState()).toBe('delayed');
   });
 

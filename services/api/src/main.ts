@@ -4,7 +4,8 @@ import { createLogger } from '@dtm-ts/telemetry';
 import { startApi } from './server';
 
 runMain('dtm-api', async () => {
-  const config = loadConfig(process.env);
+  // The API role hands every pass to the workers, so that they scale out.
+  const config = loadConfig(process.env, { inlinePasses: 0 });
   const logger = createLogger(config.logLevel, 'dtm-api');
   const infra = await createInfra(config, logger, { manageRedis: true });
   const api = await startApi(infra);

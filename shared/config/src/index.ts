@@ -56,6 +56,11 @@ const settings = {
     schema: z.coerce.number().int().min(1).max(10000).default(200),
     doc: 'Transactions one worker drives at once',
   },
+  inlinePasses: {
+    env: 'INLINE_PASSES',
+    schema: z.coerce.number().int().min(0).default(512),
+    doc: 'All-in-one TM: passes it drives itself right after a submit (0: queue every one). The API role always queues',
+  },
   jobLockMs: {
     env: 'JOB_LOCK_MS',
     schema: z.coerce.number().int().min(1000).default(10000),

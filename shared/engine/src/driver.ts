@@ -10,7 +10,7 @@ import {
   type TxCommand,
   type TxEvent,
 } from '@dtm-ts/domain';
-import { VersionConflict, type BranchTransport, type Clock, type EventLog, type PassScheduler } from '@dtm-ts/ports';
+import { NO_STREAM, VersionConflict, type BranchTransport, type Clock, type EventLog, type PassScheduler } from '@dtm-ts/ports';
 import { immediateKey, waitKey } from './views';
 
 export interface DriverDeps {
@@ -22,6 +22,9 @@ export interface DriverDeps {
   /** Server default for one branch call, seconds. */
   readonly requestTimeoutS: number;
   readonly onBranchResult?: (gid: string, call: BranchCall, outcome: BranchOutcome, ms: number) => void;
+  /** How many passes this process may run itself after a submit (0: always queue them). */
+  readonly inlinePasses?: number;
+  readonly onInlineError?: (gid: string, err: unknown) => void;
 }
 
 /** How a pass ended. `lastOutcome` is the last non-success answer seen in the pass, if any. */
@@ -65,8 +68,13 @@ export class Driver {
   async execute(
     gid: string,
     command: (now: number) => TxCommand,
+    opts: { assumeNew?: boolean } = {},
   ): Promise<{ state: GlobalTransaction; version: number; appended: number }> {
-    let { events, version } = await this.deps.log.read(gid);
+    // A submit is nearly always of a new gid: decide against the empty stream and let a conflict
+    // (the gid exists) send us back to read it, saving a round trip on the hot path.
+    let { events, version } = opts.assumeNew
+      ? { events: [] as TxEvent[], version: NO_STREAM }
+      : await this.deps.log.read(gid);
     let state = fold(events);
     for (let attempt = 0; ; attempt++) {
       const now = this.deps.clock.now();
@@ -84,19 +92,49 @@ export class Driver {
     }
   }
 
-  /** Asks for a pass at once (after a submit), keyed by the stream version so repeats collapse. */
-  async kick(gid: string, version: number): Promise<void> {
+  private readonly inline = new Set<Promise<unknown>>();
+
+  /**
+   * Gets a pass going at once (after a submit or a reset). With room for inline passes, this
+   * process drives it itself, as DTM's receiving instance does, skipping a queue round trip;
+   * otherwise (or in the API role) it is queued for the workers, keyed by the stream version so
+   * repeats collapse. A process dying mid-pass is covered by the recovery sweep either way.
+   */
+  async kick(gid: string, version: number, from?: { state: GlobalTransaction; version: number }): Promise<void> {
+    if (this.inline.size < (this.deps.inlinePasses ?? 0)) {
+      const pass: Promise<unknown> = this.runPass(gid, 0, from)
+        .catch((err: unknown) =>
+          // The stream is intact; hand the transaction to the queue instead.
+          this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version)).catch(() => {
+            this.deps.onInlineError?.(gid, err);
+          }),
+        )
+        .finally(() => this.inline.delete(pass));
+      this.inline.add(pass);
+      return;
+    }
     await this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version));
+  }
+
+  /** Waits for the inline passes under way (on shutdown). */
+  async drain(): Promise<void> {
+    while (this.inline.size) await Promise.allSettled([...this.inline]);
   }
 
   /**
    * One pass over a transaction. `notBefore` is the time the pass was scheduled for: a worker whose
    * clock lags treats what was due then as due now, so a pass never re-schedules itself.
    */
-  async runPass(gid: string, notBefore = 0): Promise<PassResult> {
+  async runPass(gid: string, notBefore = 0, from?: { state: GlobalTransaction; version: number }): Promise<PassResult> {
     const { log, transport, clock, policy } = this.deps;
-    let { events, version } = await log.read(gid);
-    let state = fold(events);
+    let events: TxEvent[] = [];
+    let version: number;
+    let state: GlobalTransaction;
+    if (from) ({ state, version } = from);
+    else {
+      ({ events, version } = await log.read(gid));
+      state = fold(events);
+    }
     let lastOutcome: BranchOutcome | null = null;
     const inflight = new Map<string, Promise<{ call: BranchCall; outcome: BranchOutcome; ms: number }>>();
     const now = (): number => Math.max(clock.now(), notBefore);
@@ -154,7 +192,7 @@ export class Driver {
       );
     };
 
-    for (let conflicts = 0; conflicts < 10_000; conflicts++) {
+    for (let step = 0; step < 100_000; step++) {
       const p = plan(state, now(), policy);
       if (p.kind === 'append') {
         await appendPlanned(p.events);

@@ -78,18 +78,18 @@ export const dtmRouter = (deps: DtmRouterDeps): Router => {
     '/submit',
     route(async (req, res) => {
       const { definition, branches } = parseGlobalRequest(req.body, deps.limits);
-      const done = await driver.execute(definition.gid, (now) => ({
-        type: 'SubmitGlobalTransaction',
-        data: { definition, branches },
-        metadata: { now },
-      }));
+      const done = await driver.execute(
+        definition.gid,
+        (now) => ({ type: 'SubmitGlobalTransaction', data: { definition, branches }, metadata: { now } }),
+        { assumeNew: true },
+      );
       if (!definition.options.waitResult) {
-        await driver.kick(definition.gid, done.version);
+        await driver.kick(definition.gid, done.version, done);
         res.json(SUCCESS);
         return;
       }
       // wait_result: one pass inline, then answer as DTM does (§4.0).
-      const pass = await driver.runPass(definition.gid);
+      const pass = await driver.runPass(definition.gid, 0, done);
       const s = pass.state;
       if (s.status === 'succeed') {
         res.json(SUCCESS);

@@ -1,0 +1,264 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
+import { spawnRole, stopAll, type RoleProcess } from '../support/processes';
+import { dtmClient, sagaBody, uniqueGid, type DtmClient } from '../support/tm-harness';
+
+// Each test owns its Redis, roles and peer; afterEach releases whatever a test started, even when it failed.
+let redis: RedisProcess | undefined;
+let peer: BranchPeer | undefined;
+let procs: RoleProcess[] = [];
+
+afterEach(async () => {
+  await stopAll(procs, 'SIGKILL');
+  procs = [];
+  await peer?.close();
+  peer = undefined;
+  await redis?.kill();
+  redis = undefined;
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const envFor = (redisUrl: string): Record<string, string> => ({
+  REDIS_URL: redisUrl,
+  KEY_PREFIX: `crash${randomUUID().slice(0, 8)}`,
+  LOG_PARTITIONS: '4',
+});
+const spawn = async (...args: Parameters<typeof spawnRole>): Promise<RoleProcess> => {
+  const p = await spawnRole(...args);
+  procs.push(p);
+  return p;
+};
+
+/** A two-step saga whose actions answer 200 after `delayMs` each; compensations are left unscripted. */
+const scriptedSaga = (p: BranchPeer, label: string, delayMs: () => number) => {
+  const gid = uniqueGid(label);
+  const steps = [0, 1].map((i) => ({ action: p.url(`${gid}/a${i}`), compensate: p.url(`${gid}/c${i}`) }));
+  const delays = steps.map(() => delayMs());
+  delays.forEach((d, i) => p.script(`${gid}/a${i}`, [{ status: 200, delayMs: d }]));
+  return { gid, body: sagaBody(gid, steps), delays };
+};
+
+/**
+ * Polls `/query` for every gid until each has a final status (or `timeoutMs` passed), `parallel` requests at a
+ * time; returns the last status seen of each ('none' for no transaction, 'unreachable' when the API did not answer).
+ */
+const waitAllFinal = async (
+  dtm: DtmClient,
+  gids: readonly string[],
+  timeoutMs: number,
+  parallel = 25,
+): Promise<Map<string, string>> => {
+  const statuses = new Map<string, string>(gids.map((g) => [g, 'unknown']));
+  const deadline = Date.now() + timeoutMs;
+  let open = [...gids];
+  // At least one round, even with no time to wait.
+  for (let round = 0; open.length && (round === 0 || Date.now() < deadline); round++) {
+    for (let i = 0; i < open.length; i += parallel) {
+      await Promise.all(
+        open.slice(i, i + parallel).map(async (gid) => {
+          try {
+            const q = await dtm.query(gid);
+            statuses.set(gid, (q.transaction?.status as string | undefined) ?? 'none');
+          } catch {
+            statuses.set(gid, 'unreachable');
+          }
+        }),
+      );
+    }
+    open = open.filter((g) => !['succeed', 'failed'].includes(statuses.get(g)!));
+    if (open.length) await sleep(200);
+  }
+  return statuses;
+};
+
+const countBy = <T>(items: Iterable<T>): Map<T, number> => {
+  const m = new Map<T, number>();
+  for (const x of items) m.set(x, (m.get(x) ?? 0) + 1);
+  return m;
+};
+const histogram = (m: Map<string, string>): Record<string, number> => Object.fromEntries(countBy(m.values()));
+
+/** Calls the peer received for compensations (the path's last segment is c<i>, or op=compensate). */
+const compensationsSeen = (p: BranchPeer) =>
+  p.calls.filter((c) => /\/c\d+$/.test(c.path) || c.query.op === 'compensate');
+
+describe('worker crash', () => {
+  it('when the worker is SIGKILLed mid-load and another one starts, then every saga ends succeed and no compensation runs', async () => {
+    const SAGAS = 200;
+    const BATCH = 20;
+    redis = await startRedis();
+    peer = await startBranchPeer();
+    const env = envFor(redis.url);
+    const [api, workerA] = await Promise.all([spawn('api', env), spawn('worker', env)]);
+    const dtm = dtmClient(api.url);
+    const p = peer;
+
+    const sagas = Array.from({ length: SAGAS }, () =>
+      scriptedSaga(p, 'crash', () => 50 + Math.floor(Math.random() * 51)),
+    );
+    const delayOf = new Map<string, number>(
+      sagas.flatMap((s) => s.delays.map((d, i) => [`${s.gid}/a${i}`, d] as const)),
+    );
+    const submitStatuses: number[] = [];
+    // Batches of concurrent submits, ~100 ms apart, so that the load is still coming in when the worker dies.
+    const submitting = (async () => {
+      for (let i = 0; i < sagas.length; i += BATCH) {
+        const batch = sagas.slice(i, i + BATCH);
+        const res = await Promise.all(batch.map((s) => dtm.post('/submit', s.body)));
+        submitStatuses.push(...res.map((r) => r.status));
+        await sleep(100);
+      }
+    })();
+
+    // Kill worker A once 30 sagas have had their second action called: by then passes are surely in flight.
+    const killDeadline = Date.now() + 20_000;
+    while (new Set(p.calls.filter((c) => c.path.endsWith('/a1')).map((c) => c.path)).size < 30) {
+      if (Date.now() > killDeadline) expect.fail(`the load never got going; worker output:\n${workerA.output()}`);
+      await sleep(5);
+    }
+    const killedAt = Date.now();
+    await workerA.kill('SIGKILL');
+    // Calls that arrived less than their scripted delay before the kill had not been answered: passes in flight.
+    const inFlightAtKill = p.calls.filter((c) => c.at + (delayOf.get(c.path) ?? 0) > killedAt).length;
+
+    await submitting;
+    expect(submitStatuses.filter((s) => s !== 200)).toEqual([]);
+    // With no worker alive nothing moves: this is what finished before the crash.
+    const beforeRecovery = await waitAllFinal(
+      dtm,
+      sagas.map((s) => s.gid),
+      0,
+    );
+    const doneBeforeCrash = [...beforeRecovery.values()].filter((s) => s === 'succeed').length;
+
+    const restartAt = Date.now();
+    await spawn('worker', env);
+    const workerBReadyAt = Date.now();
+    const statuses = await waitAllFinal(
+      dtm,
+      sagas.map((s) => s.gid),
+      40_000,
+    );
+    const recoveredAt = Date.now();
+
+    const actionCalls = countBy(p.calls.filter((c) => /\/a\d+$/.test(c.path)).map((c) => c.path));
+    const repeated = [...actionCalls.entries()].filter(([, n]) => n > 1);
+    console.log(
+      `worker crash: ${doneBeforeCrash}/${SAGAS} sagas had succeeded and ${inFlightAtKill} branch calls were in flight ` +
+        `when worker A was killed; worker B was ready ${workerBReadyAt - restartAt} ms after its start, and every saga ` +
+        `had ended ${recoveredAt - killedAt} ms after the kill (${recoveredAt - workerBReadyAt} ms after worker B was ` +
+        `ready); ${repeated.length} actions ran more than once`,
+    );
+
+    // The crash really came mid-load: some sagas had ended, others had not, and calls were under way.
+    expect(doneBeforeCrash).toBeGreaterThan(0);
+    expect(doneBeforeCrash).toBeLessThan(SAGAS);
+    expect(inFlightAtKill).toBeGreaterThan(0);
+
+    expect(histogram(statuses)).toEqual({ succeed: SAGAS });
+    expect(compensationsSeen(p).map((c) => c.path)).toEqual([]);
+    // Every action ran; a crash re-calls at most the branch in flight (DESIGN invariant 3), so never more than twice.
+    for (const s of sagas) for (const i of [0, 1]) expect(actionCalls.get(`${s.gid}/a${i}`) ?? 0).toBeGreaterThan(0);
+    expect(repeated.filter(([, n]) => n > 2)).toEqual([]);
+    // Only a branch in flight at the kill may be repeated.
+    expect(repeated.length).toBeLessThanOrEqual(inFlightAtKill);
+  });
+});
+
+type Outage = 'kill' | 'stop';
+
+describe('redis restart', () => {
+  it.each<{ outage: Outage; roles: 'api+worker' | 'tm' }>([
+    { outage: 'kill', roles: 'api+worker' },
+    { outage: 'stop', roles: 'tm' },
+  ])(
+    'when Redis restarts mid-load (AOF, $outage), then nothing acknowledged is lost ($roles)',
+    async ({ outage, roles }) => {
+      const SUBMITTERS = 4;
+      redis = await startRedis({ appendonly: true, appendfsync: 'always' });
+      peer = await startBranchPeer();
+      const env = envFor(redis.url);
+      const [front] =
+        roles === 'tm' ? [await spawn('tm', env)] : await Promise.all([spawn('api', env), spawn('worker', env)]);
+      const dtm = dtmClient(front!.url);
+      const p = peer;
+      const r = redis;
+
+      const acked: string[] = [];
+      const unacked: { gid: string; why: string }[] = [];
+      let phase: 'before' | 'outage' | 'after' = 'before';
+      const ackedIn = { before: 0, outage: 0, after: 0 };
+      let loading = true;
+      const submitter = async (): Promise<void> => {
+        while (loading) {
+          const { gid, body } = scriptedSaga(p, `rr-${outage}`, () => 20 + Math.floor(Math.random() * 41));
+          try {
+            const res = await fetch(`${front!.url}/api/dtmsvr/submit`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify(body),
+              signal: AbortSignal.timeout(5_000),
+            });
+            const text = await res.text();
+            if (res.status === 200) {
+              acked.push(gid);
+              ackedIn[phase]++;
+            } else unacked.push({ gid, why: `${res.status} ${text.slice(0, 200)}` });
+          } catch (err) {
+            unacked.push({ gid, why: err instanceof Error ? err.message : String(err) });
+          }
+          await sleep(40);
+        }
+      };
+      const submitters = Array.from({ length: SUBMITTERS }, submitter);
+
+      await sleep(1_200);
+      const ackedBeforeOutage = new Set(acked);
+      // Sagas acknowledged but with their last action not yet answered: work the outage cuts into.
+      const lastAnswered = new Set(p.calls.filter((c) => c.path.endsWith('/a1')).map((c) => c.path.split('/')[0]));
+      const unfinishedAtOutage = [...ackedBeforeOutage].filter((g) => !lastAnswered.has(g)).length;
+      phase = 'outage';
+      const downAt = Date.now();
+      if (outage === 'kill') await r.kill();
+      else await r.stop();
+      await sleep(700);
+      await r.start();
+      const upAt = Date.now();
+      phase = 'after';
+      await sleep(1_500);
+      loading = false;
+      await Promise.all(submitters);
+
+      // Everything acknowledged, and everything that exists though its submit was not acknowledged, ends succeed.
+      const statuses = await waitAllFinal(dtm, acked, 40_000);
+      const unackedStatuses = await waitAllFinal(
+        dtm,
+        unacked.map((u) => u.gid),
+        10_000,
+      );
+      const compensations = compensationsSeen(p);
+      const actionCalls = countBy(p.calls.filter((c) => /\/a\d+$/.test(c.path)).map((c) => c.path));
+      const repeated = [...actionCalls.values()].filter((n) => n > 1).length;
+      console.log(
+        `redis ${outage} (${roles}): ${acked.length} submits acknowledged (${ackedIn.before} before the outage, ` +
+          `${ackedIn.outage} during, ${ackedIn.after} after), ${unacked.length} not ` +
+          `(${[...countBy(unacked.map((u) => u.why.slice(0, 60))).entries()].map(([w, n]) => `${n}× ${w}`).join('; ') || '-'}); ` +
+          `${unfinishedAtOutage} acknowledged sagas were unfinished when Redis went down for ${upAt - downAt} ms; ` +
+          `${repeated} actions ran more than once; unacknowledged: ${JSON.stringify(histogram(unackedStatuses))}`,
+      );
+
+      expect(ackedBeforeOutage.size).toBeGreaterThan(0);
+      expect(unfinishedAtOutage).toBeGreaterThan(0);
+      // The TM served again after the restart, not only before it.
+      expect(ackedIn.after).toBeGreaterThan(0);
+      expect(histogram(statuses)).toEqual({ succeed: acked.length });
+      // A submit not acknowledged may or may not have been recorded; recorded ones must not be stranded.
+      expect([...unackedStatuses].filter(([, s]) => s !== 'succeed' && s !== 'none')).toEqual([]);
+      expect(compensations.map((c) => c.path)).toEqual([]);
+      // At-least-once: the outage may make a branch in flight run again, but only that once.
+      expect([...actionCalls].filter(([, n]) => n > 2)).toEqual([]);
+    },
+  );
+});
