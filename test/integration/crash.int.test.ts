@@ -193,7 +193,7 @@ describe('redis restart', () => {
       let loading = true;
       const submitter = async (): Promise<void> => {
         while (loading) {
-          const { gid, body } = scriptedSaga(p, `rr-${outage}`, () => 20 + Math.floor(Math.random() * 41));
+          const { gid, body } = scriptedSaga(p, `rr-${outage}`, () => 50 + Math.floor(Math.random() * 101));
           try {
             const res = await fetch(`${front!.url}/api/dtmsvr/submit`, {
               method: 'POST',
@@ -223,7 +223,8 @@ describe('redis restart', () => {
       const downAt = Date.now();
       if (outage === 'kill') await r.kill();
       else await r.stop();
-      await sleep(700);
+      // Longer than a pass's lock (JOB_LOCK_MS=2000): the locks of passes under way expire with Redis down.
+      await sleep(2_500);
       await r.start();
       const upAt = Date.now();
       phase = 'after';
