@@ -152,7 +152,9 @@ const main = async (): Promise<void> => {
   const sagaRate = N / sagaSecs;
   const rawRate = rawN / rawSecs;
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}`);
-  console.log(`sagas: ${N} two-step sagas, ${CONCURRENCY} clients with one saga in flight each, TM = one all-in-one process`);
+  console.log(
+    `sagas: ${N} two-step sagas, ${CONCURRENCY} clients with one saga in flight each, TM = one all-in-one process`,
+  );
   console.log(
     `  TM        ${sagaRate.toFixed(0).padStart(7)} sagas/s   p50 ${pct(lat, 50).toFixed(1)} ms   p99 ${pct(lat, 99).toFixed(1)} ms  (submit → last branch call)`,
   );

@@ -1,3 +1,4 @@
 export * from './worker';
 export * from './projector';
 export * from './sweep';
+export * from './rebuild';

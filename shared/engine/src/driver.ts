@@ -10,7 +10,14 @@ import {
   type TxCommand,
   type TxEvent,
 } from '@dtm-ts/domain';
-import { NO_STREAM, VersionConflict, type BranchTransport, type Clock, type EventLog, type PassScheduler } from '@dtm-ts/ports';
+import {
+  NO_STREAM,
+  VersionConflict,
+  type BranchTransport,
+  type Clock,
+  type EventLog,
+  type PassScheduler,
+} from '@dtm-ts/ports';
 import { immediateKey, waitKey } from './views';
 
 export interface DriverDeps {

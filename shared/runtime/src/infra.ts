@@ -90,7 +90,8 @@ export const createInfra = async (
     policy,
     requestTimeoutS: config.requestTimeoutS,
     inlinePasses: config.inlinePasses,
-    onInlineError: (gid, err) => logger.error({ gid, err }, 'inline pass failed and could not be queued; the sweep will pick it up'),
+    onInlineError: (gid, err) =>
+      logger.error({ gid, err }, 'inline pass failed and could not be queued; the sweep will pick it up'),
   });
   return {
     config,
