@@ -58,7 +58,7 @@ export const createInfra = async (
     base = optionsFromUrl(config.redisUrl);
   } else if (opts.manageRedis) {
     const managed = await startManagedRedis({ dataDir: config.dataDir, log: (msg) => logger.info(msg) });
-    stopManaged = managed.stop;
+    stopManaged = () => managed.stop();
     base = { path: managed.path };
   } else {
     throw new Error('REDIS_URL is required for this role (only `npm start` runs its own redis-server)');

@@ -97,7 +97,7 @@ export class RedisFeedSubscriber {
     this.stopped = true;
     for (const wake of this.sleepers) wake();
     for (const loop of this.loops) if (!loop.inHandler) loop.conn.disconnect();
-    await Promise.all(this.loops.map((loop) => loop.done));
+    await Promise.all(this.loops.map((loop) => loop.done ?? Promise.resolve()));
     this.loops = [];
   }
 

@@ -76,7 +76,7 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
       if (state.definition.transType !== cmd.data.definition.transType) {
         throw new TxRejected(
           'conflict',
-          `gid '${state.gid}' is a ${state.definition.transType} transaction, not ${cmd.data.definition.transType}`,
+          `gid '${state.gid}' is a ${String(state.definition.transType)} transaction, not ${String(cmd.data.definition.transType)}`,
         );
       }
       // As DTM: a prepared transaction is submitted with its stored branches; a submitted one is just driven again.
