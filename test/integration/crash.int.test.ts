@@ -90,7 +90,9 @@ describe('worker crash', () => {
     const BATCH = 20;
     redis = await startRedis();
     peer = await startBranchPeer();
-    const env = envFor(redis.url);
+    // A long sweep grace keeps the sweep out of this test, even on a loaded machine: here the dead worker's passes
+    // are taken over through their expired locks. The sweep racing that takeover is the next test's subject.
+    const env = { ...envFor(redis.url), SWEEP_GRACE_MS: '30000' };
     const [api, workerA] = await Promise.all([spawn('api', env), spawn('worker', env)]);
     const dtm = dtmClient(api.url);
     const p = peer;
@@ -170,6 +172,48 @@ describe('worker crash', () => {
     const endedBefore = sagas.filter((s) => beforeRecovery.get(s.gid) === 'succeed');
     expect(endedBefore.filter((s) => callsOf(s.gid).some((n) => n > 1)).map((s) => s.gid)).toEqual([]);
   });
+
+  it("when a dead worker's passes are taken over after the sweep found them overdue, then the branch in flight is called again only once", async () => {
+    const SAGAS = 5;
+    const SLOW_MS = 2_000;
+    redis = await startRedis();
+    peer = await startBranchPeer();
+    const env = envFor(redis.url); // REQUEST_TIMEOUT=3, SWEEP_GRACE_MS=2000: overdue 5 s after the last append
+    const [api, workerA] = await Promise.all([spawn('api', env), spawn('worker', env)]);
+    const dtm = dtmClient(api.url);
+    const p = peer;
+    // Step 1 answers at once, step 2 takes 2 s: the crash comes while step 2 is in flight, step 1 recorded.
+    const sagas = Array.from({ length: SAGAS }, () => {
+      const gid = uniqueGid('slow');
+      const steps = [0, 1].map((i) => ({ action: p.url(`${gid}/a${i}`), compensate: p.url(`${gid}/c${i}`) }));
+      p.script(`${gid}/a1`, [{ status: 200, delayMs: SLOW_MS }]);
+      return { gid, body: sagaBody(gid, steps) };
+    });
+    for (const s of sagas) expect((await dtm.post('/submit', s.body)).status).toBe(200);
+    const deadline = Date.now() + 20_000;
+    while (sagas.some((s) => p.callsTo(`${s.gid}/a1`).length === 0)) {
+      if (Date.now() > deadline) expect.fail(`step 2 was never called; worker output:\n${workerA.output()}`);
+      await sleep(10);
+    }
+    await sleep(300); // lets worker A project step 1's result into the read model
+    await workerA.kill('SIGKILL');
+    expect(sagas.map((s) => p.callsTo(`${s.gid}/a1`).length)).toEqual(sagas.map(() => 1));
+
+    // The replacement comes late: by then the sweep finds the transactions overdue, while their passes still sit,
+    // locked by the dead worker, in BullMQ's active list.
+    await sleep(6_000);
+    await spawn('worker', env);
+    const statuses = await waitAllFinal(
+      dtm,
+      sagas.map((s) => s.gid),
+      30_000,
+    );
+    expect(histogram(statuses)).toEqual({ succeed: SAGAS });
+    expect(compensationsSeen(p).map((c) => c.path)).toEqual([]);
+    // Worker A's call, then one call by whoever took the pass over (DESIGN invariants 3 and 4).
+    const calls = sagas.map((s) => `${s.gid}: ${p.callsTo(`${s.gid}/a1`).length}`);
+    expect(calls).toEqual(sagas.map((s) => `${s.gid}: 2`));
+  });
 });
 
 type Outage = 'kill' | 'stop';
@@ -187,7 +231,8 @@ describe('redis restart', () => {
       const env = envFor(redis.url);
       const [front] =
         roles === 'tm' ? [await spawn('tm', env)] : await Promise.all([spawn('api', env), spawn('worker', env)]);
-      const dtm = dtmClient(front!.url);
+      const apiUrl = front.url;
+      const dtm = dtmClient(apiUrl);
       const p = peer;
       const r = redis;
 
@@ -200,7 +245,7 @@ describe('redis restart', () => {
         while (loading) {
           const { gid, body } = scriptedSaga(p, `rr-${outage}`, () => 50 + Math.floor(Math.random() * 101));
           try {
-            const res = await fetch(`${front!.url}/api/dtmsvr/submit`, {
+            const res = await fetch(`${apiUrl}/api/dtmsvr/submit`, {
               method: 'POST',
               headers: { 'content-type': 'application/json' },
               body: JSON.stringify(body),
@@ -221,14 +266,14 @@ describe('redis restart', () => {
 
       await sleep(1_200);
       const ackedBeforeOutage = new Set(acked);
-      // Sagas acknowledged but with their last action not yet answered: work the outage cuts into.
+      // Sagas acknowledged whose last action was not called yet: work the outage cuts into.
       const lastAnswered = new Set(p.calls.filter((c) => c.path.endsWith('/a1')).map((c) => c.path.split('/')[0]));
       const unfinishedAtOutage = [...ackedBeforeOutage].filter((g) => !lastAnswered.has(g)).length;
       phase = 'outage';
       const downAt = Date.now();
       if (outage === 'kill') await r.kill();
       else await r.stop();
-      // Longer than a pass's lock (JOB_LOCK_MS=2000): the locks of passes under way expire with Redis down.
+      // Longer than a pass's lock (JOB_LOCK_MS=2000), so that the locks of passes under way expire meanwhile.
       await sleep(2_500);
       await r.start();
       const upAt = Date.now();

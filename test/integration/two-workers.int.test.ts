@@ -1,17 +1,38 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisEventLog } from '@dtm-ts/adapters';
-import type { TxEvent } from '@dtm-ts/domain';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { passQueueName, spawnRole, stopAll, type RoleProcess } from '../support/processes';
 import { dtmClient, sagaBody, uniqueGid, type DtmClient } from '../support/tm-harness';
 
-let redis: RedisProcess | undefined;
-let peer: BranchPeer | undefined;
-let client: Redis | undefined;
+// One Redis, one API and two workers for the file; each test has its own gids.
+let redis: RedisProcess;
+let peer: BranchPeer;
+let client: Redis;
+let dtm: DtmClient;
+let log: RedisEventLog;
+let queueKey: string;
+let workerA: RoleProcess;
 const procs: RoleProcess[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  peer = await startBranchPeer();
+  const prefix = `two${randomUUID().slice(0, 8)}`;
+  const env = { REDIS_URL: redis.url, KEY_PREFIX: prefix, LOG_PARTITIONS: '4' };
+  // The workers one after the other, so that each one's readiness is told apart from the other's.
+  const api = await spawnRole('api', env);
+  procs.push(api);
+  workerA = await spawnRole('worker', env);
+  procs.push(workerA);
+  procs.push(await spawnRole('worker', env));
+  dtm = dtmClient(api.url);
+  client = new Redis(redis.url, { maxRetriesPerRequest: 3 });
+  log = new RedisEventLog(client, { prefix, partitions: 4 });
+  queueKey = `bull:${passQueueName(prefix)}`;
+});
 
 afterAll(async () => {
   await stopAll(procs, 'SIGKILL');
@@ -57,37 +78,69 @@ const waitAllFinal = async (
   return statuses;
 };
 
+/**
+ * Which BullMQ worker holds each active pass: the lock of an active job holds its worker's token,
+ * `<worker id>:<n>` (bullmq 5, Worker.run). Returns job id → worker id.
+ */
+const activePasses = async (): Promise<Map<string, string>> => {
+  const active = await client.lrange(`${queueKey}:active`, 0, -1);
+  if (active.length === 0) return new Map();
+  const tokens = await client.mget(active.map((id) => `${queueKey}:${id}:lock`));
+  const held = new Map<string, string>();
+  active.forEach((jobId, i) => {
+    const worker = tokens[i]?.split(':')[0];
+    if (worker) held.set(jobId, worker);
+  });
+  return held;
+};
+
+/** Problems in the log of `gid`: a branch that succeeded more than once, or not exactly one terminal event `want`. */
+const logProblems = async (gid: string, want: 'TransactionSucceeded' | 'TransactionFailed'): Promise<string[]> => {
+  const { events } = await log.read(gid);
+  const succeeded = new Map<string, number>();
+  for (const e of events)
+    if (e.type === 'BranchSucceeded') {
+      const key = `${e.data.branchId}/${e.data.op}`;
+      succeeded.set(key, (succeeded.get(key) ?? 0) + 1);
+    }
+  const problems = [...succeeded].filter(([, n]) => n > 1).map(([k, n]) => `${gid}: ${k} succeeded ${n} times`);
+  const terminal = events
+    .filter((e) => e.type === 'TransactionSucceeded' || e.type === 'TransactionFailed')
+    .map((e) => e.type);
+  if (terminal.length !== 1 || terminal[0] !== want)
+    problems.push(`${gid}: terminal events ${JSON.stringify(terminal)}, want one ${want}`);
+  return problems;
+};
+
+const countBy = <T>(items: Iterable<T>): Map<T, number> => {
+  const m = new Map<T, number>();
+  for (const x of items) m.set(x, (m.get(x) ?? 0) + 1);
+  return m;
+};
+
+/** How often the peer was called on each branch path of each gid: gid → { a0: n, a1: n, c1: n, … }. */
+const callCounts = (p: BranchPeer): Map<string, Record<string, number>> => {
+  const counts = new Map<string, Record<string, number>>();
+  for (const c of p.calls) {
+    const [gid, branch] = c.path.split('/') as [string, string];
+    const of = counts.get(gid) ?? {};
+    of[branch] = (of[branch] ?? 0) + 1;
+    counts.set(gid, of);
+  }
+  return counts;
+};
+
 describe('two workers', () => {
   it('when two workers share one Redis, then each saga is driven to one end and no branch is double-completed', async () => {
     const SAGAS = 300;
-    redis = await startRedis();
-    peer = await startBranchPeer();
     const p = peer;
-    const prefix = `two${randomUUID().slice(0, 8)}`;
-    const env = { REDIS_URL: redis.url, KEY_PREFIX: prefix, LOG_PARTITIONS: '4' };
-    // One at a time, so that each worker's readiness is told apart from the other's.
-    procs.push(await spawnRole('api', env));
-    procs.push(await spawnRole('worker', env));
-    procs.push(await spawnRole('worker', env));
-    const dtm = dtmClient(procs[0]!.url);
-
-    // Which BullMQ worker holds each pass: the lock of an active job holds its worker's token, `<worker id>:<n>`.
-    client = new Redis(redis.url, { maxRetriesPerRequest: 3 });
-    const redisClient = client;
-    const queueKey = `bull:${passQueueName(prefix)}`;
     const jobsByWorker = new Map<string, Set<string>>();
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const active = await redisClient.lrange(`${queueKey}:active`, 0, -1);
-        if (active.length) {
-          const tokens = await redisClient.mget(active.map((id) => `${queueKey}:${id}:lock`));
-          active.forEach((jobId, i) => {
-            const worker = tokens[i]?.split(':')[0];
-            if (!worker) return;
-            if (!jobsByWorker.has(worker)) jobsByWorker.set(worker, new Set());
-            jobsByWorker.get(worker)!.add(jobId);
-          });
+        for (const [jobId, worker] of await activePasses()) {
+          if (!jobsByWorker.has(worker)) jobsByWorker.set(worker, new Set());
+          jobsByWorker.get(worker)!.add(jobId);
         }
         await sleep(20);
       }
@@ -124,38 +177,21 @@ describe('two workers', () => {
       .filter((s) => statuses.get(s.gid) !== expectedEnd[s.kind].status)
       .map((s) => `${s.gid}: ${statuses.get(s.gid)}`);
     expect(wrongEnds).toEqual([]);
-    const callCounts = new Map<string, Record<string, number>>();
-    for (const c of p.calls) {
-      const [gid, branch] = c.path.split('/') as [string, string];
-      const counts = callCounts.get(gid) ?? {};
-      counts[branch] = (counts[branch] ?? 0) + 1;
-      callCounts.set(gid, counts);
-    }
+    const calls = callCounts(p);
     const wrongCalls = sagas
-      .filter((s) => JSON.stringify(callCounts.get(s.gid)) !== JSON.stringify(expectedEnd[s.kind].calls))
-      .map((s) => `${s.gid}: ${JSON.stringify(callCounts.get(s.gid))}`);
+      .filter((s) => JSON.stringify(calls.get(s.gid)) !== JSON.stringify(expectedEnd[s.kind].calls))
+      .map((s) => `${s.gid}: ${JSON.stringify(calls.get(s.gid))}`);
     expect(wrongCalls).toEqual([]);
 
     // The log: no branch completed twice, and exactly one terminal event, the one the script implies.
-    const log = new RedisEventLog(redisClient, { prefix, partitions: 4 });
     const problems: string[] = [];
-    for (const s of sagas) {
-      const { events } = await log.read(s.gid);
-      const succeeded = new Map<string, number>();
-      for (const e of events as TxEvent[])
-        if (e.type === 'BranchSucceeded') {
-          const key = `${e.data.branchId}/${e.data.op}`;
-          succeeded.set(key, (succeeded.get(key) ?? 0) + 1);
-        }
-      const twice = [...succeeded].filter(([, n]) => n > 1).map(([k]) => k);
-      if (twice.length) problems.push(`${s.gid}: ${twice.join(', ')} succeeded more than once`);
-      const terminal = events
-        .filter((e) => e.type === 'TransactionSucceeded' || e.type === 'TransactionFailed')
-        .map((e) => e.type);
-      const want = expectedEnd[s.kind].status === 'succeed' ? 'TransactionSucceeded' : 'TransactionFailed';
-      if (terminal.length !== 1 || terminal[0] !== want)
-        problems.push(`${s.gid}: terminal events ${JSON.stringify(terminal)}, want one ${want}`);
-    }
+    for (const s of sagas)
+      problems.push(
+        ...(await logProblems(
+          s.gid,
+          expectedEnd[s.kind].status === 'succeed' ? 'TransactionSucceeded' : 'TransactionFailed',
+        )),
+      );
     expect(problems).toEqual([]);
 
     // Both workers drove passes.
@@ -165,5 +201,82 @@ describe('two workers', () => {
     );
     expect(perWorker).toHaveLength(2);
     for (const n of perWorker) expect(n).toBeGreaterThanOrEqual(10);
+  });
+
+  it('when a worker pauses past its pass locks and resumes, then the other takes its passes over and no branch is double-completed', async () => {
+    const SAGAS = 150;
+    const p = peer;
+    const sagas = Array.from({ length: SAGAS }, () => {
+      const gid = uniqueGid('pause');
+      const steps = [0, 1].map((s) => ({ action: p.url(`${gid}/a${s}`), compensate: p.url(`${gid}/c${s}`) }));
+      for (const s of [0, 1])
+        p.script(`${gid}/a${s}`, [{ status: 200, delayMs: 100 + Math.floor(Math.random() * 201) }]);
+      return { gid, body: sagaBody(gid, steps) };
+    });
+    const submitStatuses: number[] = [];
+    const submitting = (async () => {
+      for (let i = 0; i < SAGAS; i += 10) {
+        const res = await Promise.all(sagas.slice(i, i + 10).map((s) => dtm.post('/submit', s.body)));
+        submitStatuses.push(...res.map((r) => r.status));
+        await sleep(100);
+      }
+    })();
+
+    // Pause worker A (SIGSTOP: a GC pause, a frozen VM) once both workers hold passes, for longer than the
+    // locks (JOB_LOCK_MS=2000): worker B takes its passes over while A still holds them in memory.
+    const eachHoldsFive = (held: Map<string, string>): boolean => {
+      const perWorker = [...countBy(held.values()).values()];
+      return perWorker.length === 2 && Math.min(...perWorker) >= 5;
+    };
+    const deadline = Date.now() + 20_000;
+    let before = await activePasses();
+    while (!eachHoldsFive(before)) {
+      if (Date.now() > deadline) expect.fail('the two workers never held 5 passes each at the same time');
+      await sleep(10);
+      before = await activePasses();
+    }
+    process.kill(workerA.pid, 'SIGSTOP');
+    let takenOver = 0;
+    try {
+      const pausedUntil = Date.now() + 5_000;
+      const seen = new Set<string>();
+      while (Date.now() < pausedUntil) {
+        for (const [jobId, worker] of await activePasses())
+          if (before.has(jobId) && before.get(jobId) !== worker && !seen.has(jobId)) {
+            seen.add(jobId);
+            takenOver++;
+          }
+        await sleep(50);
+      }
+    } finally {
+      process.kill(workerA.pid, 'SIGCONT');
+    }
+    await submitting;
+    expect(submitStatuses.filter((s) => s !== 200)).toEqual([]);
+    const statuses = await waitAllFinal(
+      dtm,
+      sagas.map((s) => s.gid),
+      40_000,
+    );
+
+    const calls = callCounts(p);
+    const repeated = sagas.filter((s) => Object.values(calls.get(s.gid) ?? {}).some((n) => n > 1)).length;
+    console.log(
+      `worker pause: ${takenOver} passes taken over by the other worker while worker A was stopped; ` +
+        `${repeated} sagas had an action called twice`,
+    );
+    // The pause really made two drivers of some transactions.
+    expect(takenOver).toBeGreaterThan(0);
+    expect([...statuses.values()].filter((s) => s !== 'succeed')).toEqual([]);
+    const problems: string[] = [];
+    for (const s of sagas) problems.push(...(await logProblems(s.gid, 'TransactionSucceeded')));
+    expect(problems).toEqual([]);
+    // No compensation; each action ran, at most twice (once per driver).
+    const wrongCalls = sagas
+      .map((s) => ({ gid: s.gid, c: calls.get(s.gid) ?? {} }))
+      .filter(({ c }) => Object.keys(c).sort().join() !== 'a0,a1' || Object.values(c).some((n) => n > 2))
+      .map(({ gid, c }) => `${gid}: ${JSON.stringify(c)}`);
+    expect(wrongCalls).toEqual([]);
+    expect(workerA.running).toBe(true);
   });
 });

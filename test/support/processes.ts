@@ -202,16 +202,19 @@ export const spawnRole = async (
           output: proc.output,
         };
       }
-      if (!exitedEarly) {
-        proc.child.kill('SIGKILL');
-        await proc.exited;
-      }
+      const diedByItself = exitedEarly;
+      if (!diedByItself) proc.child.kill('SIGKILL');
       const { code, signal } = await proc.exited;
       const portTaken = /EADDRINUSE/.test(proc.output());
       if (portTaken && !env['PORT'] && attempt < START_ATTEMPTS) continue;
-      const why = exitedEarly
+      const why = diedByItself
         ? `exited while starting (code ${code}, signal ${signal})`
-        : `not ready after ${readyTimeoutMs} ms (api ${apiReady ? 'up' : 'down'}, worker ${workerReady ? 'registered' : 'not registered'})`;
+        : `not ready after ${readyTimeoutMs} ms (${[
+            hasApi ? `api ${apiReady ? 'answers' : 'does not answer'}` : '',
+            hasWorker ? `worker ${workerReady ? 'registered' : 'not registered'}` : '',
+          ]
+            .filter(Boolean)
+            .join(', ')})`;
       throw new Error(`${role} ${why}; last output:\n${proc.output()}`);
     }
   } finally {
@@ -224,5 +227,5 @@ export const stopAll = async (
   procs: readonly (RoleProcess | undefined)[],
   signal: NodeJS.Signals = 'SIGTERM',
 ): Promise<void> => {
-  await Promise.all(procs.map((p) => p?.kill(signal)));
+  await Promise.all(procs.flatMap((p) => (p ? [p.kill(signal)] : [])));
 };
