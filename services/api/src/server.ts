@@ -18,9 +18,13 @@ export const startApi = async (infra: Infra, port = infra.config.port): Promise<
   const app = createApiApp({
     driver: infra.driver,
     log: infra.log,
+    topics: infra.topics,
     readModel: infra.readModel,
     limits: { maxBranches: config.maxBranches },
     requestTimeoutS: config.requestTimeoutS,
+    timeoutToFailS: config.timeoutToFailS,
+    policy: infra.policy,
+    now: () => infra.clock.now(),
     version: VERSION,
     logger,
     maxBodyBytes: config.maxBodyBytes,

@@ -1,4 +1,4 @@
-import { fold } from '@dtm-ts/domain';
+import { fold, type Policy } from '@dtm-ts/domain';
 import { summarize } from '@dtm-ts/engine';
 import type { EventLog, FeedEntry, ReadModel } from '@dtm-ts/ports';
 
@@ -8,16 +8,17 @@ import type { EventLog, FeedEntry, ReadModel } from '@dtm-ts/ports';
  * two projectors racing all converge on the newest state.
  */
 export const projectEntries = async (
-  deps: { log: EventLog; readModel: ReadModel; requestTimeoutMs: number },
+  deps: { log: EventLog; readModel: ReadModel; requestTimeoutMs: number; policy?: Policy },
   entries: readonly FeedEntry[],
 ): Promise<void> => {
-  const gids = [...new Set(entries.map((e) => e.gid))];
+  // `$`-streams (topics) are not transactions: the read model lists transactions only.
+  const gids = [...new Set(entries.map((e) => e.gid))].filter((g) => !g.startsWith('$'));
   await Promise.all(
     gids.map(async (gid) => {
       const { events, version } = await deps.log.read(gid);
       const tx = fold(events);
       if (tx.status === 'none') return;
-      const { summary, wakeAt } = summarize(tx, version, deps.requestTimeoutMs);
+      const { summary, wakeAt } = summarize(tx, version, deps.requestTimeoutMs, deps.policy);
       await deps.readModel.put(summary, version, wakeAt);
     }),
   );

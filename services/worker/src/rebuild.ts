@@ -1,3 +1,4 @@
+import type { Policy } from '@dtm-ts/domain';
 import type { EventFeed, EventLog, ReadModel } from '@dtm-ts/ports';
 import { projectEntries } from './projector';
 
@@ -7,7 +8,7 @@ import { projectEntries } from './projector';
  * version-guarded, so live updates and the rebuild converge. Returns how many appends it read.
  */
 export const rebuildReadModel = async (
-  deps: { log: EventLog; feed: EventFeed; readModel: ReadModel; requestTimeoutMs: number },
+  deps: { log: EventLog; feed: EventFeed; readModel: ReadModel; requestTimeoutMs: number; policy?: Policy },
   pageSize = 1000,
 ): Promise<number> => {
   let checkpoint = '';

@@ -50,7 +50,7 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
       logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'projection failed; will retry'),
   });
   await projector.start((entries) =>
-    projectEntries({ log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000 }, entries),
+    projectEntries({ log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000, policy: infra.policy }, entries),
   );
 
   const sweep = (): Promise<number> =>

@@ -6,3 +6,4 @@ export * from './redis/read-model';
 export * from './redis/managed-redis';
 export * from './http-branch/http-branch-transport';
 export * from './bullmq/pass-scheduler';
+export * from './redis/topic-log';

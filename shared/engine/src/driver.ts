@@ -123,6 +123,14 @@ export class Driver {
     await this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version));
   }
 
+  /** Asks for the pass a transaction will need next (after a prepare: the one that enforces its timeout). */
+  async schedule(gid: string, state: GlobalTransaction, version: number): Promise<void> {
+    const p = plan(state, this.deps.clock.now(), this.deps.policy);
+    if (p.kind === 'done') return;
+    if (p.kind === 'wait') await this.deps.scheduler.schedule(gid, p.until, waitKey(version, p.until));
+    else await this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version));
+  }
+
   /** Waits for the inline passes under way (on shutdown). */
   async drain(): Promise<void> {
     while (this.inline.size) await Promise.allSettled([...this.inline]);

@@ -1,2 +1,3 @@
 export * from './driver';
 export * from './views';
+export * from './stream-command';

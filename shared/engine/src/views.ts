@@ -1,4 +1,4 @@
-import { plan, type ActiveTransaction, type BranchState, type Plan } from '@dtm-ts/domain';
+import { plan, type ActiveTransaction, type BranchState, type Plan, type Policy } from '@dtm-ts/domain';
 import type { TransactionSummary } from '@dtm-ts/ports';
 
 const iso = (t: number | null): string | undefined => (t === null ? undefined : new Date(t).toISOString());
@@ -68,8 +68,9 @@ export const nextWake = (
   tx: ActiveTransaction,
   version: number,
   requestTimeoutMs: number,
+  policy?: Policy,
 ): { at: number; key: string } | null => {
-  const p: Plan = plan(tx, tx.updateTime);
+  const p: Plan = plan(tx, tx.updateTime, policy);
   if (p.kind === 'done') return null;
   if (p.kind === 'wait') return { at: p.until, key: waitKey(version, p.until) };
   // Due now: a driver should be on it; it is overdue once a call could have timed out.
@@ -89,8 +90,9 @@ export const summarize = (
   tx: ActiveTransaction,
   version: number,
   requestTimeoutMs: number,
+  policy?: Policy,
 ): { summary: SummaryWithWake; wakeAt: number | null } => {
-  const wake = nextWake(tx, version, requestTimeoutMs);
+  const wake = nextWake(tx, version, requestTimeoutMs, policy);
   return {
     summary: {
       gid: tx.gid,

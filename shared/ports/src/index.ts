@@ -1,4 +1,4 @@
-import type { BranchCall, BranchOutcome, Gid, GlobalStatus, TxEvent } from '@dtm-ts/domain';
+import type { BranchCall, BranchOutcome, Gid, GlobalStatus, TopicEvent, TxEvent } from '@dtm-ts/domain';
 
 /** An event as stored: its revision in its stream (0-based) and when it was appended. */
 export interface RecordedEvent {
@@ -21,16 +21,22 @@ export class VersionConflict extends Error {
   }
 }
 
-/** Append-only history of every global transaction: one stream per gid. */
-export interface EventLog {
-  /** All events of one transaction, and the revision of the last one (NO_STREAM when none). */
-  read(gid: Gid): Promise<{ events: TxEvent[]; version: number }>;
+/** Append-only streams of events, one per id. */
+export interface StreamLog<E> {
+  /** All events of one stream, and the revision of the last one (NO_STREAM when none). */
+  read(id: string): Promise<{ events: E[]; version: number }>;
   /**
    * Appends atomically, only if the stream is at `expected` (NO_STREAM for a new stream).
    * Rejects with VersionConflict otherwise. Resolves to the revision of the last appended event.
    */
-  append(gid: Gid, events: readonly TxEvent[], expected: number): Promise<number>;
+  append(id: string, events: readonly E[], expected: number): Promise<number>;
 }
+
+/** Append-only history of every global transaction: one stream per gid. */
+export type EventLog = StreamLog<TxEvent>;
+
+/** Topics and their subscribers, one stream per topic (`topicStreamId`). */
+export type TopicLog = StreamLog<TopicEvent>;
 
 /** A position in the global feed, opaque to callers; `''` is the beginning. */
 export type FeedCheckpoint = string;
@@ -79,6 +85,8 @@ export interface ReadModel {
   list(q: ListQuery): Promise<{ items: TransactionSummary[]; next: string }>;
   /** Unfinished transactions that should have been driven before `before` (epoch ms). */
   overdue(before: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]>;
+  /** Unfinished transactions that will not be driven before `after` (epoch ms): long back-offs. */
+  scheduledAfter(after: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]>;
 }
 
 /** Work for the workers: one job drives one transaction for one pass. */

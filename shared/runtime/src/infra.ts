@@ -5,11 +5,13 @@ import {
   HttpBranchTransport,
   RedisEventLog,
   RedisReadModel,
+  redisTopicLog,
   startManagedRedis,
 } from '@dtm-ts/adapters';
 import type { Config } from '@dtm-ts/config';
+import type { Policy } from '@dtm-ts/domain';
 import { Driver } from '@dtm-ts/engine';
-import { systemClock, type Clock } from '@dtm-ts/ports';
+import { systemClock, type Clock, type TopicLog } from '@dtm-ts/ports';
 import type { Logger } from '@dtm-ts/telemetry';
 
 /** Everything a role needs, wired from one config. `close` releases it in reverse order. */
@@ -19,6 +21,8 @@ export interface Infra {
   readonly redisOptions: RedisOptions;
   readonly redis: Redis;
   readonly log: RedisEventLog;
+  readonly topics: TopicLog;
+  readonly policy: Policy;
   readonly readModel: RedisReadModel;
   readonly queue: Queue;
   readonly scheduler: BullPassScheduler;
@@ -77,7 +81,7 @@ export const createInfra = async (
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
   const scheduler = new BullPassScheduler(queue);
   const transport = new HttpBranchTransport();
-  const policy = {
+  const policy: Policy = {
     retryIntervalS: config.retryIntervalS,
     timeoutToFailS: config.timeoutToFailS,
     backoffCapS: config.backoffCapS,
@@ -99,6 +103,8 @@ export const createInfra = async (
     redisOptions,
     redis,
     log,
+    topics: redisTopicLog(log),
+    policy,
     readModel,
     queue,
     scheduler,

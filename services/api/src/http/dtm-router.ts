@@ -1,35 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { type ActiveTransaction, fold, TxRejected } from '@dtm-ts/domain';
-import { branchRecord, nextWake, transactionRecord, type Driver } from '@dtm-ts/engine';
-import type { EventLog, ReadModel } from '@dtm-ts/ports';
+import { TxRejected } from '@dtm-ts/domain';
 import { BadRequest } from './bad-request';
-import { bodyObject, parseGlobalRequest, requireGid, type Limits } from './validate-global';
+import type { DtmService } from './dtm-service';
 
-export interface DtmRouterDeps {
-  readonly driver: Driver;
-  readonly log: EventLog;
-  readonly readModel: ReadModel;
-  readonly limits: Limits;
-  readonly requestTimeoutS: number;
-  readonly version: string;
-}
-
-const SUCCESS = { dtm_result: 'SUCCESS' } as const;
-
-/** 22 characters of base-57, like DTM's shortuuid gids. */
-const ALPHABET = '23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
-export const newGid = (): string => {
-  const bytes = randomBytes(22);
-  let s = '';
-  for (const b of bytes) s += ALPHABET[b % ALPHABET.length];
-  return s;
+type Handler = (req: Request, res: Response) => Promise<unknown>;
+/** Every route answers the object its service call resolves to, as DTM's WrapHandler2 does. */
+const route = (h: Handler) => (req: Request, res: Response, next: NextFunction) => {
+  h(req, res).then((body) => res.json(body), next);
 };
-
-type Handler = (req: Request, res: Response) => Promise<void> | void;
-/** Express 5 forwards rejected promises to the error middleware; this only keeps handlers typed alike. */
-const route = (h: Handler) => (req: Request, res: Response, next: NextFunction) =>
-  Promise.resolve(h(req, res)).catch(next);
 
 const queryString = (req: Request, key: string): string => {
   const v = req.query[key];
@@ -53,143 +31,111 @@ const queryInt = (
   return n;
 };
 
-/** DTM's `/api/dtmsvr` endpoints of the saga engine. */
-export const dtmRouter = (deps: DtmRouterDeps): Router => {
-  const { driver, log, readModel } = deps;
+/** DTM's `/api/dtmsvr` endpoints. */
+export const dtmRouter = (svc: DtmService, defaults: { timeoutToFailS: number }): Router => {
   const r = express.Router();
-
-  const queryView = (tx: ActiveTransaction, version: number) => {
-    const wake = nextWake(tx, version, deps.requestTimeoutS * 1000);
-    return {
-      transaction: transactionRecord(tx, wake ? { at: wake.at, intervalS: 0 } : undefined),
-      branches: tx.branches.map((b) => branchRecord(tx.gid, b)),
-    };
-  };
-
-  r.get('/version', (_req, res) => {
-    res.json({ version: deps.version });
-  });
-
-  r.get('/newGid', (_req, res) => {
-    res.json({ gid: newGid(), dtm_result: 'SUCCESS' });
-  });
-
+  r.get(
+    '/version',
+    route(() => Promise.resolve(svc.version())),
+  );
+  r.get(
+    '/newGid',
+    route(() => Promise.resolve(svc.newGid())),
+  );
+  r.post(
+    '/prepare',
+    route((req) => svc.prepare(req.body)),
+  );
   r.post(
     '/submit',
-    route(async (req, res) => {
-      const { definition, branches } = parseGlobalRequest(req.body, deps.limits);
-      const done = await driver.execute(
-        definition.gid,
-        (now) => ({ type: 'SubmitGlobalTransaction', data: { definition, branches }, metadata: { now } }),
-        { assumeNew: true },
-      );
-      if (!definition.options.waitResult) {
-        await driver.kick(definition.gid, done.version, done);
-        res.json(SUCCESS);
-        return;
-      }
-      // wait_result: one pass inline, then answer as DTM does (§4.0).
-      const pass = await driver.runPass(definition.gid, 0, done);
-      const s = pass.state;
-      if (s.status === 'succeed') {
-        res.json(SUCCESS);
-        return;
-      }
-      const reason = s.status !== 'none' && s.rollbackReason ? s.rollbackReason : 'wait result not return success';
-      res.status(409).json({ dtm_result: 'FAILURE', message: reason });
-    }),
+    route((req) => svc.submit(req.body)),
   );
-
+  r.post(
+    '/abort',
+    route((req) => svc.abort(req.body)),
+  );
+  for (const path of ['/registerBranch', '/registerTccBranch', '/registerXaBranch']) {
+    r.post(
+      path,
+      route((req) => svc.registerBranch(req.body)),
+    );
+  }
   r.get(
     '/query',
-    route(async (req, res) => {
-      const gid = queryString(req, 'gid');
-      if (gid === '') throw new BadRequest('no gid specified');
-      const { events, version } = await log.read(gid);
-      const tx = fold(events);
-      if (tx.status === 'none') {
-        res.json({ transaction: null, branches: [] });
-        return;
-      }
-      res.json(queryView(tx, version));
-    }),
+    route((req) => svc.query(queryString(req, 'gid'))),
   );
-
   r.get(
     '/all',
-    route(async (req, res) => {
-      const gid = queryString(req, 'gid');
-      if (gid !== '') {
-        const { events } = await log.read(gid);
-        const tx = fold(events);
-        res.json({ transactions: tx.status === 'none' ? [] : [transactionRecord(tx)], next_position: '' });
-        return;
-      }
-      const limit = queryInt(req, 'limit', 100, 1, 1000)!;
-      const page = await readModel.list({
+    route((req) =>
+      svc.all({
+        gid: queryString(req, 'gid'),
         position: queryString(req, 'position'),
-        limit,
+        limit: queryInt(req, 'limit', 100, 1, 1000)!,
         status: queryString(req, 'status') || undefined,
         transType: queryString(req, 'transType') || undefined,
         createTimeStart: queryInt(req, 'createTimeStart', undefined, 0, Number.MAX_SAFE_INTEGER),
         createTimeEnd: queryInt(req, 'createTimeEnd', undefined, 0, Number.MAX_SAFE_INTEGER),
-      });
-      res.json({ transactions: page.items.map((s) => s.record), next_position: page.next });
-    }),
+      }),
+    ),
   );
-
   r.post(
     '/forceStop',
-    route(async (req, res) => {
-      const gid = requireGid(bodyObject(req.body));
-      await driver.execute(gid, (now) => ({ type: 'ForceStop', data: { gid }, metadata: { now } }));
-      res.json(SUCCESS);
-    }),
+    route((req) => svc.forceStop(req.body)),
   );
-
   r.post(
     '/resetNextCronTime',
-    route(async (req, res) => {
-      const gid = requireGid(bodyObject(req.body));
-      const done = await driver.execute(gid, (now) => ({
-        type: 'ResetNextCronTime',
-        data: { gid },
-        metadata: { now },
-      }));
-      if (done.appended > 0) await driver.kick(gid, done.version);
-      res.json(SUCCESS);
-    }),
+    route((req) => svc.resetNextCronTime(req.body)),
   );
-
+  r.get(
+    '/resetCronTime',
+    route((req) =>
+      svc.resetCronTime(
+        queryInt(req, 'timeout', 3 * defaults.timeoutToFailS, 0, 10 * 365 * 24 * 3600)!,
+        queryInt(req, 'limit', 100, 1, 10_000)!,
+      ),
+    ),
+  );
+  r.get(
+    '/subscribe',
+    route((req) => svc.subscribe(queryString(req, 'topic'), queryString(req, 'url'), queryString(req, 'remark'))),
+  );
+  r.get(
+    '/unsubscribe',
+    route((req) => svc.unsubscribe(queryString(req, 'topic'), queryString(req, 'url'))),
+  );
+  r.delete(
+    '/topic/:topicName',
+    route((req) => svc.deleteTopic(String(req.params.topicName ?? ''))),
+  );
   return r;
 };
 
-/** Maps errors to DTM's envelope: 409 FAILURE for business refusals, 4xx for bad input, 500 only for our faults. */
+/** Status and body of an error, in DTM's envelope: 409 FAILURE for business refusals, 4xx for bad input, 500 for our faults. */
+export const errorAnswer = (err: unknown): { status: number; body: Record<string, unknown>; internal: boolean } => {
+  if (err instanceof TxRejected) {
+    if (err.code === 'conflict')
+      return { status: 409, body: { dtm_result: 'FAILURE', message: err.message }, internal: false };
+    return { status: err.code === 'not-found' ? 404 : 422, body: { message: err.message }, internal: false };
+  }
+  if (err instanceof BadRequest) return { status: err.status, body: { message: err.message }, internal: false };
+  const e = err as { type?: string; status?: number; limit?: number; message?: string };
+  if (e?.type === 'entity.parse.failed') {
+    return { status: 400, body: { message: `malformed JSON body: ${e.message ?? ''}` }, internal: false };
+  }
+  if (e?.type === 'entity.too.large') {
+    return { status: 413, body: { message: `request body larger than ${e.limit} bytes` }, internal: false };
+  }
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+    return { status: e.status, body: { message: e.message ?? 'bad request' }, internal: false };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { status: 500, body: { message: `internal error: ${message}` }, internal: true };
+};
+
 export const errorMiddleware =
   (onInternal: (err: unknown, req: Request) => void) =>
   (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    if (err instanceof TxRejected) {
-      if (err.code === 'conflict') res.status(409).json({ dtm_result: 'FAILURE', message: err.message });
-      else res.status(err.code === 'not-found' ? 404 : 422).json({ message: err.message });
-      return;
-    }
-    if (err instanceof BadRequest) {
-      res.status(err.status).json({ message: err.message });
-      return;
-    }
-    const e = err as { type?: string; status?: number; limit?: number; message?: string };
-    if (e?.type === 'entity.parse.failed') {
-      res.status(400).json({ message: `malformed JSON body: ${e.message ?? ''}` });
-      return;
-    }
-    if (e?.type === 'entity.too.large') {
-      res.status(413).json({ message: `request body larger than ${e.limit} bytes` });
-      return;
-    }
-    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
-      res.status(e.status).json({ message: e.message ?? 'bad request' });
-      return;
-    }
-    onInternal(err, req);
-    res.status(500).json({ message: `internal error: ${err instanceof Error ? err.message : String(err)}` });
+    const a = errorAnswer(err);
+    if (a.internal) onInternal(err, req);
+    res.status(a.status).json(a.body);
   };

@@ -5,6 +5,7 @@ import {
   type SagaOrdering,
   type TransDefinition,
   type TransOptions,
+  type TransType,
 } from '@dtm-ts/domain';
 import { BadRequest } from './bad-request';
 
@@ -37,6 +38,7 @@ export const requireGid = (b: Record<string, unknown>): string => {
   const gid = escape(raw);
   if (gid === '') throw new BadRequest('gid is required');
   if (gid.length > 128) throw new BadRequest('gid is longer than 128 characters', 422);
+  if (gid.startsWith('$')) throw new BadRequest("gid may not start with '$' (reserved for the TM's own streams)", 422);
   return gid;
 };
 
@@ -71,7 +73,7 @@ const stringMap = (v: unknown, what: string): Record<string, string> => {
   return v as Record<string, string>;
 };
 
-const checkUrl = (url: string, what: string): void => {
+export const checkUrl = (url: string, what: string): void => {
   if (url === '') return;
   let u: URL;
   try {
@@ -120,42 +122,37 @@ const sagaOrdering = (customData: string, n: number): SagaOrdering => {
   return { concurrent, orders: concurrent ? orders : {} };
 };
 
-/** Validates a `submit` body into a definition and its branch rows, or throws BadRequest. Nothing is written before this passes. */
-export const parseGlobalRequest = (
-  body: unknown,
-  limits: Limits,
-): { definition: TransDefinition; branches: BranchDef[] } => {
-  const b = bodyObject(body);
+const msgCustomData = (customData: string): number => {
+  if (customData === '') return 0;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(customData);
+  } catch {
+    throw new BadRequest('custom_data must be JSON text');
+  }
+  if (!isObject(parsed)) throw new BadRequest('custom_data must be a JSON object');
+  const delay = parsed.delay ?? 0;
+  if (typeof delay !== 'number' || !Number.isInteger(delay) || delay < 0 || delay > MAX_SECONDS) {
+    throw new BadRequest(`custom_data.delay must be a whole number of seconds from 0 to ${MAX_SECONDS}`, 422);
+  }
+  return delay;
+};
+
+/** `topic://name` in a msg step: delivered to the topic's subscribers, expanded when the message is stored. */
+export const TOPIC_SCHEME = 'topic://';
+
+/** The part shared by `prepare` and `submit` of every mode: gid, trans_type and the options. */
+const parseHeader = (b: Record<string, unknown>): { gid: string; transType: TransType; options: TransOptions } => {
   const gid = requireGid(b);
   const transType = b.trans_type;
   if (transType === undefined || transType === '' || transType === null) throw new BadRequest('trans_type is required');
   if (typeof transType !== 'string') throw new BadRequest('trans_type must be a string');
   if (!TRANS_TYPES.includes(transType)) throw new BadRequest(`unknown trans_type '${transType}'`, 422);
-  if (transType !== 'saga') throw new BadRequest(`trans_type '${transType}' is not supported yet`, 422);
+  if (transType === 'workflow') throw new BadRequest(`trans_type 'workflow' is not supported yet`, 422);
   const protocol = optString(b, 'protocol');
-  if (protocol !== '' && protocol !== 'http')
+  if (protocol !== '' && protocol !== 'http') {
     throw new BadRequest(`protocol '${protocol}' is not supported (only http)`, 422);
-
-  const rawSteps = b.steps ?? [];
-  if (!Array.isArray(rawSteps)) throw new BadRequest('steps must be an array');
-  if (rawSteps.length > limits.maxBranches)
-    throw new BadRequest(`too many steps: ${rawSteps.length} > ${limits.maxBranches}`, 422);
-  const steps = rawSteps.map((s, i) => {
-    const step = stringMap(s, `steps[${i}]`);
-    if (step.action === undefined) throw new BadRequest(`steps[${i}].action is required`);
-    checkUrl(step.action, `steps[${i}].action`);
-    checkUrl(step.compensate ?? '', `steps[${i}].compensate`);
-    return step;
-  });
-  const rawPayloads = b.payloads ?? [];
-  if (!Array.isArray(rawPayloads) || rawPayloads.some((p) => typeof p !== 'string')) {
-    throw new BadRequest('payloads must be an array of strings');
   }
-  if (rawPayloads.length > steps.length)
-    throw new BadRequest(`payloads has ${rawPayloads.length} entries for ${steps.length} steps`, 422);
-  const payloads = steps.map((s, i) => (rawPayloads[i] as string | undefined) ?? s.data ?? '');
-
-  const customData = optString(b, 'custom_data');
   const options: TransOptions = {
     timeoutToFail: optSeconds(b, 'timeout_to_fail'),
     requestTimeout: optSeconds(b, 'request_timeout'),
@@ -164,6 +161,58 @@ export const parseGlobalRequest = (
     branchHeaders: stringMap(b.branch_headers, 'branch_headers'),
     waitResult: optBool(b, 'wait_result'),
   };
+  return { gid, transType: transType as TransType, options };
+};
+
+const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: TransType) => {
+  const rawSteps = b.steps ?? [];
+  if (!Array.isArray(rawSteps)) throw new BadRequest('steps must be an array');
+  if (rawSteps.length > limits.maxBranches) {
+    throw new BadRequest(`too many steps: ${rawSteps.length} > ${limits.maxBranches}`, 422);
+  }
+  const steps = rawSteps.map((s, i) => {
+    const step = stringMap(s, `steps[${i}]`);
+    if (step.action === undefined) throw new BadRequest(`steps[${i}].action is required`);
+    if (transType === 'msg' && step.action.startsWith(TOPIC_SCHEME)) {
+      if (step.action.length === TOPIC_SCHEME.length) throw new BadRequest(`steps[${i}].action names no topic`, 422);
+    } else if (transType === 'msg' && step.action.startsWith('kafka://')) {
+      throw new BadRequest(
+        `steps[${i}].action: kafka:// delivery needs KAFKA_BROKERS, which this TM does not have`,
+        422,
+      );
+    } else checkUrl(step.action, `steps[${i}].action`);
+    checkUrl(step.compensate ?? '', `steps[${i}].compensate`);
+    return step;
+  });
+  const rawPayloads = b.payloads ?? [];
+  if (!Array.isArray(rawPayloads) || rawPayloads.some((p) => typeof p !== 'string')) {
+    throw new BadRequest('payloads must be an array of strings');
+  }
+  if (rawPayloads.length > steps.length) {
+    throw new BadRequest(`payloads has ${rawPayloads.length} entries for ${steps.length} steps`, 422);
+  }
+  const payloads = steps.map((s, i) => (rawPayloads[i] as string | undefined) ?? s.data ?? '');
+  return { steps, payloads };
+};
+
+/**
+ * Validates a `prepare` or `submit` body into a definition and its branch rows, or throws
+ * BadRequest; nothing is written before this passes. Rows as DTM generates them: saga step i →
+ * compensate + action `%02d`; msg step i → action `%02d` (a `topic://` url is expanded by the
+ * caller); tcc and xa → none (they are registered later).
+ */
+export const parseGlobalRequest = (
+  body: unknown,
+  limits: Limits,
+): { definition: TransDefinition; branches: BranchDef[] } => {
+  const b = bodyObject(body);
+  const { gid, transType, options } = parseHeader(b);
+  const twoPhase = transType === 'tcc' || transType === 'xa';
+  // tcc and xa carry no steps: their branches arrive through registerBranch.
+  const { steps, payloads } = twoPhase ? { steps: [], payloads: [] } : parseSteps(b, limits, transType);
+  const customData = optString(b, 'custom_data');
+  const queryPrepared = optString(b, 'query_prepared');
+  if (transType === 'msg') checkUrl(queryPrepared, 'query_prepared');
   const definition: TransDefinition = {
     gid,
     transType,
@@ -171,13 +220,104 @@ export const parseGlobalRequest = (
     steps,
     payloads,
     customData,
-    queryPrepared: optString(b, 'query_prepared'),
+    queryPrepared,
     options,
-    ordering: sagaOrdering(customData, steps.length),
+    ordering:
+      transType === 'saga'
+        ? sagaOrdering(customData, steps.length)
+        : { concurrent: transType === 'msg' && optBool(b, 'concurrent'), orders: {} },
+    delayS: transType === 'msg' ? msgCustomData(customData) : 0,
   };
-  const branches: BranchDef[] = steps.flatMap((s, i) => [
-    { branchId: sagaBranchId(i), op: 'compensate' as const, url: s.compensate ?? '', data: payloads[i] ?? '' },
-    { branchId: sagaBranchId(i), op: 'action' as const, url: s.action ?? '', data: payloads[i] ?? '' },
-  ]);
+  const branches: BranchDef[] =
+    transType === 'saga'
+      ? steps.flatMap((s, i) => [
+          { branchId: sagaBranchId(i), op: 'compensate' as const, url: s.compensate ?? '', data: payloads[i] ?? '' },
+          { branchId: sagaBranchId(i), op: 'action' as const, url: s.action ?? '', data: payloads[i] ?? '' },
+        ])
+      : steps.map((s, i) => ({
+          branchId: sagaBranchId(i),
+          op: 'action' as const,
+          url: s.action ?? '',
+          data: payloads[i] ?? '',
+        }));
   return { definition, branches };
+};
+
+/**
+ * Expands `topic://T` rows into one row per subscriber, `01-01`, `01-02`, … as DTM does. The
+ * subscribers are read from the log when the message is stored, so a deleted topic is gone at once.
+ */
+export const expandTopics = async (
+  branches: BranchDef[],
+  subscribersOf: (topic: string) => Promise<string[]>,
+): Promise<BranchDef[]> => {
+  const out: BranchDef[] = [];
+  for (const b of branches) {
+    if (!b.url.startsWith(TOPIC_SCHEME)) {
+      out.push(b);
+      continue;
+    }
+    const topic = b.url.slice(TOPIC_SCHEME.length);
+    const urls = await subscribersOf(topic);
+    if (urls.length === 0) throw new BadRequest(`topic not found: ${topic} has no subscribers`, 422);
+    urls.forEach((url, k) => out.push({ ...b, branchId: `${b.branchId}-${String(k + 1).padStart(2, '0')}`, url }));
+  }
+  return out;
+};
+
+/** `registerBranch` (and its aliases): a flat object of strings, as DTM's binder requires. */
+export const parseRegisterBranch = (body: unknown): { gid: string; transType: string; branches: BranchDef[] } => {
+  const raw = bodyObject(body);
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string') throw new BadRequest(`${k} must be a string (registerBranch takes string values only)`);
+  }
+  const b = raw as Record<string, string>;
+  const gid = requireGid(b);
+  const transType = b.trans_type ?? '';
+  const branchId = b.branch_id ?? '';
+  if (transType === '') throw new BadRequest('trans_type is required');
+  if (branchId === '') throw new BadRequest('branch_id is required');
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(branchId))
+    throw new BadRequest(`branch_id '${branchId}' has characters other than letters, digits, _ . -`, 422);
+  const data = b.data ?? '';
+  if (transType === 'tcc') {
+    const confirm = b.confirm ?? '';
+    const cancel = b.cancel ?? '';
+    checkUrl(confirm, 'confirm');
+    checkUrl(cancel, 'cancel');
+    return {
+      gid,
+      transType,
+      branches: [
+        { branchId, op: 'cancel', url: cancel, data },
+        { branchId, op: 'confirm', url: confirm, data },
+      ],
+    };
+  }
+  if (transType === 'xa') {
+    const url = b.url ?? '';
+    if (url === '') throw new BadRequest('url is required for an xa branch');
+    checkUrl(url, 'url');
+    return {
+      gid,
+      transType,
+      branches: [
+        { branchId, op: 'rollback', url, data: '' },
+        { branchId, op: 'commit', url, data: '' },
+      ],
+    };
+  }
+  if (TRANS_TYPES.includes(transType))
+    throw new BadRequest(`registerBranch does not take trans_type '${transType}'`, 422);
+  throw new BadRequest(`unknown trans_type '${transType}'`, 422);
+};
+
+/** `abort`: `{gid, trans_type, rollback_reason?}`. */
+export const parseAbort = (body: unknown): { gid: string; transType: string; reason: string } => {
+  const b = bodyObject(body);
+  const gid = requireGid(b);
+  const transType = b.trans_type;
+  if (transType === undefined || transType === null || transType === '') throw new BadRequest('trans_type is required');
+  if (typeof transType !== 'string') throw new BadRequest('trans_type must be a string');
+  return { gid, transType, reason: optString(b, 'rollback_reason') };
 };

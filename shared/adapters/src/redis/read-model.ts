@@ -134,10 +134,23 @@ export class RedisReadModel implements ReadModel {
    * the summary stored when they were read (which may be newer than the one that set the wake time).
    */
   async overdue(before: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]> {
+    return this.wakeRange('-inf', String(before), limit);
+  }
+
+  /** Unfinished transactions that wake only after `after` (epoch ms, exclusive), earliest first. */
+  async scheduledAfter(after: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]> {
+    return this.wakeRange(`(${after}`, '+inf', limit);
+  }
+
+  private async wakeRange(
+    min: string,
+    max: string,
+    limit: number,
+  ): Promise<{ gid: Gid; version: number; wakeAt: number }[]> {
     if (limit <= 0) return [];
     const ranges = this.redis.pipeline();
     for (const n of this.keys.all()) {
-      ranges.zrangebyscore(this.keys.wakeKey(n), '-inf', before, 'WITHSCORES', 'LIMIT', 0, limit);
+      ranges.zrangebyscore(this.keys.wakeKey(n), min, max, 'WITHSCORES', 'LIMIT', 0, limit);
     }
     const due: { gid: Gid; wakeAt: number }[] = [];
     for (const [err, raw] of (await ranges.exec()) ?? []) {

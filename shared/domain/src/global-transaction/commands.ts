@@ -1,4 +1,4 @@
-import type { BranchDef, BranchOp, Policy, TransDefinition } from './types';
+import type { BranchDef, CallOp, Policy, TransDefinition } from './types';
 
 /** What a branch call came back with, by the reference's rules (§3.2). */
 export type BranchOutcome =
@@ -10,13 +10,28 @@ export type BranchOutcome =
 /** Commands are imperative; time and server policy arrive on them so `decide` stays pure. */
 export type TxCommand =
   | {
+      type: 'PrepareGlobalTransaction';
+      data: { definition: TransDefinition; branches: BranchDef[] };
+      metadata: { now: number };
+    }
+  | {
+      type: 'AbortGlobalTransaction';
+      data: { gid: string; transType: string; reason: string };
+      metadata: { now: number };
+    }
+  | {
+      type: 'RegisterBranch';
+      data: { gid: string; transType: string; branches: BranchDef[] };
+      metadata: { now: number };
+    }
+  | {
       type: 'SubmitGlobalTransaction';
       data: { definition: TransDefinition; branches: BranchDef[] };
       metadata: { now: number };
     }
   | {
       type: 'RecordBranchResult';
-      data: { branchId: string; op: BranchOp; url: string; outcome: BranchOutcome };
+      data: { branchId: string; op: CallOp; url: string; outcome: BranchOutcome };
       metadata: { now: number; policy: Policy };
     }
   | { type: 'ForceStop'; data: { gid: string }; metadata: { now: number } }

@@ -1,7 +1,7 @@
 import type { BranchOutcome, TxCommand } from './commands';
 import { TxRejected } from './errors';
 import type { TxEvent } from './events';
-import { findBranch, type ActiveTransaction, type BranchState, type GlobalTransaction } from './state';
+import { findBranch, type ActiveTransaction, type GlobalTransaction } from './state';
 import { FINAL_STATUSES, type Policy } from './types';
 
 const iso = (t: number): string => new Date(t).toISOString();
@@ -23,35 +23,55 @@ export const baseIntervalS = (tx: ActiveTransaction, policy: Policy): number => 
  */
 export const retryDelayMs = (
   tx: ActiveTransaction,
-  branch: BranchState,
+  previousErrors: number,
   outcome: 'ongoing' | 'error',
   policy: Policy,
 ): number => {
   const base = baseIntervalS(tx, policy) * 1000;
   if (outcome === 'ongoing') return base;
   const cap = Math.max(base, policy.backoffCapS * 1000);
-  return Math.min(cap, base * 2 ** Math.min(branch.errors, 40));
+  return Math.min(cap, base * 2 ** Math.min(previousErrors, 40));
 };
 
 const describe = (o: BranchOutcome, op: string): string =>
   o.kind === 'failure' ? `FAILURE is retried here, ${op} must succeed: ${o.detail}` : 'detail' in o ? o.detail : '';
 
+/**
+ * The msg check-back's answer: SUCCESS commits the message, FAILURE ends it failed with no
+ * delivery; ONGOING asks again after the fixed interval, an error after a backoff. An answer that
+ * arrives after the message left `prepared` (a submit won the race) changes nothing.
+ */
+const recordCheckBack = (tx: ActiveTransaction, cmd: Extract<TxCommand, { type: 'RecordBranchResult' }>): TxEvent[] => {
+  const { url, outcome } = cmd.data;
+  const { now, policy } = cmd.metadata;
+  if (tx.status !== 'prepared' || tx.definition.transType !== 'msg') return [];
+  const at = iso(now);
+  if (outcome.kind === 'success') return [{ type: 'TransactionSubmitted', data: { at } }];
+  if (outcome.kind === 'failure') {
+    const reason = `url:${url} return failed: ${outcome.detail} FAILURE`;
+    return [{ type: 'TransactionFailed', data: { reason, forced: false, at } }];
+  }
+  const retryAt = iso(now + retryDelayMs(tx, tx.checkBack.errors, outcome.kind, policy));
+  return [{ type: 'CheckBackRetryScheduled', data: { outcome: outcome.kind, detail: outcome.detail, at, retryAt } }];
+};
+
 const recordResult = (tx: ActiveTransaction, cmd: Extract<TxCommand, { type: 'RecordBranchResult' }>): TxEvent[] => {
   const { branchId, op, url, outcome } = cmd.data;
   const { now, policy } = cmd.metadata;
+  if (op === 'msg') return recordCheckBack(tx, cmd);
   const branch = findBranch(tx, branchId, op);
   if (!branch) throw new TxRejected('not-found', `no branch ${branchId}/${op} in transaction ${tx.gid}`);
   // Late or repeated answers (a second driver, a call that outlived a force stop) change nothing.
   if (branch.status !== 'prepared' || FINAL_STATUSES.has(tx.status)) return [];
   const at = iso(now);
   if (outcome.kind === 'success') return [{ type: 'BranchSucceeded', data: { branchId, op, at } }];
-  // FAILURE is final only for a forward saga action; compensations must end in success.
-  if (outcome.kind === 'failure' && op === 'action') {
+  // FAILURE is final only for a forward saga action; second-phase calls and msg delivery must end in success.
+  if (outcome.kind === 'failure' && op === 'action' && tx.definition.transType === 'saga') {
     const reason = `url:${url} return failed: ${outcome.detail} FAILURE`;
     return [{ type: 'BranchFailed', data: { branchId, op, reason, at } }];
   }
   const kind = outcome.kind === 'ongoing' ? 'ongoing' : 'error';
-  const retryAt = iso(now + retryDelayMs(tx, branch, kind, policy));
+  const retryAt = iso(now + retryDelayMs(tx, branch.errors, kind, policy));
   return [
     { type: 'BranchRetryScheduled', data: { branchId, op, outcome: kind, detail: describe(outcome, op), at, retryAt } },
   ];
@@ -62,9 +82,70 @@ const requireActive = (state: GlobalTransaction, gid: string): ActiveTransaction
   return state;
 };
 
+const sameMode = (tx: ActiveTransaction, transType: string): void => {
+  if (tx.definition.transType !== transType) {
+    throw new TxRejected('conflict', `gid '${tx.gid}' is a ${tx.definition.transType} transaction, not ${transType}`);
+  }
+};
+
 /** Decides which events a command produces in the given state, or rejects it. Pure. */
 export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
   switch (cmd.type) {
+    case 'PrepareGlobalTransaction': {
+      const at = iso(cmd.metadata.now);
+      if (state.status === 'none') {
+        return [
+          { type: 'TransactionPrepared', data: { definition: cmd.data.definition, branches: cmd.data.branches, at } },
+        ];
+      }
+      sameMode(state, cmd.data.definition.transType);
+      // As DTM: preparing again while prepared is a no-op.
+      if (state.status === 'prepared') return [];
+      throw new TxRejected('conflict', `current status '${state.status}', cannot prepare.`);
+    }
+    case 'AbortGlobalTransaction': {
+      const tx = requireActive(state, cmd.data.gid);
+      const at = iso(cmd.metadata.now);
+      const reason = cmd.data.reason;
+      // A prepared message is simply dropped: its local transaction did not commit.
+      if (tx.definition.transType === 'msg' && tx.status === 'prepared') {
+        return [
+          { type: 'TransactionFailed', data: { reason: reason || 'aborted by the application', forced: false, at } },
+        ];
+      }
+      const t = cmd.data.transType;
+      if (
+        (t !== 'tcc' && t !== 'xa') ||
+        t !== tx.definition.transType ||
+        (tx.status !== 'prepared' && tx.status !== 'aborting')
+      ) {
+        throw new TxRejected('conflict', `trans type: '${t}' current status '${tx.status}', cannot abort.`);
+      }
+      if (tx.status === 'aborting') return [];
+      return [{ type: 'TransactionAborting', data: { reason: reason || 'aborted by the application', at } }];
+    }
+    case 'RegisterBranch': {
+      if (state.status === 'none' || state.status !== 'prepared') {
+        throw new TxRejected('conflict', `no trans with gid: ${cmd.data.gid} status: prepared found`);
+      }
+      if (cmd.data.transType !== state.definition.transType) {
+        throw new TxRejected(
+          'invalid',
+          `gid '${state.gid}' is a ${state.definition.transType} transaction, not ${cmd.data.transType}`,
+        );
+      }
+      const fresh = [];
+      for (const b of cmd.data.branches) {
+        const existing = findBranch(state, b.branchId, b.op);
+        if (!existing) fresh.push(b);
+        // The same registration again (a client retrying after a lost answer) is fine; other values are not.
+        else if (existing.url !== b.url || existing.data !== b.data) {
+          throw new TxRejected('invalid', `branch ${b.branchId}/${b.op} is already registered with other values`);
+        }
+      }
+      if (fresh.length === 0) return [];
+      return [{ type: 'BranchesRegistered', data: { branches: fresh, at: iso(cmd.metadata.now) } }];
+    }
     case 'SubmitGlobalTransaction': {
       const at = iso(cmd.metadata.now);
       if (state.status === 'none') {
@@ -73,12 +154,7 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
           { type: 'TransactionSubmitted', data: { at } },
         ];
       }
-      if (state.definition.transType !== cmd.data.definition.transType) {
-        throw new TxRejected(
-          'conflict',
-          `gid '${state.gid}' is a ${String(state.definition.transType)} transaction, not ${String(cmd.data.definition.transType)}`,
-        );
-      }
+      sameMode(state, cmd.data.definition.transType);
       // As DTM: a prepared transaction is submitted with its stored branches; a submitted one is just driven again.
       if (state.status === 'prepared') return [{ type: 'TransactionSubmitted', data: { at } }];
       if (state.status === 'submitted') return [];

@@ -4,6 +4,11 @@ import type { BranchDef, BranchOp, TransDefinition } from './types';
 export type TxEvent =
   | { type: 'TransactionPrepared'; data: { definition: TransDefinition; branches: BranchDef[]; at: string } }
   | { type: 'TransactionSubmitted'; data: { at: string } }
+  | { type: 'BranchesRegistered'; data: { branches: BranchDef[]; at: string } }
+  | {
+      type: 'CheckBackRetryScheduled';
+      data: { outcome: 'ongoing' | 'error'; detail: string; at: string; retryAt: string };
+    }
   | { type: 'BranchSucceeded'; data: { branchId: string; op: BranchOp; at: string } }
   | { type: 'BranchFailed'; data: { branchId: string; op: BranchOp; reason: string; at: string } }
   | {
@@ -27,6 +32,8 @@ export type TxEventType = TxEvent['type'];
 export const TX_EVENT_TYPES: ReadonlySet<string> = new Set<TxEventType>([
   'TransactionPrepared',
   'TransactionSubmitted',
+  'BranchesRegistered',
+  'CheckBackRetryScheduled',
   'BranchSucceeded',
   'BranchFailed',
   'BranchRetryScheduled',

@@ -29,6 +29,7 @@ export const saga = (
       ...opts,
     },
     ordering,
+    delayS: 0,
   };
   const branches = steps.flatMap((s, i): BranchDef[] => [
     { branchId: sagaBranchId(i), op: 'compensate', url: s.compensate, data: `{"i":${i}}` },

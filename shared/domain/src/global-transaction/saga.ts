@@ -1,32 +1,5 @@
-import type { TxEvent } from './events';
-import {
-  stepCount,
-  stepDependencies,
-  stepIndex,
-  stepMayRun,
-  type ActiveTransaction,
-  type BranchState,
-  type GlobalTransaction,
-} from './state';
-import type { Policy } from './types';
-
-/** A branch call the planner wants made now. */
-export interface BranchCall {
-  readonly branchId: string;
-  readonly op: BranchState['op'];
-  readonly url: string;
-  readonly data: string;
-}
-
-/** What a driver should do next with a transaction. */
-export type Plan =
-  | { readonly kind: 'append'; readonly events: TxEvent[] }
-  | { readonly kind: 'call'; readonly calls: BranchCall[] }
-  | { readonly kind: 'wait'; readonly until: number }
-  | { readonly kind: 'done' };
-
-const iso = (t: number): string => new Date(t).toISOString();
-const toCall = (b: BranchState): BranchCall => ({ branchId: b.branchId, op: b.op, url: b.url, data: b.data });
+import { stepCount, stepDependencies, stepIndex, stepMayRun, type ActiveTransaction, type BranchState } from './state';
+import { earliest, iso, toCall, type Plan } from './plan-kit';
 
 /** When a saga gives up, if it was asked to (saga never times out by default, as in DTM). */
 export const sagaDeadline = (tx: ActiveTransaction): number | null =>
@@ -35,12 +8,6 @@ export const sagaDeadline = (tx: ActiveTransaction): number | null =>
 const row = (tx: ActiveTransaction, i: number, op: 'action' | 'compensate'): BranchState | undefined => {
   const id = String(i + 1).padStart(2, '0');
   return tx.branches.find((b) => b.branchId === id && b.op === op);
-};
-
-/** Earliest of the given times, ignoring nulls; `fallback` when none. */
-const earliest = (times: (number | null)[], fallback: number): number => {
-  const real = times.filter((t): t is number => t !== null);
-  return real.length ? Math.min(...real) : fallback;
 };
 
 const planForward = (tx: ActiveTransaction, now: number): Plan => {
@@ -121,24 +88,17 @@ const planBackward = (tx: ActiveTransaction, now: number): Plan => {
   };
 };
 
-/**
- * The saga planner: given the state and the time, what is due now. Pure.
- * `_policy` is unused by saga today; tcc/xa/msg read the server-wide timeout from it.
- */
-export const plan = (state: GlobalTransaction, now: number, _policy?: Policy): Plan => {
-  switch (state.status) {
-    case 'none':
-    case 'succeed':
-    case 'failed':
-      return { kind: 'done' };
-    case 'prepared':
-      // A saga is submitted in the same append that prepares it; nothing to drive until then.
-      return { kind: 'done' };
+/** The saga planner (DTM's `trans_type_saga.go`, as one pure function). */
+export const planSaga = (tx: ActiveTransaction, now: number): Plan => {
+  switch (tx.status) {
     case 'submitted':
-      return stepCount(state) === 0
+      return stepCount(tx) === 0
         ? { kind: 'append', events: [{ type: 'TransactionSucceeded', data: { at: iso(now) } }] }
-        : planForward(state, now);
+        : planForward(tx, now);
     case 'aborting':
-      return planBackward(state, now);
+      return planBackward(tx, now);
+    default:
+      // Prepared (a saga is submitted in the same append that prepares it) or finished.
+      return { kind: 'done' };
   }
 };

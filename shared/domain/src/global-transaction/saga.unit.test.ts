@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TxEvent } from './events';
 import { aborting, at, ok, refused, retry, saga, submitted, T0 } from './fixtures.unit-support';
-import { plan, type Plan } from './saga';
+import { plan, type Plan } from './plan';
 import { fold } from './state';
 
 const planAt = (events: TxEvent[], t: number): Plan => plan(fold(events), T0 + t);

@@ -40,6 +40,8 @@ export interface ActiveTransaction {
   /** Saga step indexes whose compensation is owed, fixed when the abort is recorded. */
   readonly toCompensate: ReadonlySet<number>;
   readonly forced: boolean;
+  /** Msg check-back retries: consecutive errors and when to ask again (0: when the timeout passes). */
+  readonly checkBack: { readonly attempts: number; readonly errors: number; readonly notBefore: number };
 }
 
 export type GlobalTransaction = { readonly status: 'none' } | ActiveTransaction;
@@ -78,6 +80,7 @@ export const stepCount = (tx: ActiveTransaction): number => tx.definition.steps.
  */
 const owedCompensations = (tx: ActiveTransaction): Set<number> => {
   const owed = new Set<number>();
+  if (tx.definition.transType !== 'saga') return owed;
   for (let i = 0; i < stepCount(tx); i++) {
     const action = actionOf(tx, i);
     if (!action) continue;
@@ -126,6 +129,7 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
       retryCount: 0,
       toCompensate: new Set(),
       forced: false,
+      checkBack: { attempts: 0, errors: 0, notBefore: 0 },
     };
   }
   if (state.status === 'none') return state;
@@ -133,6 +137,42 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
   switch (event.type) {
     case 'TransactionSubmitted':
       return { ...tx, status: 'submitted', updateTime: ms(event.data.at) };
+    case 'BranchesRegistered': {
+      const at = ms(event.data.at);
+      const fresh = event.data.branches.filter((b) => !findBranch(tx, b.branchId, b.op));
+      return {
+        ...tx,
+        updateTime: at,
+        branches: [
+          ...tx.branches,
+          ...fresh.map((b) => ({
+            ...b,
+            status: 'prepared' as const,
+            attempts: 0,
+            errors: 0,
+            notBefore: 0,
+            lastOutcome: null,
+            lastDetail: '',
+            createTime: at,
+            updateTime: at,
+            finishTime: null,
+          })),
+        ],
+      };
+    }
+    case 'CheckBackRetryScheduled': {
+      const at = ms(event.data.at);
+      const cb = tx.checkBack;
+      return {
+        ...tx,
+        updateTime: at,
+        checkBack: {
+          attempts: cb.attempts + 1,
+          errors: event.data.outcome === 'error' ? cb.errors + 1 : 0,
+          notBefore: ms(event.data.retryAt),
+        },
+      };
+    }
     case 'BranchSucceeded': {
       const at = ms(event.data.at);
       return {
@@ -216,7 +256,12 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
     }
     case 'RetryScheduleReset': {
       const at = ms(event.data.at);
-      return { ...tx, updateTime: at, branches: tx.branches.map((b) => ({ ...b, notBefore: 0 })) };
+      return {
+        ...tx,
+        updateTime: at,
+        branches: tx.branches.map((b) => ({ ...b, notBefore: 0 })),
+        checkBack: { ...tx.checkBack, notBefore: Math.min(tx.checkBack.notBefore, at) },
+      };
     }
     default: {
       const unhandled: never = event;

@@ -1,15 +1,19 @@
 /** Identifier of a global transaction, chosen by the AP (or by `newGid`). */
 export type Gid = string;
 
-/** Transaction modes. Only `saga` is driven so far; the others are reserved names of the protocol. */
-export type TransType = 'saga';
+/** Transaction modes driven by the TM. (`workflow` is a name of the protocol the TM does not drive yet.) */
+export type TransType = 'saga' | 'tcc' | 'xa' | 'msg';
 export const TRANS_TYPES: readonly string[] = ['saga', 'tcc', 'xa', 'msg', 'workflow'];
 
 /** DTM's global statuses (`client/dtmcli/consts.go`). `succeed` and `failed` are final. */
 export type GlobalStatus = 'prepared' | 'submitted' | 'aborting' | 'succeed' | 'failed';
 export const FINAL_STATUSES: ReadonlySet<string> = new Set(['succeed', 'failed']);
 
-export type BranchOp = 'action' | 'compensate';
+/** Stored branch operations: saga/msg `action` + `compensate`, tcc `confirm` + `cancel`, xa `commit` + `rollback`. */
+export type BranchOp = 'action' | 'compensate' | 'confirm' | 'cancel' | 'commit' | 'rollback';
+/** The msg check-back is called like a branch: branch id `00`, op `msg`. */
+export type CallOp = BranchOp | 'msg';
+export const CHECK_BACK_BRANCH_ID = '00';
 export type BranchStatus = 'prepared' | 'succeed' | 'failed';
 
 /** Per-transaction knobs, in seconds as on the wire; 0 means "use the server default". */
@@ -38,7 +42,10 @@ export interface TransDefinition {
   readonly customData: string;
   readonly queryPrepared: string;
   readonly options: TransOptions;
+  /** Saga: `custom_data.concurrent` + `orders`. Msg: the top-level `concurrent` flag, no orders. */
   readonly ordering: SagaOrdering;
+  /** Msg: `custom_data.delay`, seconds after creation before delivery starts. */
+  readonly delayS: number;
 }
 
 /** One branch operation row (DTM's `trans_branch_op`), unique by (branchId, op). */
@@ -60,7 +67,7 @@ export interface Policy {
 }
 
 /** Branch key inside one transaction. */
-export const branchKey = (branchId: string, op: BranchOp): string => `${branchId}/${op}`;
+export const branchKey = (branchId: string, op: CallOp): string => `${branchId}/${op}`;
 
 /** Saga branch id of step i (0-based): `01`, `02`, … as DTM numbers them. */
 export const sagaBranchId = (i: number): string => String(i + 1).padStart(2, '0');

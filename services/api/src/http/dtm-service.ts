@@ -1,0 +1,237 @@
+import { randomBytes } from 'node:crypto';
+import {
+  decideTopic,
+  fold,
+  foldTopic,
+  topicStreamId,
+  TxRejected,
+  type ActiveTransaction,
+  type BranchDef,
+  type Policy,
+  type TransDefinition,
+} from '@dtm-ts/domain';
+import { branchRecord, executeOnStream, nextWake, transactionRecord, type Driver } from '@dtm-ts/engine';
+import type { EventLog, ReadModel, TopicLog } from '@dtm-ts/ports';
+import { BadRequest } from './bad-request';
+import {
+  bodyObject,
+  checkUrl,
+  expandTopics,
+  parseAbort,
+  parseGlobalRequest,
+  parseRegisterBranch,
+  requireGid,
+  type Limits,
+} from './validate-global';
+
+export interface DtmServiceDeps {
+  readonly driver: Driver;
+  readonly log: EventLog;
+  readonly topics: TopicLog;
+  readonly readModel: ReadModel;
+  readonly limits: Limits;
+  readonly requestTimeoutS: number;
+  readonly timeoutToFailS: number;
+  readonly policy: Policy;
+  readonly version: string;
+  readonly now: () => number;
+}
+
+export const SUCCESS = { dtm_result: 'SUCCESS' } as const;
+type Json = Record<string, unknown>;
+
+/** 22 characters of base-57, like DTM's shortuuid gids. */
+const ALPHABET = '23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
+export const newGid = (): string => {
+  let s = '';
+  for (const b of randomBytes(22)) s += ALPHABET[b % ALPHABET.length];
+  return s;
+};
+
+const TOPIC_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
+const requireTopic = (topic: string): string => {
+  if (topic === '') throw new BadRequest('topic is required');
+  if (!TOPIC_NAME.test(topic))
+    throw new BadRequest(`topic '${topic}' has characters other than letters, digits, _ . : -`, 422);
+  return topic;
+};
+
+/**
+ * DTM's TM operations, independent of the transport: the express routes and JSON-RPC both call
+ * these. Success returns the answer body; a business refusal throws TxRejected('conflict') (409 /
+ * FAILURE), bad input throws BadRequest.
+ */
+export class DtmService {
+  constructor(private readonly deps: DtmServiceDeps) {}
+
+  version(): Json {
+    return { version: this.deps.version };
+  }
+
+  newGid(): Json {
+    return { gid: newGid(), dtm_result: 'SUCCESS' };
+  }
+
+  private async subscribersOf(topic: string): Promise<string[]> {
+    const { events } = await this.deps.topics.read(topicStreamId(topic));
+    return foldTopic(events).subscribers.map((s) => s.url);
+  }
+
+  private async parseGlobal(body: unknown): Promise<{ definition: TransDefinition; branches: BranchDef[] }> {
+    const parsed = parseGlobalRequest(body, this.deps.limits);
+    if (parsed.definition.transType !== 'msg') return parsed;
+    return { ...parsed, branches: await expandTopics(parsed.branches, (t) => this.subscribersOf(t)) };
+  }
+
+  async prepare(body: unknown): Promise<Json> {
+    const { definition, branches } = await this.parseGlobal(body);
+    const done = await this.deps.driver.execute(
+      definition.gid,
+      (now) => ({ type: 'PrepareGlobalTransaction', data: { definition, branches }, metadata: { now } }),
+      { assumeNew: true },
+    );
+    // A prepared tcc/xa/msg has a timeout to watch; ask for the pass that will enforce it.
+    if (done.appended > 0) await this.deps.driver.schedule(definition.gid, done.state, done.version);
+    return SUCCESS;
+  }
+
+  async submit(body: unknown): Promise<Json> {
+    const { definition, branches } = await this.parseGlobal(body);
+    const done = await this.deps.driver.execute(
+      definition.gid,
+      (now) => ({ type: 'SubmitGlobalTransaction', data: { definition, branches }, metadata: { now } }),
+      { assumeNew: true },
+    );
+    const waitResult =
+      definition.options.waitResult || (done.state.status !== 'none' && done.state.definition.options.waitResult);
+    if (!waitResult) {
+      await this.deps.driver.kick(definition.gid, done.version, done);
+      return SUCCESS;
+    }
+    // wait_result: one pass inline, then answer as DTM does (§4.0).
+    const pass = await this.deps.driver.runPass(definition.gid, 0, done);
+    const s = pass.state;
+    if (s.status === 'succeed') return SUCCESS;
+    const reason = s.status !== 'none' && s.rollbackReason ? s.rollbackReason : 'wait result not return success';
+    throw new TxRejected('conflict', reason);
+  }
+
+  async abort(body: unknown): Promise<Json> {
+    const { gid, transType, reason } = parseAbort(body);
+    const done = await this.deps.driver.execute(gid, (now) => ({
+      type: 'AbortGlobalTransaction',
+      data: { gid, transType, reason },
+      metadata: { now },
+    }));
+    if (done.appended > 0) await this.deps.driver.kick(gid, done.version, done);
+    return SUCCESS;
+  }
+
+  async registerBranch(body: unknown): Promise<Json> {
+    const { gid, transType, branches } = parseRegisterBranch(body);
+    await this.deps.driver.execute(gid, (now) => ({
+      type: 'RegisterBranch',
+      data: { gid, transType, branches },
+      metadata: { now },
+    }));
+    return SUCCESS;
+  }
+
+  private queryView(tx: ActiveTransaction, version: number): Json {
+    const wake = nextWake(tx, version, this.deps.requestTimeoutS * 1000, this.deps.policy);
+    return {
+      transaction: transactionRecord(tx, wake ? { at: wake.at, intervalS: 0 } : undefined),
+      branches: tx.branches.map((b) => branchRecord(tx.gid, b)),
+    };
+  }
+
+  async query(gid: string): Promise<Json> {
+    if (gid === '') throw new BadRequest('no gid specified');
+    const { events, version } = await this.deps.log.read(gid);
+    const tx = fold(events);
+    return tx.status === 'none' ? { transaction: null, branches: [] } : this.queryView(tx, version);
+  }
+
+  async all(q: {
+    gid: string;
+    position: string;
+    limit: number;
+    status?: string;
+    transType?: string;
+    createTimeStart?: number;
+    createTimeEnd?: number;
+  }): Promise<Json> {
+    if (q.gid !== '') {
+      const tx = fold((await this.deps.log.read(q.gid)).events);
+      return { transactions: tx.status === 'none' ? [] : [transactionRecord(tx)], next_position: '' };
+    }
+    const page = await this.deps.readModel.list(q);
+    return { transactions: page.items.map((s) => s.record), next_position: page.next };
+  }
+
+  async forceStop(body: unknown): Promise<Json> {
+    const gid = requireGid(bodyObject(body));
+    await this.deps.driver.execute(gid, (now) => ({ type: 'ForceStop', data: { gid }, metadata: { now } }));
+    return SUCCESS;
+  }
+
+  async resetNextCronTime(body: unknown): Promise<Json> {
+    const gid = requireGid(bodyObject(body));
+    const done = await this.deps.driver.execute(gid, (now) => ({
+      type: 'ResetNextCronTime',
+      data: { gid },
+      metadata: { now },
+    }));
+    if (done.appended > 0) await this.deps.driver.kick(gid, done.version, done);
+    return SUCCESS;
+  }
+
+  /** Pulls forward every unfinished transaction whose next attempt is more than `timeoutS` away (after an outage). */
+  async resetCronTime(timeoutS: number, limit: number): Promise<Json> {
+    const due = await this.deps.readModel.scheduledAfter(this.deps.now() + timeoutS * 1000, limit);
+    let count = 0;
+    for (const d of due) {
+      const done = await this.deps.driver.execute(d.gid, (now) => ({
+        type: 'ResetNextCronTime',
+        data: { gid: d.gid },
+        metadata: { now },
+      }));
+      if (done.appended > 0) await this.deps.driver.kick(d.gid, done.version, done);
+      count++;
+    }
+    return { has_remaining: count === limit, succeed_count: count };
+  }
+
+  async subscribe(topic: string, url: string, remark: string): Promise<Json> {
+    requireTopic(topic);
+    if (url === '') throw new BadRequest('url is required');
+    checkUrl(url, 'url');
+    await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
+      type: 'Subscribe' as const,
+      data: { topic, url, remark },
+      metadata: { now: this.deps.now() },
+    });
+    return SUCCESS;
+  }
+
+  async unsubscribe(topic: string, url: string): Promise<Json> {
+    requireTopic(topic);
+    if (url === '') throw new BadRequest('url is required');
+    await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
+      type: 'Unsubscribe' as const,
+      data: { topic, url },
+      metadata: { now: this.deps.now() },
+    });
+    return SUCCESS;
+  }
+
+  async deleteTopic(topic: string): Promise<Json> {
+    requireTopic(topic);
+    await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
+      type: 'DeleteTopic' as const,
+      data: { topic },
+      metadata: { now: this.deps.now() },
+    });
+    return SUCCESS;
+  }
+}
