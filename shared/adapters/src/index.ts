@@ -7,3 +7,4 @@ export * from './redis/managed-redis';
 export * from './http-branch/http-branch-transport';
 export * from './bullmq/pass-scheduler';
 export * from './redis/topic-log';
+export * from './redis/pass-lease';

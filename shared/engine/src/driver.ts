@@ -16,6 +16,7 @@ import {
   type BranchTransport,
   type Clock,
   type EventLog,
+  type PassLease,
   type PassScheduler,
 } from '@dtm-ts/ports';
 import { immediateKey, waitKey } from './views';
@@ -29,6 +30,9 @@ export interface DriverDeps {
   /** Server default for one branch call, seconds. */
   readonly requestTimeoutS: number;
   readonly onBranchResult?: (gid: string, call: BranchCall, outcome: BranchOutcome, ms: number) => void;
+  /** One driver per transaction at a time; without it, two drivers are still correct, just wasteful. */
+  readonly lease?: PassLease;
+  readonly leaseTtlMs?: number;
   /** How many passes this process may run itself after a submit (0: always queue them). */
   readonly inlinePasses?: number;
   readonly onInlineError?: (gid: string, err: unknown) => void;
@@ -39,6 +43,8 @@ export interface PassResult {
   readonly state: GlobalTransaction;
   readonly version: number;
   readonly lastOutcome: BranchOutcome | null;
+  /** True when another driver held the transaction, so this pass did nothing. */
+  readonly skipped?: boolean;
 }
 
 const MAX_CONFLICTS = 100;
@@ -137,10 +143,39 @@ export class Driver {
   }
 
   /**
-   * One pass over a transaction. `notBefore` is the time the pass was scheduled for: a worker whose
+   * One pass over a transaction, under its lease. `notBefore` is the time the pass was scheduled for: a worker whose
    * clock lags treats what was due then as due now, so a pass never re-schedules itself.
    */
   async runPass(gid: string, notBefore = 0, from?: { state: GlobalTransaction; version: number }): Promise<PassResult> {
+    const { lease, clock, scheduler, log } = this.deps;
+    if (!lease) return this.drive(gid, notBefore, from);
+    const ttl = this.deps.leaseTtlMs ?? 10_000;
+    const got = await lease.acquire(gid, ttl);
+    if (!('token' in got)) {
+      // Another driver is on it. Come back when its lease would lapse, in case it died meanwhile;
+      // if it lives, that pass finds nothing due and changes nothing.
+      const at = clock.now() + got.heldForMs + 50;
+      await scheduler.schedule(gid, at, `held.${Math.ceil(at / 1000)}`);
+      if (from) return { ...from, lastOutcome: null, skipped: true };
+      const { events, version } = await log.read(gid);
+      return { state: fold(events), version, lastOutcome: null, skipped: true };
+    }
+    const renew = setInterval(() => {
+      lease.renew(gid, got.token, ttl).catch(() => undefined);
+    }, ttl / 3);
+    try {
+      return await this.drive(gid, notBefore, from);
+    } finally {
+      clearInterval(renew);
+      await lease.release(gid, got.token).catch(() => undefined);
+    }
+  }
+
+  private async drive(
+    gid: string,
+    notBefore: number,
+    from?: { state: GlobalTransaction; version: number },
+  ): Promise<PassResult> {
     const { log, transport, clock, policy } = this.deps;
     let events: TxEvent[] = [];
     let version: number;

@@ -98,6 +98,18 @@ export interface PassScheduler {
   schedule(gid: Gid, at: number, key: string): Promise<void>;
 }
 
+/**
+ * Who drives a transaction now (DESIGN invariant 4: one driver at a time, correct even with two).
+ * A lease lapses by itself, so a dead driver never blocks the transaction for longer than its TTL.
+ */
+export interface PassLease {
+  /** Takes the lease for `ttlMs`; when someone else holds it, says for how much longer. */
+  acquire(gid: Gid, ttlMs: number): Promise<{ token: string } | { heldForMs: number }>;
+  /** Extends it; false when it lapsed and was lost. */
+  renew(gid: Gid, token: string, ttlMs: number): Promise<boolean>;
+  release(gid: Gid, token: string): Promise<void>;
+}
+
 export interface BranchRequest extends BranchCall {
   readonly gid: Gid;
   readonly transType: string;

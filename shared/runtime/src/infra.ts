@@ -4,6 +4,7 @@ import {
   BullPassScheduler,
   HttpBranchTransport,
   RedisEventLog,
+  RedisPassLease,
   RedisReadModel,
   redisTopicLog,
   startManagedRedis,
@@ -94,6 +95,9 @@ export const createInfra = async (
     policy,
     requestTimeoutS: config.requestTimeoutS,
     inlinePasses: config.inlinePasses,
+    lease: new RedisPassLease(redis, shape),
+    // As long as a BullMQ job lock: a dead driver's transaction is free again when its job is.
+    leaseTtlMs: config.jobLockMs,
     onInlineError: (gid, err) =>
       logger.error({ gid, err }, 'inline pass failed and could not be queued; the sweep will pick it up'),
   });

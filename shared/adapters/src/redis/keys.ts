@@ -83,6 +83,11 @@ export class RedisKeys {
   }
 
   /** HASH with the read model of one transaction: v = version, j = summary JSON, m = its index member. */
+  /** The pass lease of one gid: who drives it now. */
+  leaseKey(gid: Gid): string {
+    return `${this.tag(this.partitionOf(gid))}:lease:${gid}`;
+  }
+
   readModelKey(gid: Gid): string {
     return `${this.tag(this.partitionOf(gid))}:rm:${gid}`;
   }
