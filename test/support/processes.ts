@@ -38,6 +38,8 @@ const START_ATTEMPTS = 3;
 const DEFAULT_ENV: Readonly<Record<string, string>> = {
   HOST: '127.0.0.1',
   LOG_LEVEL: 'warn',
+  // Several workers share this machine: no fixed metrics port.
+  METRICS_PORT: '0',
   RETRY_INTERVAL: '1',
   REQUEST_TIMEOUT: '3',
   RETRY_BACKOFF_CAP: '8',

@@ -1,5 +1,6 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import type { Logger } from '@dtm-ts/telemetry';
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { tracer, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
 import { dtmRouter, errorMiddleware } from './http/dtm-router';
 import { DtmService, type DtmServiceDeps } from './http/dtm-service';
 import { jsonRpcHandler } from './http/json-rpc';
@@ -7,7 +8,41 @@ import { jsonRpcHandler } from './http/json-rpc';
 export interface ApiDeps extends DtmServiceDeps {
   readonly logger: Logger;
   readonly maxBodyBytes: number;
+  readonly metrics?: DtmMetrics;
 }
+
+/** DTM labels metrics by the API's last path segment; unknown paths share one label so it stays bounded. */
+const API_NAMES = new Set([
+  'version', 'newgid', 'prepare', 'submit', 'abort', 'registerbranch', 'registertccbranch', 'registerxabranch',
+  'query', 'all', 'forcestop', 'resetnextcrontime', 'resetcrontime', 'subscribe', 'unsubscribe', 'topic',
+  'events', 'prepareworkflow', 'json-rpc', 'ping', 'metrics',
+]);
+const apiLabel = (path: string): string => {
+  const parts = path.toLowerCase().split('/').filter(Boolean);
+  const name = parts[0] === 'api' && parts[1] === 'dtmsvr' ? parts[2] : parts[1];
+  return name && API_NAMES.has(name) ? name : 'other';
+};
+
+/**
+ * One server span per request (continuing the caller's traceparent), and DTM's request metrics.
+ * The handler runs inside the span's context, so appends, inline passes and queued jobs join it.
+ */
+const observeRequests =
+  (metrics: DtmMetrics | undefined) =>
+  (req: Request, res: Response, next: NextFunction): void => {
+    const api = apiLabel(req.path);
+    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    const span = tracer().startSpan(`${req.method} ${api}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method, 'url.path': req.path } }, parent);
+    const t0 = performance.now();
+    res.on('finish', () => {
+      span.setAttribute('http.response.status_code', res.statusCode);
+      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+      metrics?.serverProcess.add(1, { type: 'http', api, status: res.statusCode < 400 ? 'ok' : 'fail' });
+      metrics?.serverDuration.record(performance.now() - t0, { type: 'http', api });
+    });
+    context.with(trace.setSpan(parent, span), next);
+  };
 
 /** The HTTP API: DTM's routes under /api/dtmsvr, JSON-RPC at /api/json-rpc, and /api/ping. */
 export const createApiApp = (deps: ApiDeps): Express => {
@@ -15,8 +50,11 @@ export const createApiApp = (deps: ApiDeps): Express => {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(observeRequests(deps.metrics));
   // Any content type: curl users often forget the header, and DTM's gin binder reads JSON regardless.
   app.use(express.json({ limit: deps.maxBodyBytes, type: () => true, strict: false }));
+  const metrics = deps.metrics;
+  if (metrics) app.get('/api/metrics', (req, res) => metrics.handle(req, res));
   app.all('/api/ping', (_req, res) => {
     res.json({ msg: 'pong' });
   });

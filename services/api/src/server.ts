@@ -27,6 +27,7 @@ export const startApi = async (infra: Infra, port = infra.config.port): Promise<
     now: () => infra.clock.now(),
     version: VERSION,
     logger,
+    metrics: infra.metrics,
     maxBodyBytes: config.maxBodyBytes,
   });
   const server = app.listen(port, config.host);

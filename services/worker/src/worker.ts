@@ -23,7 +23,7 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
   const worker = new Worker<PassJobData>(
     infra.queueName,
     async (job: Job<PassJobData>) => {
-      const pass = await driver.runPass(job.data.gid, job.data.at);
+      const pass = await driver.runPass(job.data.gid, { notBefore: job.data.at, trace: job.data.trace });
       return { status: pass.state.status, version: pass.version };
     },
     {

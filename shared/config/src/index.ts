@@ -51,6 +51,11 @@ const settings = {
     schema: z.coerce.number().int().min(1).default(3600),
     doc: 'Longest delay between retries after errors, seconds (DTM: unbounded)',
   },
+  metricsPort: {
+    env: 'METRICS_PORT',
+    schema: z.coerce.number().int().min(0).max(65535).default(9464),
+    doc: 'Worker role: port of its own GET /metrics (0: none). The API serves GET /api/metrics on PORT',
+  },
   workerConcurrency: {
     env: 'WORKER_CONCURRENCY',
     schema: z.coerce.number().int().min(1).max(10000).default(200),
@@ -89,6 +94,21 @@ const settings = {
     env: 'MAX_BRANCHES',
     schema: z.coerce.number().int().min(1).default(1000),
     doc: 'Most steps one transaction may have',
+  },
+  tracesExporter: {
+    env: 'OTEL_TRACES_EXPORTER',
+    schema: z.enum(['none', 'otlp']).default('none'),
+    doc: 'Where traces go: none, or otlp (OTLP over HTTP to OTEL_EXPORTER_OTLP_ENDPOINT)',
+  },
+  otlpEndpoint: {
+    env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    schema: z.string().url().default('http://localhost:4318/v1/traces'),
+    doc: 'OTLP/HTTP traces endpoint',
+  },
+  traceSampleRatio: {
+    env: 'OTEL_TRACES_SAMPLE_RATIO',
+    schema: z.coerce.number().min(0).max(1).default(1),
+    doc: 'Fraction of new traces recorded (an incoming traceparent\'s decision is followed)',
   },
   logLevel: {
     env: 'LOG_LEVEL',

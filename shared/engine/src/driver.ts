@@ -19,6 +19,8 @@ import {
   type PassLease,
   type PassScheduler,
 } from '@dtm-ts/ports';
+import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { Attr, contextFrom, currentTraceparent, inSpan } from '@dtm-ts/telemetry';
 import { immediateKey, waitKey } from './views';
 
 export interface DriverDeps {
@@ -29,13 +31,30 @@ export interface DriverDeps {
   readonly policy: Policy;
   /** Server default for one branch call, seconds. */
   readonly requestTimeoutS: number;
-  readonly onBranchResult?: (gid: string, call: BranchCall, outcome: BranchOutcome, ms: number) => void;
+  readonly observer?: DriverObserver;
   /** One driver per transaction at a time; without it, two drivers are still correct, just wasteful. */
   readonly lease?: PassLease;
   readonly leaseTtlMs?: number;
   /** How many passes this process may run itself after a submit (0: always queue them). */
   readonly inlinePasses?: number;
   readonly onInlineError?: (gid: string, err: unknown) => void;
+}
+
+/** Hooks for metrics and logs; the driver itself stays free of both. */
+export interface DriverObserver {
+  onBranchResult?(gid: string, tx: GlobalTransaction, call: BranchCall, outcome: BranchOutcome, ms: number): void;
+  onPass?(gid: string, result: PassResult): void;
+  /** Called after every successful append, with the state before and after. */
+  onAppend?(gid: string, before: GlobalTransaction, after: GlobalTransaction, events: readonly TxEvent[], ms: number): void;
+}
+
+export interface PassOptions {
+  /** The time the pass was scheduled for (see runPass). */
+  readonly notBefore?: number;
+  /** The state and version the caller already holds (skips a read). */
+  readonly from?: { state: GlobalTransaction; version: number };
+  /** W3C traceparent to continue (from the job); else the transaction's own. */
+  readonly trace?: string;
 }
 
 /** How a pass ended. `lastOutcome` is the last non-success answer seen in the pass, if any. */
@@ -95,7 +114,7 @@ export class Driver {
       if (decided.length === 0) return { state, version, appended: 0 };
       const next = withFollowUps(state, decided, now, this.deps.policy);
       try {
-        version = await this.deps.log.append(gid, next.events, version);
+        version = await this.append(gid, state, next, version);
         return { state: next.state, version, appended: next.events.length };
       } catch (err) {
         if (!(err instanceof VersionConflict) || attempt >= MAX_CONFLICTS) throw err;
@@ -103,6 +122,21 @@ export class Driver {
         state = fold(events);
       }
     }
+  }
+
+  /** Appends with the expected revision, timed and traced; observers see each state change. */
+  private async append(
+    gid: string,
+    before: GlobalTransaction,
+    next: { events: TxEvent[]; state: GlobalTransaction },
+    expected: number,
+  ): Promise<number> {
+    const t0 = performance.now();
+    const version = await inSpan('dtm.append', { [Attr.gid]: gid, 'dtm.events': next.events.length }, () =>
+      this.deps.log.append(gid, next.events, expected),
+    );
+    this.deps.observer?.onAppend?.(gid, before, next.state, next.events, performance.now() - t0);
+    return version;
   }
 
   private readonly inline = new Set<Promise<unknown>>();
@@ -114,11 +148,12 @@ export class Driver {
    * repeats collapse. A process dying mid-pass is covered by the recovery sweep either way.
    */
   async kick(gid: string, version: number, from?: { state: GlobalTransaction; version: number }): Promise<void> {
+    const trace = currentTraceparent();
     if (this.inline.size < (this.deps.inlinePasses ?? 0)) {
-      const pass: Promise<unknown> = this.runPass(gid, 0, from)
+      const pass: Promise<unknown> = this.runPass(gid, { from })
         .catch((err: unknown) =>
           // The stream is intact; hand the transaction to the queue instead.
-          this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version)).catch(() => {
+          this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version), trace).catch(() => {
             this.deps.onInlineError?.(gid, err);
           }),
         )
@@ -126,15 +161,16 @@ export class Driver {
       this.inline.add(pass);
       return;
     }
-    await this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version));
+    await this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version), trace);
   }
 
   /** Asks for the pass a transaction will need next (after a prepare: the one that enforces its timeout). */
   async schedule(gid: string, state: GlobalTransaction, version: number): Promise<void> {
     const p = plan(state, this.deps.clock.now(), this.deps.policy);
     if (p.kind === 'done') return;
-    if (p.kind === 'wait') await this.deps.scheduler.schedule(gid, p.until, waitKey(version, p.until));
-    else await this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version));
+    const trace = currentTraceparent();
+    if (p.kind === 'wait') await this.deps.scheduler.schedule(gid, p.until, waitKey(version, p.until), trace);
+    else await this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version), trace);
   }
 
   /** Waits for the inline passes under way (on shutdown). */
@@ -146,7 +182,26 @@ export class Driver {
    * One pass over a transaction, under its lease. `notBefore` is the time the pass was scheduled for: a worker whose
    * clock lags treats what was due then as due now, so a pass never re-schedules itself.
    */
-  async runPass(gid: string, notBefore = 0, from?: { state: GlobalTransaction; version: number }): Promise<PassResult> {
+  async runPass(gid: string, opts: PassOptions = {}): Promise<PassResult> {
+    const { from } = opts;
+    let trace = opts.trace ?? (from?.state.status !== 'none' ? from?.state.trace : undefined);
+    if (!trace && !from) {
+      // A pass from the queue without trace context joins the trace of the request that created it.
+      const { events } = await this.deps.log.read(gid);
+      const s = fold(events);
+      trace = s.status !== 'none' ? s.trace : undefined;
+    }
+    const parent = trace && !trace.startsWith('00-00000000') ? contextFrom(trace) : context.active();
+    return inSpan('dtm.pass', { [Attr.gid]: gid }, async (span) => {
+      const result = await this.leased(gid, opts.notBefore ?? 0, from);
+      span.setAttribute(Attr.status, result.state.status);
+      if (result.skipped) span.setAttribute('dtm.pass.skipped', true);
+      this.deps.observer?.onPass?.(gid, result);
+      return result;
+    }, parent);
+  }
+
+  private async leased(gid: string, notBefore: number, from?: { state: GlobalTransaction; version: number }): Promise<PassResult> {
     const { lease, clock, scheduler, log } = this.deps;
     if (!lease) return this.drive(gid, notBefore, from);
     const ttl = this.deps.leaseTtlMs ?? 10_000;
@@ -155,7 +210,7 @@ export class Driver {
       // Another driver is on it. Come back when its lease would lapse, in case it died meanwhile;
       // if it lives, that pass finds nothing due and changes nothing.
       const at = clock.now() + got.heldForMs + 50;
-      await scheduler.schedule(gid, at, `held.${Math.ceil(at / 1000)}`);
+      await scheduler.schedule(gid, at, `held.${Math.ceil(at / 1000)}`, currentTraceparent());
       if (from) return { ...from, lastOutcome: null, skipped: true };
       const { events, version } = await log.read(gid);
       return { state: fold(events), version, lastOutcome: null, skipped: true };
@@ -197,7 +252,7 @@ export class Driver {
     const appendPlanned = async (planned: TxEvent[]): Promise<void> => {
       const next = withFollowUps(state, planned, now(), policy);
       try {
-        version = await log.append(gid, next.events, version);
+        version = await this.append(gid, state, next, version);
         state = next.state;
       } catch (err) {
         if (!(err instanceof VersionConflict)) throw err;
@@ -213,7 +268,7 @@ export class Driver {
         if (decided.length === 0) return;
         const next = withFollowUps(state, decided, t, policy);
         try {
-          version = await log.append(gid, next.events, version);
+          version = await this.append(gid, state, next, version);
           state = next.state;
           return;
         } catch (err) {
@@ -228,17 +283,30 @@ export class Driver {
       const key = `${call.branchId}/${call.op}`;
       const timeoutS = tx.definition.options.requestTimeout || this.deps.requestTimeoutS;
       const t0 = performance.now();
+      const attrs = { [Attr.gid]: gid, [Attr.branchId]: call.branchId, [Attr.op]: call.op, 'url.full': call.url };
       inflight.set(
         key,
-        transport
-          .call({
-            ...call,
-            gid,
-            transType: tx.definition.transType,
-            headers: tx.definition.options.branchHeaders,
-            timeoutMs: timeoutS * 1000,
-          })
-          .then((outcome) => ({ call, outcome, ms: performance.now() - t0 })),
+        inSpan(
+          `dtm.branch ${call.op}`,
+          attrs,
+          async (span) => {
+            // The RM's own spans join this trace through the W3C traceparent header.
+            const traceparent = currentTraceparent();
+            const branchHeaders = tx.definition.options.branchHeaders;
+            const outcome = await transport.call({
+              ...call,
+              gid,
+              transType: tx.definition.transType,
+              headers: traceparent ? { ...branchHeaders, traceparent } : branchHeaders,
+              timeoutMs: timeoutS * 1000,
+            });
+            span.setAttribute(Attr.outcome, outcome.kind);
+            if (outcome.kind === 'error') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.detail });
+            return { call, outcome, ms: performance.now() - t0 };
+          },
+          undefined,
+          SpanKind.CLIENT,
+        ),
       );
     };
 
@@ -256,14 +324,14 @@ export class Driver {
       if (inflight.size === 0) {
         if (p.kind === 'wait') {
           const at = Math.max(p.until, clock.now() + 10);
-          await this.deps.scheduler.schedule(gid, at, waitKey(version, p.until));
+          await this.deps.scheduler.schedule(gid, at, waitKey(version, p.until), currentTraceparent());
         }
         return { state, version, lastOutcome };
       }
       const done = await Promise.race(inflight.values());
       inflight.delete(`${done.call.branchId}/${done.call.op}`);
       if (done.outcome.kind !== 'success') lastOutcome = done.outcome;
-      this.deps.onBranchResult?.(gid, done.call, done.outcome, done.ms);
+      this.deps.observer?.onBranchResult?.(gid, state, done.call, done.outcome, done.ms);
       await record(done.call, done.outcome);
     }
     throw new Error(`pass over ${gid} did not settle`);

@@ -95,7 +95,7 @@ export interface PassScheduler {
    * Asks for a pass over `gid` at `at` (epoch ms; now or earlier: at once). `key` makes the request
    * idempotent: a second request with the same gid and key while the first is pending is dropped.
    */
-  schedule(gid: Gid, at: number, key: string): Promise<void>;
+  schedule(gid: Gid, at: number, key: string, trace?: string): Promise<void>;
 }
 
 /**

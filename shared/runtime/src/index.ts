@@ -1,2 +1,3 @@
 export * from './infra';
 export * from './run-main';
+export * from './observer';

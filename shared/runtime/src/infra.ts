@@ -13,7 +13,8 @@ import type { Config } from '@dtm-ts/config';
 import type { Policy } from '@dtm-ts/domain';
 import { Driver } from '@dtm-ts/engine';
 import { systemClock, type Clock, type TopicLog } from '@dtm-ts/ports';
-import type { Logger } from '@dtm-ts/telemetry';
+import { initMetrics, initTracing, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
+import { driverObserver } from './observer';
 
 /** Everything a role needs, wired from one config. `close` releases it in reverse order. */
 export interface Infra {
@@ -31,6 +32,7 @@ export interface Infra {
   readonly driver: Driver;
   readonly clock: Clock;
   readonly queueName: string;
+  readonly metrics: DtmMetrics;
   close(): Promise<void>;
 }
 
@@ -87,7 +89,25 @@ export const createInfra = async (
     timeoutToFailS: config.timeoutToFailS,
     backoffCapS: config.backoffCapS,
   };
+  const stopTracing = initTracing({
+    serviceName: logger.bindings().service ? String(logger.bindings().service) : 'dtm-ts',
+    exporter: config.tracesExporter,
+    otlpEndpoint: config.otlpEndpoint,
+    sampleRatio: config.traceSampleRatio,
+  });
+  const metrics = initMetrics();
+  // Read at scrape time only.
+  metrics.gauge('dtm_queue_jobs', 'Pass jobs in the queue, by state', async () => {
+    const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
+    return Object.entries(counts).map(([state, value]) => ({ value, attributes: { state } }));
+  });
+  metrics.gauge('dtm_oldest_overdue_seconds', 'How late the most overdue unfinished transaction is (0: none)', async () => {
+    const now = clock.now();
+    const [oldest] = await readModel.overdue(now, 1);
+    return [{ value: oldest ? Math.max(0, (now - oldest.wakeAt) / 1000) : 0 }];
+  });
   const driver = new Driver({
+    observer: driverObserver(metrics, logger, () => clock.now()),
     log,
     transport,
     scheduler,
@@ -116,9 +136,11 @@ export const createInfra = async (
     driver,
     clock,
     queueName,
+    metrics,
     async close() {
       await driver.drain();
       await queue.close();
+      await stopTracing();
       await transport.close();
       redis.disconnect();
       if (stopManaged) await stopManaged();

@@ -12,6 +12,7 @@ import {
 } from '@dtm-ts/domain';
 import { branchRecord, executeOnStream, nextWake, transactionRecord, type Driver } from '@dtm-ts/engine';
 import type { EventLog, ReadModel, TopicLog } from '@dtm-ts/ports';
+import { currentTraceparent } from '@dtm-ts/telemetry';
 import { BadRequest } from './bad-request';
 import {
   bodyObject,
@@ -87,7 +88,7 @@ export class DtmService {
     const { definition, branches } = await this.parseGlobal(body);
     const done = await this.deps.driver.execute(
       definition.gid,
-      (now) => ({ type: 'PrepareGlobalTransaction', data: { definition, branches }, metadata: { now } }),
+      (now) => ({ type: 'PrepareGlobalTransaction', data: { definition, branches }, metadata: { now, trace: currentTraceparent() } }),
       { assumeNew: true },
     );
     // A prepared tcc/xa/msg has a timeout to watch; ask for the pass that will enforce it.
@@ -99,7 +100,7 @@ export class DtmService {
     const { definition, branches } = await this.parseGlobal(body);
     const done = await this.deps.driver.execute(
       definition.gid,
-      (now) => ({ type: 'SubmitGlobalTransaction', data: { definition, branches }, metadata: { now } }),
+      (now) => ({ type: 'SubmitGlobalTransaction', data: { definition, branches }, metadata: { now, trace: currentTraceparent() } }),
       { assumeNew: true },
     );
     const waitResult =
@@ -109,7 +110,7 @@ export class DtmService {
       return SUCCESS;
     }
     // wait_result: one pass inline, then answer as DTM does (§4.0).
-    const pass = await this.deps.driver.runPass(definition.gid, 0, done);
+    const pass = await this.deps.driver.runPass(definition.gid, { from: done });
     const s = pass.state;
     if (s.status === 'succeed') return SUCCESS;
     const reason = s.status !== 'none' && s.rollbackReason ? s.rollbackReason : 'wait result not return success';

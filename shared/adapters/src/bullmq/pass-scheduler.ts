@@ -6,6 +6,8 @@ import type { PassScheduler } from '@dtm-ts/ports';
 export interface PassJobData {
   readonly gid: Gid;
   readonly at: number;
+  /** W3C traceparent of whoever asked for the pass. */
+  readonly trace?: string;
 }
 
 /** Name of the job that drives one pass over one transaction. */
@@ -36,8 +38,8 @@ export class BullPassScheduler implements PassScheduler {
   constructor(private readonly queue: Queue) {}
 
   /** Adds the pass; resolves once Redis holds it (or already held it). */
-  async schedule(gid: Gid, at: number, key: string): Promise<void> {
-    const data: PassJobData = { gid, at };
+  async schedule(gid: Gid, at: number, key: string, trace?: string): Promise<void> {
+    const data: PassJobData = trace ? { gid, at, trace } : { gid, at };
     await this.queue.add(PASS_JOB_NAME, data, {
       jobId: passJobId(gid, key),
       delay: Math.max(0, at - Date.now()),

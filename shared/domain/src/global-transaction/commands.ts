@@ -12,7 +12,7 @@ export type TxCommand =
   | {
       type: 'PrepareGlobalTransaction';
       data: { definition: TransDefinition; branches: BranchDef[] };
-      metadata: { now: number };
+      metadata: { now: number; trace?: string };
     }
   | {
       type: 'AbortGlobalTransaction';
@@ -27,7 +27,7 @@ export type TxCommand =
   | {
       type: 'SubmitGlobalTransaction';
       data: { definition: TransDefinition; branches: BranchDef[] };
-      metadata: { now: number };
+      metadata: { now: number; trace?: string };
     }
   | {
       type: 'RecordBranchResult';

@@ -2,7 +2,7 @@ import type { BranchOutcome, TxCommand } from './commands';
 import { TxRejected } from './errors';
 import type { TxEvent } from './events';
 import { findBranch, type ActiveTransaction, type GlobalTransaction } from './state';
-import { FINAL_STATUSES, type Policy } from './types';
+import { FINAL_STATUSES, type BranchDef, type Policy, type TransDefinition } from './types';
 
 const iso = (t: number): string => new Date(t).toISOString();
 
@@ -82,6 +82,11 @@ const requireActive = (state: GlobalTransaction, gid: string): ActiveTransaction
   return state;
 };
 
+const prepared = (d: { definition: TransDefinition; branches: BranchDef[] }, at: string, trace?: string): TxEvent => ({
+  type: 'TransactionPrepared',
+  data: { definition: d.definition, branches: d.branches, at, ...(trace ? { trace } : {}) },
+});
+
 const sameMode = (tx: ActiveTransaction, transType: string): void => {
   if (tx.definition.transType !== transType) {
     throw new TxRejected('conflict', `gid '${tx.gid}' is a ${tx.definition.transType} transaction, not ${transType}`);
@@ -95,7 +100,7 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
       const at = iso(cmd.metadata.now);
       if (state.status === 'none') {
         return [
-          { type: 'TransactionPrepared', data: { definition: cmd.data.definition, branches: cmd.data.branches, at } },
+          prepared(cmd.data, at, cmd.metadata.trace),
         ];
       }
       sameMode(state, cmd.data.definition.transType);
@@ -150,7 +155,7 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
       const at = iso(cmd.metadata.now);
       if (state.status === 'none') {
         return [
-          { type: 'TransactionPrepared', data: { definition: cmd.data.definition, branches: cmd.data.branches, at } },
+          prepared(cmd.data, at, cmd.metadata.trace),
           { type: 'TransactionSubmitted', data: { at } },
         ];
       }

@@ -2,7 +2,11 @@ import type { BranchDef, BranchOp, TransDefinition } from './types';
 
 /** Times in events are ISO-8601 strings: the log is read by people during audits. */
 export type TxEvent =
-  | { type: 'TransactionPrepared'; data: { definition: TransDefinition; branches: BranchDef[]; at: string } }
+  | {
+      type: 'TransactionPrepared';
+      /** `trace`: the W3C traceparent of the request that created it, so later passes join its trace. */
+      data: { definition: TransDefinition; branches: BranchDef[]; at: string; trace?: string };
+    }
   | { type: 'TransactionSubmitted'; data: { at: string } }
   | { type: 'BranchesRegistered'; data: { branches: BranchDef[]; at: string } }
   | {

@@ -42,6 +42,8 @@ export interface ActiveTransaction {
   readonly forced: boolean;
   /** Msg check-back retries: consecutive errors and when to ask again (0: when the timeout passes). */
   readonly checkBack: { readonly attempts: number; readonly errors: number; readonly notBefore: number };
+  /** traceparent of the request that created it. */
+  readonly trace?: string;
 }
 
 export type GlobalTransaction = { readonly status: 'none' } | ActiveTransaction;
@@ -130,6 +132,7 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
       toCompensate: new Set(),
       forced: false,
       checkBack: { attempts: 0, errors: 0, notBefore: 0 },
+      ...(event.data.trace ? { trace: event.data.trace } : {}),
     };
   }
   if (state.status === 'none') return state;

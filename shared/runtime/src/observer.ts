@@ -1,0 +1,33 @@
+import type { GlobalTransaction } from '@dtm-ts/domain';
+import type { DriverObserver } from '@dtm-ts/engine';
+import type { DtmMetrics, Logger } from '@dtm-ts/telemetry';
+
+const model = (tx: GlobalTransaction): string => (tx.status === 'none' ? 'unknown' : tx.definition.transType);
+
+/**
+ * Turns what the driver does into metrics and logs: one log line per status change (gid, trace id,
+ * from → to; never payloads or headers), DTM's counters, retry counts and append latency.
+ */
+export const driverObserver = (metrics: DtmMetrics, logger: Logger, now: () => number): DriverObserver => ({
+  onBranchResult(_gid, tx, call, outcome) {
+    metrics.branchProcess.add(1, { model: model(tx), branchtype: call.op, status: outcome.kind });
+  },
+  onPass(_gid, result) {
+    metrics.transactionProcess.add(1, { model: model(result.state), status: result.state.status });
+  },
+  onAppend(gid, before, after, events, ms) {
+    metrics.appendDuration.record(ms);
+    for (const e of events) {
+      if (e.type === 'BranchRetryScheduled') metrics.branchRetries.add(1, { model: model(after), op: e.data.op, outcome: e.data.outcome });
+      if (e.type === 'CheckBackRetryScheduled') metrics.branchRetries.add(1, { model: 'msg', op: 'msg', outcome: e.data.outcome });
+    }
+    if (after.status === 'none' || before.status === after.status) return;
+    logger.info(
+      { gid, transType: after.definition.transType, from: before.status, to: after.status, reason: after.rollbackReason || undefined },
+      'transaction status changed',
+    );
+    if (after.status === 'succeed' || after.status === 'failed') {
+      metrics.transactionHandled.record(now() - after.createTime, { model: after.definition.transType, status: after.status });
+    }
+  },
+});

@@ -1,0 +1,79 @@
+import { context, propagation, trace, type Context, type Span, SpanStatusCode, type Tracer } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BatchSpanProcessor,
+  NodeTracerProvider,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-node';
+
+export interface TracingOptions {
+  readonly serviceName: string;
+  /** `none` keeps the API a no-op; `otlp` sends spans over OTLP/HTTP to `otlpEndpoint`. */
+  readonly exporter: 'none' | 'otlp';
+  readonly otlpEndpoint?: string;
+  /** Fraction of new traces recorded (a parent's decision is always followed). */
+  readonly sampleRatio: number;
+}
+
+let provider: NodeTracerProvider | undefined;
+
+/**
+ * Starts the process's tracer provider once: W3C trace context, async-hooks context manager,
+ * and the chosen exporter. Tests pass their own exporter (in memory). Returns a shutdown that
+ * flushes what is buffered.
+ */
+export const initTracing = (opts: TracingOptions, testExporter?: SpanExporter): (() => Promise<void>) => {
+  if (provider) return async () => undefined;
+  const exporter = testExporter ?? (opts.exporter === 'otlp' ? new OTLPTraceExporter({ url: opts.otlpEndpoint }) : undefined);
+  if (!exporter) {
+    // No SDK: spans are no-ops, but trace context still propagates (traceparent in, traceparent out).
+    propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+    return async () => undefined;
+  }
+  provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': opts.serviceName }),
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(opts.sampleRatio) }),
+    spanProcessors: [testExporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter)],
+  });
+  provider.register({ propagator: new W3CTraceContextPropagator() });
+  const p = provider;
+  return () => p.shutdown();
+};
+
+export const tracer = (): Tracer => trace.getTracer('dtm-ts');
+
+/** The W3C `traceparent` of the active context (or of `ctx`), if it carries a valid span. */
+export const currentTraceparent = (ctx: Context = context.active()): string | undefined => {
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  return carrier.traceparent;
+};
+
+/** A context whose parent span is the one a `traceparent` names (or the active context when absent). */
+export const contextFrom = (traceparent: string | undefined, base: Context = context.active()): Context =>
+  traceparent ? propagation.extract(base, { traceparent }) : base;
+
+/** Runs `fn` in a new active span; records an exception and error status when it throws. */
+export const inSpan = async <T>(
+  name: string,
+  attributes: Record<string, string | number | boolean>,
+  fn: (span: Span) => Promise<T>,
+  parent?: Context,
+  kind?: number,
+): Promise<T> =>
+  tracer().startActiveSpan(name, { attributes, kind }, parent ?? context.active(), async (span) => {
+    try {
+      return await fn(span);
+    } catch (err) {
+      span.recordException(err instanceof Error ? err : new Error(String(err)));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
