@@ -101,6 +101,19 @@ const updateBranch = (
   return tx.branches.map((b) => (branchKey(b.branchId, b.op) === key ? change(b) : b));
 };
 
+const newBranch = (b: BranchDef, at: number): BranchState => ({
+  ...b,
+  status: 'prepared',
+  attempts: 0,
+  errors: 0,
+  notBefore: 0,
+  lastOutcome: null,
+  lastDetail: '',
+  createTime: at,
+  updateTime: at,
+  finishTime: null,
+});
+
 /** Applies one event. Pure: returns a new state. Unknown or misplaced events leave the state as it is. */
 export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransaction => {
   if (event.type === 'TransactionPrepared') {
@@ -111,18 +124,7 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
       status: 'prepared',
       gid: def.gid,
       definition: def,
-      branches: event.data.branches.map((b) => ({
-        ...b,
-        status: 'prepared',
-        attempts: 0,
-        errors: 0,
-        notBefore: 0,
-        lastOutcome: null,
-        lastDetail: '',
-        createTime: at,
-        updateTime: at,
-        finishTime: null,
-      })),
+      branches: event.data.branches.map((b) => newBranch(b, at)),
       createTime: at,
       updateTime: at,
       finishTime: null,
@@ -148,18 +150,7 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
         updateTime: at,
         branches: [
           ...tx.branches,
-          ...fresh.map((b) => ({
-            ...b,
-            status: 'prepared' as const,
-            attempts: 0,
-            errors: 0,
-            notBefore: 0,
-            lastOutcome: null,
-            lastDetail: '',
-            createTime: at,
-            updateTime: at,
-            finishTime: null,
-          })),
+          ...fresh.map((b) => newBranch(b, at)),
         ],
       };
     }
