@@ -1,35 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
-import type { RunningTm } from '@dtm-ts/tm';
-import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
-import { dtmClient, startTestTm, uniqueGid, type DtmClient } from '../support/tm-harness';
+import { describe, expect, it } from 'vitest';
+import type { BranchPeer } from '../peers/http-branch-peer';
+import { uniqueGid, useTmFixture } from '../support/tm-harness';
 
-let redis: RedisProcess;
-let tm: RunningTm;
-let peer: BranchPeer;
-let dtm: DtmClient;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  tm = await startTestTm(redis.url);
-  peer = await startBranchPeer();
-  dtm = dtmClient(tm.url);
-});
-afterAll(async () => {
-  await tm?.close();
-  await peer?.close();
-  await redis?.stop();
-});
+const fx = useTmFixture();
 
 const ok = { status: 200, body: { dtm_result: 'SUCCESS' } };
 const called = (gid: string) =>
-  peer.calls.filter((c) => c.path.startsWith(`${gid}/`)).map((c) => c.path.slice(gid.length + 1));
+  fx.peer.calls.filter((c) => c.path.startsWith(`${gid}/`)).map((c) => c.path.slice(gid.length + 1));
 const msg = (gid: string, n: number, extra: Record<string, unknown> = {}) => ({
   gid,
   trans_type: 'msg',
-  steps: Array.from({ length: n }, (_, i) => ({ action: peer.url(`${gid}/in${i}`) })),
+  steps: Array.from({ length: n }, (_, i) => ({ action: fx.peer.url(`${gid}/in${i}`) })),
   payloads: Array.from({ length: n }, (_, i) => JSON.stringify({ amount: 30, i })),
-  query_prepared: peer.url(`${gid}/QueryPrepared`),
+  query_prepared: fx.peer.url(`${gid}/QueryPrepared`),
   ...extra,
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -37,57 +20,57 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('two-phase messages', () => {
   it('when a message is submitted directly, then every step is delivered in order with its payload', async () => {
     const gid = uniqueGid('msg');
-    expect(await dtm.post('/submit', msg(gid, 2))).toEqual(ok);
-    await dtm.waitFor(gid, 'succeed');
+    expect(await fx.dtm.post('/submit', msg(gid, 2))).toEqual(ok);
+    await fx.dtm.waitFor(gid, 'succeed');
     expect(called(gid)).toEqual(['in0', 'in1']);
-    const c = peer.callsTo(`${gid}/in1`)[0]!;
+    const c = fx.peer.callsTo(`${gid}/in1`)[0]!;
     expect(c.query).toEqual({ gid, trans_type: 'msg', branch_id: '02', op: 'action' });
     expect(JSON.parse(c.body)).toEqual({ amount: 30, i: 1 });
   });
 
   it('when a message is prepared, then nothing is delivered until it is submitted', async () => {
     const gid = uniqueGid('msg-2pc');
-    expect(await dtm.post('/prepare', msg(gid, 1))).toEqual(ok);
+    expect(await fx.dtm.post('/prepare', msg(gid, 1))).toEqual(ok);
     await sleep(300);
     expect(called(gid)).toEqual([]);
-    expect((await dtm.query(gid)).transaction?.status).toBe('prepared');
-    expect(await dtm.post('/submit', msg(gid, 1))).toEqual(ok);
-    await dtm.waitFor(gid, 'succeed');
+    expect((await fx.dtm.query(gid)).transaction?.status).toBe('prepared');
+    expect(await fx.dtm.post('/submit', msg(gid, 1))).toEqual(ok);
+    await fx.dtm.waitFor(gid, 'succeed');
     expect(called(gid)).toEqual(['in0']);
   });
 
   it('when a prepared message is aborted, then it fails and nothing is delivered', async () => {
     const gid = uniqueGid('msg-abort');
-    await dtm.post('/prepare', msg(gid, 1));
-    expect(await dtm.post('/abort', { gid, trans_type: 'msg' })).toEqual(ok);
-    await dtm.waitFor(gid, 'failed');
+    await fx.dtm.post('/prepare', msg(gid, 1));
+    expect(await fx.dtm.post('/abort', { gid, trans_type: 'msg' })).toEqual(ok);
+    await fx.dtm.waitFor(gid, 'failed');
     await sleep(200);
     expect(called(gid)).toEqual([]);
   });
 
   it('when a delivery fails, then it is retried until it succeeds and the message never rolls back', async () => {
     const gid = uniqueGid('msg-retry');
-    peer.script(`${gid}/in0`, [409, 500, 200]);
-    await dtm.post('/submit', msg(gid, 2, { retry_interval: 1 }));
-    await dtm.waitFor(gid, 'succeed', 10_000);
+    fx.peer.script(`${gid}/in0`, [409, 500, 200]);
+    await fx.dtm.post('/submit', msg(gid, 2, { retry_interval: 1 }));
+    await fx.dtm.waitFor(gid, 'succeed', 10_000);
     expect(called(gid)).toEqual(['in0', 'in0', 'in0', 'in1']);
   });
 
   it('when custom_data has a delay, then delivery starts that many seconds after creation', async () => {
     const gid = uniqueGid('msg-delay');
     const t0 = Date.now();
-    await dtm.post('/submit', msg(gid, 1, { custom_data: JSON.stringify({ delay: 2 }) }));
-    await dtm.waitFor(gid, 'succeed', 10_000);
-    expect(peer.callsTo(`${gid}/in0`)[0]!.at - t0).toBeGreaterThanOrEqual(1_950);
+    await fx.dtm.post('/submit', msg(gid, 1, { custom_data: JSON.stringify({ delay: 2 }) }));
+    await fx.dtm.waitFor(gid, 'succeed', 10_000);
+    expect(fx.peer.callsTo(`${gid}/in0`)[0]!.at - t0).toBeGreaterThanOrEqual(1_950);
   });
 
   it('when concurrent, then every step is delivered at once', async () => {
     const gid = uniqueGid('msg-conc');
-    peer.script(`${gid}/in0`, [{ status: 200, delayMs: 300 }]);
-    peer.script(`${gid}/in1`, [{ status: 200, delayMs: 300 }]);
-    await dtm.post('/submit', msg(gid, 2, { concurrent: true }));
-    await dtm.waitFor(gid, 'succeed');
-    const [a, b] = [peer.callsTo(`${gid}/in0`)[0]!.at, peer.callsTo(`${gid}/in1`)[0]!.at];
+    fx.peer.script(`${gid}/in0`, [{ status: 200, delayMs: 300 }]);
+    fx.peer.script(`${gid}/in1`, [{ status: 200, delayMs: 300 }]);
+    await fx.dtm.post('/submit', msg(gid, 2, { concurrent: true }));
+    await fx.dtm.waitFor(gid, 'succeed');
+    const [a, b] = [fx.peer.callsTo(`${gid}/in0`)[0]!.at, fx.peer.callsTo(`${gid}/in1`)[0]!.at];
     expect(Math.abs(a - b)).toBeLessThan(200);
   });
 });
@@ -95,31 +78,31 @@ describe('two-phase messages', () => {
 describe('check-back (reference §9 d)', () => {
   const prepared = async (label: string, answers: Parameters<BranchPeer['script']>[1]) => {
     const gid = uniqueGid(label);
-    peer.script(`${gid}/QueryPrepared`, answers);
-    await dtm.post('/prepare', msg(gid, 1, { timeout_to_fail: 1, retry_interval: 1 }));
+    fx.peer.script(`${gid}/QueryPrepared`, answers);
+    await fx.dtm.post('/prepare', msg(gid, 1, { timeout_to_fail: 1, retry_interval: 1 }));
     return gid;
   };
 
   it('when the AP never submits and the check-back answers SUCCESS, then the message is delivered', async () => {
     const gid = await prepared('cb-ok', [200]);
-    await dtm.waitFor(gid, 'succeed', 10_000);
+    await fx.dtm.waitFor(gid, 'succeed', 10_000);
     expect(called(gid)).toEqual(['QueryPrepared', 'in0']);
-    const cb = peer.callsTo(`${gid}/QueryPrepared`)[0]!;
+    const cb = fx.peer.callsTo(`${gid}/QueryPrepared`)[0]!;
     expect(cb.method).toBe('GET');
     expect(cb.query).toEqual({ gid, trans_type: 'msg', branch_id: '00', op: 'msg' });
   });
 
   it('when the check-back answers FAILURE, then the message fails and nothing is delivered', async () => {
     const gid = await prepared('cb-fail', [409]);
-    await dtm.waitFor(gid, 'failed', 10_000);
+    await fx.dtm.waitFor(gid, 'failed', 10_000);
     await sleep(300);
     expect(called(gid)).toEqual(['QueryPrepared']);
   });
 
   it('when the check-back answers ONGOING, then it asks again at the fixed interval', async () => {
     const gid = await prepared('cb-ongoing', [425, 425, 200]);
-    await dtm.waitFor(gid, 'succeed', 15_000);
-    const times = peer.callsTo(`${gid}/QueryPrepared`).map((c) => c.at);
+    await fx.dtm.waitFor(gid, 'succeed', 15_000);
+    const times = fx.peer.callsTo(`${gid}/QueryPrepared`).map((c) => c.at);
     expect(times).toHaveLength(3);
     for (let i = 1; i < times.length; i++) {
       expect(times[i]! - times[i - 1]!).toBeGreaterThanOrEqual(950);
@@ -130,16 +113,16 @@ describe('check-back (reference §9 d)', () => {
 
   it('when the check-back errors, then it backs off and asks again', async () => {
     const gid = await prepared('cb-error', [500, 500, 200]);
-    await dtm.waitFor(gid, 'succeed', 15_000);
-    const times = peer.callsTo(`${gid}/QueryPrepared`).map((c) => c.at);
+    await fx.dtm.waitFor(gid, 'succeed', 15_000);
+    const times = fx.peer.callsTo(`${gid}/QueryPrepared`).map((c) => c.at);
     expect(times).toHaveLength(3);
     expect(times[2]! - times[1]!).toBeGreaterThan((times[1]! - times[0]!) * 1.5);
   });
 
   it('when query_prepared is empty, then the check-back counts as SUCCESS (as DTM)', async () => {
     const gid = uniqueGid('cb-empty');
-    await dtm.post('/prepare', msg(gid, 1, { timeout_to_fail: 1, query_prepared: '' }));
-    await dtm.waitFor(gid, 'succeed', 10_000);
+    await fx.dtm.post('/prepare', msg(gid, 1, { timeout_to_fail: 1, query_prepared: '' }));
+    await fx.dtm.waitFor(gid, 'succeed', 10_000);
     expect(called(gid)).toEqual(['in0']);
   });
 
@@ -149,16 +132,16 @@ describe('check-back (reference §9 d)', () => {
       Array.from({ length: 8 }, async (_, k) => {
         const gid = uniqueGid(`race${k}`);
         // The check-back says FAILURE after a while; the submit lands somewhere around it.
-        peer.script(`${gid}/QueryPrepared`, [{ status: 409, delayMs: 150 }]);
-        await dtm.post('/prepare', msg(gid, 1, { timeout_to_fail: 1 }));
+        fx.peer.script(`${gid}/QueryPrepared`, [{ status: 409, delayMs: 150 }]);
+        await fx.dtm.post('/prepare', msg(gid, 1, { timeout_to_fail: 1 }));
         await sleep(950 + k * 40);
-        const submit = await dtm.post('/submit', msg(gid, 1));
-        const tx = await dtm.waitFor(gid, 'final', 10_000);
+        const submit = await fx.dtm.post('/submit', msg(gid, 1));
+        const tx = await fx.dtm.waitFor(gid, 'final', 10_000);
         await sleep(200);
         results.push({
           submit: submit.status,
           status: String(tx.status),
-          delivered: peer.callsTo(`${gid}/in0`).length,
+          delivered: fx.peer.callsTo(`${gid}/in0`).length,
         });
       }),
     );
@@ -180,42 +163,46 @@ describe('topics', () => {
     const gid = uniqueGid('topic-msg');
     for (const who of ['billing', 'audit']) {
       expect(
-        await dtm.get(`/subscribe?topic=${topic}&url=${encodeURIComponent(peer.url(`${gid}/${who}`))}&remark=${who}`),
+        await fx.dtm.get(
+          `/subscribe?topic=${topic}&url=${encodeURIComponent(fx.peer.url(`${gid}/${who}`))}&remark=${who}`,
+        ),
       ).toEqual(ok);
     }
-    const dup = await dtm.get(`/subscribe?topic=${topic}&url=${encodeURIComponent(peer.url(`${gid}/audit`))}`);
+    const dup = await fx.dtm.get(`/subscribe?topic=${topic}&url=${encodeURIComponent(fx.peer.url(`${gid}/audit`))}`);
     expect(dup.status).toBe(422);
     expect(dup.body.message).toMatch(/this url exists/);
-    await dtm.post('/submit', {
+    await fx.dtm.post('/submit', {
       gid,
       trans_type: 'msg',
       steps: [{ action: `topic://${topic}` }],
       payloads: ['{"order":1}'],
     });
-    await dtm.waitFor(gid, 'succeed');
+    await fx.dtm.waitFor(gid, 'succeed');
     expect(called(gid)).toEqual(['billing', 'audit']);
-    expect(peer.callsTo(`${gid}/audit`)[0]!.query.branch_id).toBe('01-02');
-    expect((await dtm.query(gid)).branches.map((b) => b.branch_id)).toEqual(['01-01', '01-02']);
+    expect(fx.peer.callsTo(`${gid}/audit`)[0]!.query.branch_id).toBe('01-02');
+    expect((await fx.dtm.query(gid)).branches.map((b) => b.branch_id)).toEqual(['01-01', '01-02']);
   });
 
   it('when a subscriber leaves or the topic is deleted, then new messages see it at once', async () => {
     const topic = uniqueGid('stock');
     const gid1 = uniqueGid('t1');
     const gid2 = uniqueGid('t2');
-    await dtm.get(`/subscribe?topic=${topic}&url=${encodeURIComponent(peer.url('shared/a'))}`);
-    await dtm.get(`/subscribe?topic=${topic}&url=${encodeURIComponent(peer.url('shared/b'))}`);
-    expect(await dtm.get(`/unsubscribe?topic=${topic}&url=${encodeURIComponent(peer.url('shared/a'))}`)).toEqual(ok);
-    await dtm.post('/submit', {
+    await fx.dtm.get(`/subscribe?topic=${topic}&url=${encodeURIComponent(fx.peer.url('shared/a'))}`);
+    await fx.dtm.get(`/subscribe?topic=${topic}&url=${encodeURIComponent(fx.peer.url('shared/b'))}`);
+    expect(await fx.dtm.get(`/unsubscribe?topic=${topic}&url=${encodeURIComponent(fx.peer.url('shared/a'))}`)).toEqual(
+      ok,
+    );
+    await fx.dtm.post('/submit', {
       gid: gid1,
       trans_type: 'msg',
       steps: [{ action: `topic://${topic}` }],
       payloads: ['{}'],
     });
-    await dtm.waitFor(gid1, 'succeed');
-    expect((await dtm.query(gid1)).branches.map((b) => b.url)).toEqual([peer.url('shared/b')]);
-    const del = await fetch(`${tm.url}/api/dtmsvr/topic/${topic}`, { method: 'DELETE' });
+    await fx.dtm.waitFor(gid1, 'succeed');
+    expect((await fx.dtm.query(gid1)).branches.map((b) => b.url)).toEqual([fx.peer.url('shared/b')]);
+    const del = await fetch(`${fx.tm.url}/api/dtmsvr/topic/${topic}`, { method: 'DELETE' });
     expect(await del.json()).toEqual({ dtm_result: 'SUCCESS' });
-    const res = await dtm.post('/submit', {
+    const res = await fx.dtm.post('/submit', {
       gid: gid2,
       trans_type: 'msg',
       steps: [{ action: `topic://${topic}` }],
@@ -223,11 +210,11 @@ describe('topics', () => {
     });
     expect(res.status).toBe(422);
     expect(res.body.message).toMatch(/topic not found/);
-    expect((await dtm.query(gid2)).transaction).toBeNull();
-    expect((await fetch(`${tm.url}/api/dtmsvr/topic/${topic}`, { method: 'DELETE' })).status).toBe(404);
-    expect((await dtm.get(`/unsubscribe?topic=${topic}&url=x`)).status).toBe(404);
+    expect((await fx.dtm.query(gid2)).transaction).toBeNull();
+    expect((await fetch(`${fx.tm.url}/api/dtmsvr/topic/${topic}`, { method: 'DELETE' })).status).toBe(404);
+    expect((await fx.dtm.get(`/unsubscribe?topic=${topic}&url=x`)).status).toBe(404);
     // The topic's history is in the log, for audits.
-    const { events } = await tm.infra.topics.read(`$topic:${topic}`);
+    const { events } = await fx.tm.infra.topics.read(`$topic:${topic}`);
     expect(events.map((e) => e.type)).toEqual([
       'TopicSubscribed',
       'TopicSubscribed',
@@ -237,15 +224,15 @@ describe('topics', () => {
   });
 
   it('when subscribe lacks a topic or url, then 400', async () => {
-    expect((await dtm.get('/subscribe?url=http://x/y')).status).toBe(400);
-    expect((await dtm.get('/subscribe?topic=t')).status).toBe(400);
-    expect((await dtm.get('/subscribe?topic=t&url=ftp://x')).status).toBe(422);
+    expect((await fx.dtm.get('/subscribe?url=http://x/y')).status).toBe(400);
+    expect((await fx.dtm.get('/subscribe?topic=t')).status).toBe(400);
+    expect((await fx.dtm.get('/subscribe?topic=t&url=ftp://x')).status).toBe(422);
   });
 });
 
 describe('JSON-RPC', () => {
   const rpc = async (body: unknown) => {
-    const r = await fetch(`${tm.url}/api/json-rpc`, {
+    const r = await fetch(`${fx.tm.url}/api/json-rpc`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -275,15 +262,15 @@ describe('JSON-RPC', () => {
         trans_type: 'tcc',
         branch_id: '01',
         data: '{}',
-        confirm: peer.url(`${gid}/confirm`),
-        cancel: peer.url(`${gid}/cancel`),
+        confirm: fx.peer.url(`${gid}/confirm`),
+        cancel: fx.peer.url(`${gid}/cancel`),
       },
     });
     expect(reg.error).toBeNull();
     expect((await rpc({ jsonrpc: '2.0', id: 4, method: 'submit', params: { gid, trans_type: 'tcc' } })).result).toEqual(
       { dtm_result: 'SUCCESS' },
     );
-    await dtm.waitFor(gid, 'succeed');
+    await fx.dtm.waitFor(gid, 'succeed');
     expect(called(gid)).toEqual(['confirm']);
     const late = await rpc({ jsonrpc: '2.0', id: 5, method: 'abort', params: { gid, trans_type: 'tcc' } });
     expect(late.error).toMatchObject({ code: -32901 });
@@ -300,7 +287,7 @@ describe('JSON-RPC', () => {
 });
 
 describe('bad input for messages', () => {
-  const keyCount = async () => (await tm.infra.redis.keys(`${tm.infra.config.prefix}:*`)).length;
+  const keyCount = async () => (await fx.tm.infra.redis.keys(`${fx.tm.infra.config.prefix}:*`)).length;
   const cases: [string, unknown, number, RegExp][] = [
     [
       'a delay that is not a number',
@@ -336,7 +323,7 @@ describe('bad input for messages', () => {
   for (const [what, body, status, message] of cases) {
     it(`when a message has ${what}, then ${status} and nothing is written`, async () => {
       const before = await keyCount();
-      const res = await dtm.post('/submit', body);
+      const res = await fx.dtm.post('/submit', body);
       expect(res.status).toBe(status);
       expect(String(res.body.message)).toMatch(message);
       expect(await keyCount()).toBe(before);

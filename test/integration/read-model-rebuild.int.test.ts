@@ -1,32 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
-import type { RunningTm } from '@dtm-ts/tm';
+import { describe, expect, it } from 'vitest';
 import { rebuildReadModel } from '@dtm-ts/worker';
-import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
-import { dtmClient, sagaBody, startTestTm, uniqueGid, type DtmClient } from '../support/tm-harness';
+import { sagaBody, uniqueGid, useTmFixture } from '../support/tm-harness';
 
-let redis: RedisProcess;
-let tm: RunningTm;
-let peer: BranchPeer;
-let dtm: DtmClient;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  tm = await startTestTm(redis.url);
-  peer = await startBranchPeer();
-  dtm = dtmClient(tm.url);
-});
-afterAll(async () => {
-  await tm?.close();
-  await peer?.close();
-  await redis?.stop();
-});
+const fx = useTmFixture();
 
 const allPages = async (query: string): Promise<unknown[]> => {
   const out: unknown[] = [];
   let position = '';
   for (let i = 0; i < 100; i++) {
-    const res = await dtm.get(`/all?limit=7&${query}&position=${encodeURIComponent(position)}`);
+    const res = await fx.dtm.get(`/all?limit=7&${query}&position=${encodeURIComponent(position)}`);
     out.push(...(res.body.transactions as unknown[]));
     position = String(res.body.next_position);
     if (!position) return out;
@@ -41,13 +23,13 @@ describe('audit and rebuild', () => {
       const gid = uniqueGid(`rb${i}`);
       gids.push(gid);
       const steps = [
-        { action: peer.url(`${gid}/a0`), compensate: peer.url(`${gid}/c0`) },
-        { action: peer.url(`${gid}/a1`), compensate: peer.url(`${gid}/c1`) },
+        { action: fx.peer.url(`${gid}/a0`), compensate: fx.peer.url(`${gid}/c0`) },
+        { action: fx.peer.url(`${gid}/a1`), compensate: fx.peer.url(`${gid}/c1`) },
       ];
-      if (i % 3 === 0) peer.script(`${gid}/a1`, [409]);
-      await dtm.post('/submit', sagaBody(gid, steps));
+      if (i % 3 === 0) fx.peer.script(`${gid}/a1`, [409]);
+      await fx.dtm.post('/submit', sagaBody(gid, steps));
     }
-    for (const gid of gids) await dtm.waitFor(gid, 'final');
+    for (const gid of gids) await fx.dtm.waitFor(gid, 'final');
     // The projector is asynchronous: wait until it shows every final status.
     await expect
       .poll(
@@ -62,15 +44,15 @@ describe('audit and rebuild', () => {
     const before = { all: await allPages(''), failed: await allPages('status=failed') };
     expect(before.failed).toHaveLength(7);
 
-    const rmKeys = await tm.infra.redis.keys(`${tm.infra.config.prefix}:*:rm*`);
+    const rmKeys = await fx.tm.infra.redis.keys(`${fx.tm.infra.config.prefix}:*:rm*`);
     expect(rmKeys.length).toBeGreaterThan(0);
-    await tm.infra.redis.del(...rmKeys);
+    await fx.tm.infra.redis.del(...rmKeys);
     expect(await allPages('')).toEqual([]);
 
     const appends = await rebuildReadModel({
-      log: tm.infra.log,
-      feed: tm.infra.log,
-      readModel: tm.infra.readModel,
+      log: fx.tm.infra.log,
+      feed: fx.tm.infra.log,
+      readModel: fx.tm.infra.readModel,
       requestTimeoutMs: 3000,
     });
     expect(appends).toBeGreaterThanOrEqual(20 * 3);
@@ -79,14 +61,14 @@ describe('audit and rebuild', () => {
 
   it('when a saga rolled back, then its stream tells every step with times, outcomes and reasons', async () => {
     const gid = uniqueGid('audit');
-    peer.script(`${gid}/a1`, [500, 409]);
+    fx.peer.script(`${gid}/a1`, [500, 409]);
     const steps = [
-      { action: peer.url(`${gid}/a0`), compensate: peer.url(`${gid}/c0`) },
-      { action: peer.url(`${gid}/a1`), compensate: peer.url(`${gid}/c1`) },
+      { action: fx.peer.url(`${gid}/a0`), compensate: fx.peer.url(`${gid}/c0`) },
+      { action: fx.peer.url(`${gid}/a1`), compensate: fx.peer.url(`${gid}/c1`) },
     ];
-    await dtm.post('/submit', sagaBody(gid, steps, { retry_interval: 1 }));
-    await dtm.waitFor(gid, 'failed', 10_000);
-    const { events } = await tm.infra.log.read(gid);
+    await fx.dtm.post('/submit', sagaBody(gid, steps, { retry_interval: 1 }));
+    await fx.dtm.waitFor(gid, 'failed', 10_000);
+    const { events } = await fx.tm.infra.log.read(gid);
     expect(events.map((e) => e.type)).toEqual([
       'TransactionPrepared',
       'TransactionSubmitted',

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { loadConfig, type Config } from '@dtm-ts/config';
 import { createLogger } from '@dtm-ts/telemetry';
 import { startTm, type RunningTm } from '@dtm-ts/tm';
@@ -91,3 +93,30 @@ export const sagaBody = (
 });
 
 export const uniqueGid = (label: string): string => `${label}-${randomUUID().slice(0, 12)}`;
+
+export interface TmFixture {
+  readonly redis: RedisProcess;
+  readonly tm: RunningTm;
+  readonly peer: BranchPeer;
+  readonly dtm: DtmClient;
+}
+
+/**
+ * The usual integration setup, once per file: a real redis-server, an in-process TM against it, a
+ * scripted RM peer and a DTM client. Read the fields inside tests (they are set in beforeAll).
+ */
+export const useTmFixture = (overrides: Partial<Config> = {}): TmFixture => {
+  const f = {} as { redis: RedisProcess; tm: RunningTm; peer: BranchPeer; dtm: DtmClient };
+  beforeAll(async () => {
+    f.redis = await startRedis();
+    f.tm = await startTestTm(f.redis.url, overrides);
+    f.peer = await startBranchPeer();
+    f.dtm = dtmClient(f.tm.url);
+  });
+  afterAll(async () => {
+    await f.tm?.close();
+    await f.peer?.close();
+    await f.redis?.stop();
+  });
+  return f;
+};
