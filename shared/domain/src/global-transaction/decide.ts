@@ -99,9 +99,7 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
     case 'PrepareGlobalTransaction': {
       const at = iso(cmd.metadata.now);
       if (state.status === 'none') {
-        return [
-          prepared(cmd.data, at, cmd.metadata.trace),
-        ];
+        return [prepared(cmd.data, at, cmd.metadata.trace)];
       }
       sameMode(state, cmd.data.definition.transType);
       // As DTM: preparing again while prepared is a no-op.
@@ -114,9 +112,7 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
       const reason = cmd.data.reason;
       // A prepared message is simply dropped: its local transaction did not commit.
       if (tx.definition.transType === 'msg' && tx.status === 'prepared') {
-        return [
-          { type: 'TransactionFailed', data: { reason: reason || 'aborted by the application', forced: false, at } },
-        ];
+        return [{ type: 'TransactionFailed', data: { reason, forced: false, at } }];
       }
       const t = cmd.data.transType;
       if (
@@ -127,7 +123,7 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
         throw new TxRejected('conflict', `trans type: '${t}' current status '${tx.status}', cannot abort.`);
       }
       if (tx.status === 'aborting') return [];
-      return [{ type: 'TransactionAborting', data: { reason: reason || 'aborted by the application', at } }];
+      return [{ type: 'TransactionAborting', data: { reason, at } }];
     }
     case 'RegisterBranch': {
       if (state.status === 'none' || state.status !== 'prepared') {
@@ -154,10 +150,7 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
     case 'SubmitGlobalTransaction': {
       const at = iso(cmd.metadata.now);
       if (state.status === 'none') {
-        return [
-          prepared(cmd.data, at, cmd.metadata.trace),
-          { type: 'TransactionSubmitted', data: { at } },
-        ];
+        return [prepared(cmd.data, at, cmd.metadata.trace), { type: 'TransactionSubmitted', data: { at } }];
       }
       sameMode(state, cmd.data.definition.transType);
       // As DTM: a prepared transaction is submitted with its stored branches; a submitted one is just driven again.

@@ -255,7 +255,7 @@ describe('msg', () => {
     spec
       .given(base)
       .when(abort)
-      .then([{ type: 'TransactionFailed', data: { reason: 'aborted by the application', forced: false, at: at(5) } }]);
+      .then([{ type: 'TransactionFailed', data: { reason: '', forced: false, at: at(5) } }]);
     spec
       .given([...base, submitted()])
       .when(abort)
