@@ -28,12 +28,12 @@ let provider: NodeTracerProvider | undefined;
  * flushes what is buffered.
  */
 export const initTracing = (opts: TracingOptions, testExporter?: SpanExporter): (() => Promise<void>) => {
-  if (provider) return async () => undefined;
+  if (provider) return () => Promise.resolve();
   const exporter = testExporter ?? (opts.exporter === 'otlp' ? new OTLPTraceExporter({ url: opts.otlpEndpoint }) : undefined);
   if (!exporter) {
     // No SDK: spans are no-ops, but trace context still propagates (traceparent in, traceparent out).
     propagation.setGlobalPropagator(new W3CTraceContextPropagator());
-    return async () => undefined;
+    return () => Promise.resolve();
   }
   provider = new NodeTracerProvider({
     resource: resourceFromAttributes({ 'service.name': opts.serviceName }),
