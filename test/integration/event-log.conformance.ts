@@ -3,9 +3,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TxEvent } from '@dtm-ts/domain';
 import { NO_STREAM, VersionConflict, type EventFeed, type EventLog, type FeedEntry } from '@dtm-ts/ports';
 
+/** A subscription to the feed, as the projector uses one (RedisFeedSubscriber, EsdbFeedSubscriber). */
+export interface FeedSubscriberUnderTest {
+  start(handler: (entries: FeedEntry[]) => Promise<void>): Promise<void>;
+  stop(): Promise<void>;
+}
+
 /** What a conformance run needs: a log to test, and how to let go of it. */
 export interface EventLogUnderTest {
   readonly log: EventLog & EventFeed;
+  /**
+   * A new subscriber to the log's feed that resumes where the last one of the same `name` stopped (a
+   * checkpoint, a consumer group). Without it, the subscription cases are skipped.
+   */
+  readonly subscriber?: (name: string) => FeedSubscriberUnderTest;
   close(): Promise<void>;
 }
 
@@ -212,6 +223,116 @@ export const describeEventLogConformance = (name: string, make: () => Promise<Ev
       for (let i = 0; i < 2_000; i += 100) version = await log.append(chunked, events.slice(i, i + 100), version);
       expect(version).toBe(1_999);
       expect((await log.read(chunked)).events).toEqual(events);
+    });
+
+    /** A subscriber that records what it was handed, for the appends of `gids` only. */
+    const recording = (name: string, gids: ReadonlySet<string>, fail?: (e: FeedEntry) => boolean) => {
+      const seen: FeedEntry[] = [];
+      const subscriber = sut.subscriber!(name);
+      return {
+        seen,
+        keys: () => seen.map(appendKey),
+        start: () =>
+          subscriber.start(async (entries) => {
+            const ours = entries.filter((e) => gids.has(e.gid));
+            for (const e of ours) if (fail?.(e)) throw new Error(`handler refuses ${appendKey(e)}`);
+            seen.push(...ours);
+          }),
+        stop: () => subscriber.stop(),
+      };
+    };
+    /** Appends to each gid `rounds` times, 1 to 3 events each; returns the appends' keys. */
+    const appendRounds = async (gids: string[], versions: Map<string, number>, rounds: number) => {
+      const keys: string[] = [];
+      for (let r = 0; r < rounds; r++) {
+        for (const [i, g] of gids.entries()) {
+          const v = versions.get(g) ?? NO_STREAM;
+          const events = Array.from({ length: 1 + ((r + i) % 3) }, () => aborting(`${g} ${v}`));
+          keys.push(`${g}@${v + 1}`);
+          versions.set(g, await log.append(g, events, v));
+        }
+      }
+      return keys;
+    };
+    /** Per gid, the entries seen start at revision 0 and each begins where the previous ended. */
+    const expectContiguous = (seen: FeedEntry[], versions: Map<string, number>) => {
+      for (const [g, last] of versions) {
+        let next = 0;
+        for (const e of seen.filter((x) => x.gid === g)) {
+          expect(e.firstRevision, `${g}: entry after revision ${next - 1}`).toBe(next);
+          next += e.events.length;
+        }
+        expect(next - 1).toBe(last);
+      }
+    };
+
+    it('when a subscriber starts, then it delivers what is there, then each new append once, in stream order', async (ctx) => {
+      if (!sut.subscriber) ctx.skip();
+      const gids = Array.from({ length: 5 }, (_, i) => gid(`sub${i}`));
+      const versions = new Map<string, number>();
+      const before = await appendRounds(gids, versions, 2);
+      const sub = recording(`catch-up-${randomUUID()}`, new Set(gids));
+      await sub.start();
+      try {
+        await expect.poll(() => sub.keys().length, { timeout: 15_000 }).toBe(before.length);
+        // Live: appends made after it caught up arrive too, without restarting anything.
+        const live = await appendRounds(gids, versions, 3);
+        await expect.poll(() => sub.keys().length, { timeout: 15_000 }).toBe(before.length + live.length);
+        expect(sub.keys().sort()).toEqual([...before, ...live].sort());
+        expectContiguous(sub.seen, versions);
+        for (const e of sub.seen) expect(e.events.length).toBeGreaterThan(0);
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it('when a subscriber stops and another resumes under its name, then it goes on with no gap and no repeat', async (ctx) => {
+      if (!sut.subscriber) ctx.skip();
+      const gids = Array.from({ length: 4 }, (_, i) => gid(`resume-sub${i}`));
+      const versions = new Map<string, number>();
+      const name = `resume-${randomUUID()}`;
+      const first = recording(name, new Set(gids));
+      await first.start();
+      const early = await appendRounds(gids, versions, 2);
+      await expect.poll(() => first.keys().length, { timeout: 15_000 }).toBe(early.length);
+      await first.stop();
+
+      // Written while nobody listens: the next subscriber of the same name must catch up on exactly these.
+      const missed = await appendRounds(gids, versions, 2);
+      const second = recording(name, new Set(gids));
+      await second.start();
+      try {
+        await expect.poll(() => second.keys().length, { timeout: 15_000 }).toBe(missed.length);
+        const later = await appendRounds(gids, versions, 1);
+        await expect.poll(() => second.keys().length, { timeout: 15_000 }).toBe(missed.length + later.length);
+        expect(second.keys().sort()).toEqual([...missed, ...later].sort());
+        expect(first.keys().sort()).toEqual(early.sort());
+        expectContiguous([...first.seen, ...second.seen], versions);
+      } finally {
+        await second.stop();
+      }
+    });
+
+    it('when the handler fails, then the subscriber delivers the same appends again until it succeeds', async (ctx) => {
+      if (!sut.subscriber) ctx.skip();
+      const gids = [gid('flaky-a'), gid('flaky-b')];
+      const versions = new Map<string, number>();
+      let refusals = 2;
+      const sub = recording(`flaky-${randomUUID()}`, new Set(gids), (e) => e.gid === gids[1] && refusals-- > 0);
+      await sub.start();
+      try {
+        const keys = await appendRounds(gids, versions, 2);
+        await expect.poll(() => new Set(sub.keys()).size, { timeout: 30_000 }).toBe(keys.length);
+        expect(refusals).toBeLessThan(0);
+        expect([...new Set(sub.keys())].sort()).toEqual(keys.sort());
+        // At least once: an append may come twice, but the last delivery of each gid ends at its last revision.
+        for (const g of gids) {
+          const last = sub.seen.filter((e) => e.gid === g).at(-1);
+          expect(last && last.firstRevision + last.events.length - 1).toBe(versions.get(g));
+        }
+      } finally {
+        await sub.stop();
+      }
     });
   });
 };

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TxEvent } from '@dtm-ts/domain';
 import { NO_STREAM } from '@dtm-ts/ports';
-import { RedisEventLog, RedisKeys, fnv1a32, partitionOf } from '@dtm-ts/adapters';
+import { RedisEventLog, RedisFeedSubscriber, RedisKeys, fnv1a32, partitionOf } from '@dtm-ts/adapters';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { describeEventLogConformance } from './event-log.conformance';
 
@@ -28,12 +28,38 @@ const submitted = (): TxEvent => ({ type: 'TransactionSubmitted', data: { at: ne
 
 describeEventLogConformance('RedisEventLog, 4 partitions', async () => {
   const redis = client();
-  return { log: new RedisEventLog(redis, { prefix: `t-${randomUUID()}`, partitions: 4 }), close: async () => {} };
+  const shape = { prefix: `t-${randomUUID()}`, partitions: 4 };
+  return {
+    log: new RedisEventLog(redis, shape),
+    subscriber: (name: string) =>
+      new RedisFeedSubscriber(redis, {
+        ...shape,
+        group: name,
+        consumer: 'c1',
+        blockMs: 200,
+        claimIdleMs: 500,
+        retryDelayMs: 100,
+      }),
+    close: async () => {},
+  };
 });
 
 describeEventLogConformance('RedisEventLog, 1 partition', async () => {
   const redis = client();
-  return { log: new RedisEventLog(redis, { prefix: `t-${randomUUID()}`, partitions: 1 }), close: async () => {} };
+  const shape = { prefix: `t-${randomUUID()}`, partitions: 1 };
+  return {
+    log: new RedisEventLog(redis, shape),
+    subscriber: (name: string) =>
+      new RedisFeedSubscriber(redis, {
+        ...shape,
+        group: name,
+        consumer: 'c1',
+        blockMs: 200,
+        claimIdleMs: 500,
+        retryDelayMs: 100,
+      }),
+    close: async () => {},
+  };
 });
 
 describe('RedisEventLog key layout', () => {
