@@ -1,13 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { startEsdbFake, startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { loadConfig, type Config } from '@dtm-ts/config';
 import { createLogger } from '@dtm-ts/telemetry';
 import { startTm, type RunningTm } from '@dtm-ts/tm';
 
-/** An in-process TM (API + worker) on port 0 against the given Redis, with a fresh key prefix. */
+/**
+ * An in-process TM (API + worker) on port 0 against the given Redis, with a fresh key prefix. With
+ * TEST_EVENT_STORE=esdb its log is on EventStoreDB: the server at ESDB_URL, or else a gRPC fake of its own.
+ */
 export const startTestTm = async (redisUrl: string, overrides: Partial<Config> = {}): Promise<RunningTm> => {
+  const fake =
+    process.env.TEST_EVENT_STORE === 'esdb' && !process.env.ESDB_URL && !overrides.eventStore
+      ? await startEsdbFake()
+      : undefined;
+  const esdbUrl = fake?.url ?? process.env.ESDB_URL;
+  const esdb: Partial<Config> =
+    process.env.TEST_EVENT_STORE === 'esdb' && esdbUrl ? { eventStore: 'esdb', esdbUrl } : {};
   const config = loadConfig(
     {},
     {
@@ -22,10 +32,16 @@ export const startTestTm = async (redisUrl: string, overrides: Partial<Config> =
       jobLockMs: 3000,
       sweepIntervalMs: 500,
       sweepGraceMs: 2000,
+      ...esdb,
       ...overrides,
     },
   );
-  return startTm(config, createLogger(config.logLevel, 'test-tm'));
+  const tm = await startTm(config, createLogger(config.logLevel, 'test-tm')).catch(async (err: unknown) => {
+    await fake?.stop();
+    throw err;
+  });
+  if (!fake) return tm;
+  return { ...tm, close: () => tm.close().finally(() => fake.stop()) };
 };
 
 export interface DtmClient {

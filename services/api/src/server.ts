@@ -20,7 +20,7 @@ export const startApi = async (infra: Infra, port = infra.config.port): Promise<
     log: infra.log,
     topics: infra.topics,
     readModel: infra.readModel,
-    limits: { maxBranches: config.maxBranches },
+    limits: { maxBranches: config.maxBranches, kafka: config.kafkaBrokers !== undefined },
     requestTimeoutS: config.requestTimeoutS,
     timeoutToFailS: config.timeoutToFailS,
     policy: infra.policy,

@@ -1,7 +1,13 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { Worker, type Job } from 'bullmq';
-import { RedisFeedSubscriber, type PassJobData } from '@dtm-ts/adapters';
+import {
+  EsdbFeedSubscriber,
+  RedisFeedSubscriber,
+  redisCheckpointStore,
+  type FeedSubscription,
+  type PassJobData,
+} from '@dtm-ts/adapters';
 import type { Infra } from '@dtm-ts/runtime';
 import { projectEntries } from './projector';
 import { sweepOnce } from './sweep';
@@ -41,14 +47,22 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
     logger.warn({ gid: job?.data.gid, err: err.message }, 'pass failed; the sweep will retry it'),
   );
 
-  const projector = new RedisFeedSubscriber(infra.redis, {
-    prefix: config.prefix,
-    partitions: config.partitions,
-    group: 'read-model',
-    consumer,
-    onError: (err: unknown) =>
-      logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'projection failed; will retry'),
-  });
+  const onProjectionError = (err: unknown): void =>
+    logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'projection failed; will retry');
+  // On EventStoreDB: a catch-up subscription to $all, its checkpoint in Redis (shared by every worker).
+  const projector: FeedSubscription = infra.esdb
+    ? new EsdbFeedSubscriber(infra.esdb, {
+        prefix: config.prefix,
+        checkpoints: redisCheckpointStore(infra.redis, `${config.prefix}:esdb-checkpoint:read-model`),
+        onError: onProjectionError,
+      })
+    : new RedisFeedSubscriber(infra.redis, {
+        prefix: config.prefix,
+        partitions: config.partitions,
+        group: 'read-model',
+        consumer,
+        onError: onProjectionError,
+      });
   await projector.start((entries) =>
     projectEntries({ log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000, policy: infra.policy }, entries),
   );

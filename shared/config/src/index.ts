@@ -13,6 +13,19 @@ const settings = {
     schema: z.string().url().optional(),
     doc: 'Redis for the event log, read model and queues. Unset: `npm start` runs its own redis-server (AOF on) under DATA_DIR',
   },
+  eventStore: {
+    env: 'EVENT_STORE',
+    schema: z.enum(['redis', 'esdb']).default('redis'),
+    doc: 'Where the event log lives: `redis` or `esdb` (EventStoreDB at ESDB_URL); read model, queues, leases stay in Redis',
+  },
+  esdbUrl: {
+    env: 'ESDB_URL',
+    schema: z
+      .string()
+      .regex(/^esdb(\+discover)?:\/\/\S+$/, 'expected an EventStoreDB connection string, esdb://host:2113?tls=false')
+      .optional(),
+    doc: 'EventStoreDB connection string, `esdb://host:2113?tls=false` (`esdb+discover://…` for a cluster); needed for esdb',
+  },
   dataDir: {
     env: 'DATA_DIR',
     schema: z.string().default('data'),
@@ -30,6 +43,43 @@ const settings = {
     env: 'LOG_PARTITIONS',
     schema: z.coerce.number().int().min(1).max(1024).default(4),
     doc: 'Partitions of the Redis event log (hash slots); fixed for the life of the data',
+  },
+  kafkaBrokers: {
+    env: 'KAFKA_BROKERS',
+    schema: z
+      .string()
+      .regex(
+        /^\s*(\[[^\]]+\]|[^\s,:[\]]+):\d{1,5}\s*(,\s*(\[[^\]]+\]|[^\s,:[\]]+):\d{1,5}\s*)*$/,
+        'expected host:port,…',
+      )
+      .transform((s) => s.split(',').map((b) => b.trim()))
+      .optional(),
+    doc: 'Kafka bootstrap brokers, `host:port,…`, for msg steps whose action is `kafka://<topic>`. Unset: such steps are refused (422)',
+  },
+  kafkaClientId: {
+    env: 'KAFKA_CLIENT_ID',
+    schema: z.string().min(1).default('dtm-ts'),
+    doc: 'Client id the TM gives Kafka (quotas, broker logs)',
+  },
+  kafkaSsl: {
+    env: 'KAFKA_SSL',
+    schema: z.stringbool().default(false),
+    doc: 'Connect to Kafka over TLS (system CAs)',
+  },
+  kafkaSaslMechanism: {
+    env: 'KAFKA_SASL_MECHANISM',
+    schema: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+    doc: 'Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD)',
+  },
+  kafkaSaslUsername: {
+    env: 'KAFKA_SASL_USERNAME',
+    schema: z.string().optional(),
+    doc: 'Kafka SASL user name',
+  },
+  kafkaSaslPassword: {
+    env: 'KAFKA_SASL_PASSWORD',
+    schema: z.string().optional(),
+    doc: 'Kafka SASL password (never logged)',
   },
   retryIntervalS: {
     env: 'RETRY_INTERVAL',
@@ -139,6 +189,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     if (r.success) out[key] = r.data;
     else problems.push(`${s.env}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
+  if (out.eventStore === 'esdb' && out.esdbUrl === undefined) problems.push('ESDB_URL: required when EVENT_STORE=esdb');
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return Object.freeze(out) as Config;
 };

@@ -1,8 +1,11 @@
 import { Queue } from 'bullmq';
+import { EventStoreDBClient } from '@eventstore/db-client';
 import { Redis, type RedisOptions } from 'ioredis';
 import {
   BullPassScheduler,
-  HttpBranchTransport,
+  EsdbEventLog,
+  esdbTopicLog,
+  type ClosableBranchTransport,
   RedisEventLog,
   RedisPassLease,
   RedisReadModel,
@@ -12,9 +15,10 @@ import {
 import type { Config } from '@dtm-ts/config';
 import type { Policy } from '@dtm-ts/domain';
 import { Driver } from '@dtm-ts/engine';
-import { systemClock, type Clock, type TopicLog } from '@dtm-ts/ports';
+import { systemClock, type Clock, type EventFeed, type EventLog, type TopicLog } from '@dtm-ts/ports';
 import { initMetrics, initTracing, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
 import { driverObserver } from './observer';
+import { createBranchTransport } from './branch-transport';
 
 /** Everything a role needs, wired from one config. `close` releases it in reverse order. */
 export interface Infra {
@@ -22,13 +26,15 @@ export interface Infra {
   readonly logger: Logger;
   readonly redisOptions: RedisOptions;
   readonly redis: Redis;
-  readonly log: RedisEventLog;
+  readonly log: EventLog & EventFeed;
+  /** The EventStoreDB client holding the log when EVENT_STORE=esdb (the projector subscribes through it). */
+  readonly esdb: EventStoreDBClient | undefined;
   readonly topics: TopicLog;
   readonly policy: Policy;
   readonly readModel: RedisReadModel;
   readonly queue: Queue;
   readonly scheduler: BullPassScheduler;
-  readonly transport: HttpBranchTransport;
+  readonly transport: ClosableBranchTransport;
   readonly driver: Driver;
   readonly clock: Clock;
   readonly queueName: string;
@@ -77,13 +83,18 @@ export const createInfra = async (
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const clock = opts.clock ?? systemClock;
   const shape = { prefix: config.prefix, partitions: config.partitions };
-  const log = new RedisEventLog(redis, shape);
+  // EVENT_STORE=esdb: the log lives in EventStoreDB; the read model, queues and leases stay in Redis.
+  const esdb = config.eventStore === 'esdb' ? EventStoreDBClient.connectionString(config.esdbUrl ?? '') : undefined;
+  const esdbLog = esdb && new EsdbEventLog(esdb, { prefix: config.prefix });
+  const redisLog = new RedisEventLog(redis, shape);
+  const log = esdbLog ?? redisLog;
   const readModel = new RedisReadModel(redis, shape);
   const queueName = `${config.prefix}-passes`;
   const queue = new Queue(queueName, { connection: redisOptions });
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
   const scheduler = new BullPassScheduler(queue);
-  const transport = new HttpBranchTransport();
+  // HTTP, plus Kafka for `kafka://` msg steps when KAFKA_BROKERS is set.
+  const transport = createBranchTransport(config, logger);
   const policy: Policy = {
     retryIntervalS: config.retryIntervalS,
     timeoutToFailS: config.timeoutToFailS,
@@ -127,7 +138,8 @@ export const createInfra = async (
     redisOptions,
     redis,
     log,
-    topics: redisTopicLog(log),
+    esdb,
+    topics: esdbLog ? esdbTopicLog(esdbLog) : redisTopicLog(redisLog),
     policy,
     readModel,
     queue,
@@ -142,6 +154,7 @@ export const createInfra = async (
       await queue.close();
       await stopTracing();
       await transport.close();
+      await esdb?.dispose();
       redis.disconnect();
       if (stopManaged) await stopManaged();
     },

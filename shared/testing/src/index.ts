@@ -1,2 +1,4 @@
 export * from './free-port';
 export * from './redis-server';
+export * from './kafka-mock';
+export * from './esdb-fake';

@@ -65,6 +65,10 @@ export const dtmRouter = (svc: DtmService, defaults: { timeoutToFailS: number })
     route((req) => svc.query(queryString(req, 'gid'))),
   );
   r.get(
+    '/events',
+    route((req) => svc.events(queryString(req, 'gid'))),
+  );
+  r.get(
     '/all',
     route((req) =>
       svc.all({

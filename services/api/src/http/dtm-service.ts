@@ -14,6 +14,7 @@ import { branchRecord, executeOnStream, nextWake, transactionRecord, type Driver
 import type { EventLog, ReadModel, TopicLog } from '@dtm-ts/ports';
 import { currentTraceparent } from '@dtm-ts/telemetry';
 import { BadRequest } from './bad-request';
+import { buildTimeline, type Timeline } from './timeline';
 import {
   bodyObject,
   checkUrl,
@@ -153,6 +154,14 @@ export class DtmService {
     return tx.status === 'none' ? { transaction: null, branches: [] } : this.queryView(tx, version);
   }
 
+  /** Audit: the transaction's history replayed from its stream, every event with its time, call and outcome. */
+  async events(gid: string): Promise<Timeline> {
+    if (gid === '') throw new BadRequest('no gid specified');
+    const { events } = await this.deps.log.read(gid);
+    if (events.length === 0) throw new TxRejected('not-found', `no transaction ${gid}`);
+    return buildTimeline(gid, events);
+  }
+
   async all(q: {
     gid: string;
     position: string;
@@ -236,3 +245,6 @@ export class DtmService {
     return SUCCESS;
   }
 }
+
+/** The audit timeline, also used by `npm run replay`. */
+export * from './timeline';

@@ -11,6 +11,8 @@ import { BadRequest } from './bad-request';
 
 export interface Limits {
   readonly maxBranches: number;
+  /** KAFKA_BROKERS is set: msg steps may name `kafka://<topic>`. */
+  readonly kafka?: boolean;
 }
 
 /** Go's encoding/json matches keys case-insensitively; DTM clients rely on snake_case, so lower-case the top level. */
@@ -138,6 +140,19 @@ const msgCustomData = (customData: string): number => {
   return delay;
 };
 
+/** `kafka://<topic>` in a msg step: produced to that Kafka topic once the message is committed. */
+const KAFKA_SCHEME = 'kafka://';
+/** Kafka's rule for topic names (as KAFKA_TOPIC_NAME in @dtm-ts/adapters). */
+const KAFKA_TOPIC_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}$/;
+
+const checkKafkaAction = (action: string, what: string, kafka: boolean): void => {
+  if (!kafka) throw new BadRequest(`${what}: kafka:// delivery needs KAFKA_BROKERS, which this TM does not have`, 422);
+  const topic = action.slice(KAFKA_SCHEME.length);
+  if (!KAFKA_TOPIC_NAME.test(topic)) {
+    throw new BadRequest(`${what}: '${topic}' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)`, 422);
+  }
+};
+
 /** `topic://name` in a msg step: delivered to the topic's subscribers, expanded when the message is stored. */
 export const TOPIC_SCHEME = 'topic://';
 
@@ -175,11 +190,8 @@ const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: Trans
     if (step.action === undefined) throw new BadRequest(`steps[${i}].action is required`);
     if (transType === 'msg' && step.action.startsWith(TOPIC_SCHEME)) {
       if (step.action.length === TOPIC_SCHEME.length) throw new BadRequest(`steps[${i}].action names no topic`, 422);
-    } else if (transType === 'msg' && step.action.startsWith('kafka://')) {
-      throw new BadRequest(
-        `steps[${i}].action: kafka:// delivery needs KAFKA_BROKERS, which this TM does not have`,
-        422,
-      );
+    } else if (transType === 'msg' && step.action.startsWith(KAFKA_SCHEME)) {
+      checkKafkaAction(step.action, `steps[${i}].action`, limits.kafka ?? false);
     } else checkUrl(step.action, `steps[${i}].action`);
     checkUrl(step.compensate ?? '', `steps[${i}].compensate`);
     return step;

@@ -1,0 +1,77 @@
+import type { BranchOutcome } from '@dtm-ts/domain';
+import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
+import type { BusMessage, MessageBus } from './message-bus';
+
+/** A msg step whose action is `kafka://<topic>` is delivered by producing a record to that topic. */
+export const KAFKA_SCHEME = 'kafka://';
+
+/** Kafka's rule for topic names: at most 249 of a-z A-Z 0-9 . _ -, and not `.` or `..`. */
+export const KAFKA_TOPIC_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}$/;
+
+/** Headers of every record the TM produces: the consumer contract (README, "Kafka delivery"). */
+export const DTM_RECORD_HEADERS = {
+  gid: 'dtm-gid',
+  branchId: 'dtm-branch-id',
+  transType: 'dtm-trans-type',
+  /** W3C trace context, when the call carries one. */
+  traceparent: 'traceparent',
+} as const;
+
+/**
+ * The record for one delivery: key = gid (one transaction's records stay in order in one partition),
+ * headers naming the transaction and branch so consumers can drop duplicates, value = the step's payload
+ * byte for byte. Other branch headers are not copied: they are meant for HTTP consumers and may hold secrets.
+ */
+export const busMessageOf = (req: BranchRequest, topic: string): BusMessage => {
+  const headers: Record<string, string> = {
+    [DTM_RECORD_HEADERS.gid]: req.gid,
+    [DTM_RECORD_HEADERS.branchId]: req.branchId,
+    [DTM_RECORD_HEADERS.transType]: req.transType,
+  };
+  for (const name in req.headers) {
+    if (name.toLowerCase() === DTM_RECORD_HEADERS.traceparent) {
+      headers[DTM_RECORD_HEADERS.traceparent] = req.headers[name]!;
+      break;
+    }
+  }
+  return { topic, key: req.gid, headers, value: Buffer.from(req.data, 'utf8') };
+};
+
+/** A transport that can be shut down. */
+export interface ClosableBranchTransport extends BranchTransport {
+  close(): Promise<void>;
+}
+
+/**
+ * Routes each branch call by its URL: `kafka://<topic>` to the Kafka bus, everything else to HTTP. Producing
+ * is calling the branch: success once the broker acknowledged, and any failure (broker down, timeout,
+ * refused record) is an `error` outcome, retried with exponential backoff like an unreachable RM.
+ */
+export class RoutingBranchTransport implements ClosableBranchTransport {
+  constructor(private readonly routes: { readonly http: ClosableBranchTransport; readonly kafka: MessageBus }) {}
+
+  async call(req: BranchRequest): Promise<BranchOutcome> {
+    if (!req.url.startsWith(KAFKA_SCHEME)) return this.routes.http.call(req);
+    const topic = req.url.slice(KAFKA_SCHEME.length);
+    // The API refuses such urls; this guards rows written before that rule or by hand.
+    if (!KAFKA_TOPIC_NAME.test(topic)) return { kind: 'error', detail: `not a Kafka topic name: ${req.url}` };
+    try {
+      await this.routes.kafka.publish(busMessageOf(req, topic), { timeoutMs: req.timeoutMs });
+      return { kind: 'success' };
+    } catch (err) {
+      return { kind: 'error', detail: `kafka topic ${topic}: ${describeError(err)}` };
+    }
+  }
+
+  /** Closes the bus first (it flushes what is queued), then HTTP. */
+  async close(): Promise<void> {
+    await this.routes.kafka.close();
+    await this.routes.http.close();
+  }
+}
+
+const describeError = (err: unknown): string => {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause instanceof Error && !err.message.includes(err.cause.message) ? `: ${err.cause.message}` : '';
+  return `${err.name}: ${err.message}${cause}`;
+};

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import type { BranchOutcome } from '@dtm-ts/domain';
+import type { BranchRequest } from '@dtm-ts/ports';
+import type { BusMessage, MessageBus } from './message-bus';
+import { RoutingBranchTransport, type ClosableBranchTransport } from './routing-branch-transport';
+
+const request = (over: Partial<BranchRequest> = {}): BranchRequest => ({
+  gid: 'order-1001',
+  transType: 'msg',
+  branchId: '02',
+  op: 'action',
+  url: 'kafka://orders.v1',
+  data: '{"amount":30,"who":"Zoë"}',
+  headers: {},
+  timeoutMs: 3000,
+  ...over,
+});
+
+const fakes = (publish: (m: BusMessage) => Promise<void> = () => Promise.resolve()) => {
+  const log: string[] = [];
+  const published: { message: BusMessage; timeoutMs: number }[] = [];
+  const httpCalls: BranchRequest[] = [];
+  const http: ClosableBranchTransport = {
+    call: (req) => {
+      httpCalls.push(req);
+      return Promise.resolve<BranchOutcome>({ kind: 'success' });
+    },
+    close: () => {
+      log.push('http closed');
+      return Promise.resolve();
+    },
+  };
+  const kafka: MessageBus = {
+    publish: (message, opts) => {
+      published.push({ message, timeoutMs: opts.timeoutMs });
+      return publish(message);
+    },
+    close: () => {
+      log.push('kafka closed');
+      return Promise.resolve();
+    },
+  };
+  return { transport: new RoutingBranchTransport({ http, kafka }), published, httpCalls, log };
+};
+
+describe('routing branch transport', () => {
+  it('when a step names a Kafka topic, then one message goes to it: key gid, dtm headers, payload bytes', async () => {
+    const { transport, published, httpCalls } = fakes();
+    expect(await transport.call(request())).toEqual({ kind: 'success' });
+    expect(httpCalls).toEqual([]);
+    expect(published).toHaveLength(1);
+    const [{ message, timeoutMs }] = published as [(typeof published)[0]];
+    expect(message.topic).toBe('orders.v1');
+    expect(message.key).toBe('order-1001');
+    expect(message.headers).toEqual({ 'dtm-gid': 'order-1001', 'dtm-branch-id': '02', 'dtm-trans-type': 'msg' });
+    expect(Buffer.from(message.value).equals(Buffer.from('{"amount":30,"who":"Zoë"}', 'utf8'))).toBe(true);
+    expect(timeoutMs).toBe(3000);
+  });
+
+  it('when the call carries a traceparent, then the message carries it; other branch headers stay behind', async () => {
+    const { transport, published } = fakes();
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    await transport.call(request({ headers: { Authorization: 'Bearer s3cret', Traceparent: traceparent } }));
+    expect(published[0]!.message.headers).toEqual({
+      'dtm-gid': 'order-1001',
+      'dtm-branch-id': '02',
+      'dtm-trans-type': 'msg',
+      traceparent,
+    });
+  });
+
+  it('when the payload is empty, then the value is empty, not null', async () => {
+    const { transport, published } = fakes();
+    await transport.call(request({ data: '' }));
+    expect(published[0]!.message.value).toHaveLength(0);
+  });
+
+  it('when the bus fails, then the outcome is an error naming the topic and the cause, so it is retried', async () => {
+    const { transport } = fakes(() => Promise.reject(new Error('Connection error: connect ECONNREFUSED')));
+    const outcome = await transport.call(request());
+    expect(outcome).toEqual({
+      kind: 'error',
+      detail: 'kafka topic orders.v1: Error: Connection error: connect ECONNREFUSED',
+    });
+  });
+
+  it('when the url is not kafka://, then the HTTP transport gets the call unchanged', async () => {
+    const { transport, published, httpCalls } = fakes();
+    const req = request({ url: 'http://rm/TransIn' });
+    expect(await transport.call(req)).toEqual({ kind: 'success' });
+    expect(httpCalls).toEqual([req]);
+    expect(published).toEqual([]);
+  });
+
+  it('when the topic is not a legal Kafka name, then an error outcome and nothing is published', async () => {
+    const { transport, published } = fakes();
+    for (const url of ['kafka://', 'kafka://a b', 'kafka://..', `kafka://${'x'.repeat(250)}`]) {
+      expect((await transport.call(request({ url }))).kind).toBe('error');
+    }
+    expect(published).toEqual([]);
+  });
+
+  it('when closed, then the bus is flushed and closed before HTTP', async () => {
+    const { transport, log } = fakes();
+    await transport.close();
+    expect(log).toEqual(['kafka closed', 'http closed']);
+  });
+});
