@@ -13,9 +13,27 @@ export interface ApiDeps extends DtmServiceDeps {
 
 /** DTM labels metrics by the API's last path segment; unknown paths share one label so it stays bounded. */
 const API_NAMES = new Set([
-  'version', 'newgid', 'prepare', 'submit', 'abort', 'registerbranch', 'registertccbranch', 'registerxabranch',
-  'query', 'all', 'forcestop', 'resetnextcrontime', 'resetcrontime', 'subscribe', 'unsubscribe', 'topic',
-  'events', 'prepareworkflow', 'json-rpc', 'ping', 'metrics',
+  'version',
+  'newgid',
+  'prepare',
+  'submit',
+  'abort',
+  'registerbranch',
+  'registertccbranch',
+  'registerxabranch',
+  'query',
+  'all',
+  'forcestop',
+  'resetnextcrontime',
+  'resetcrontime',
+  'subscribe',
+  'unsubscribe',
+  'topic',
+  'events',
+  'prepareworkflow',
+  'json-rpc',
+  'ping',
+  'metrics',
 ]);
 const apiLabel = (path: string): string => {
   const parts = path.toLowerCase().split('/').filter(Boolean);
@@ -32,7 +50,11 @@ const observeRequests =
   (req: Request, res: Response, next: NextFunction): void => {
     const api = apiLabel(req.path);
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-    const span = tracer().startSpan(`${req.method} ${api}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method, 'url.path': req.path } }, parent);
+    const span = tracer().startSpan(
+      `${req.method} ${api}`,
+      { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method, 'url.path': req.path } },
+      parent,
+    );
     const t0 = performance.now();
     res.on('finish', () => {
       span.setAttribute('http.response.status_code', res.statusCode);
@@ -66,14 +88,12 @@ export const createApiApp = (deps: ApiDeps): Express => {
   app.use('/api/json-rpc', (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     const e = err as { type?: string; message?: string };
     if (e?.type !== 'entity.parse.failed') return next(err);
-    res
-      .status(200)
-      .json({
-        jsonrpc: '2.0',
-        id: null,
-        error: { code: -32700, message: `parse error: ${e.message ?? ''}` },
-        result: null,
-      });
+    res.status(200).json({
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: -32700, message: `parse error: ${e.message ?? ''}` },
+      result: null,
+    });
   });
   app.use((req, res) => {
     res.status(404).json({ message: `no route ${req.method} ${req.path}` });

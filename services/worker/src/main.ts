@@ -19,7 +19,10 @@ runMain('dtm-worker', async () => {
     metricsServer.listen(config.metricsPort, config.host);
     await once(metricsServer, 'listening');
   }
-  logger.info({ concurrency: config.workerConcurrency, metricsPort: config.metricsPort || undefined }, 'worker started');
+  logger.info(
+    { concurrency: config.workerConcurrency, metricsPort: config.metricsPort || undefined },
+    'worker started',
+  );
   return async () => {
     metricsServer.close();
     await worker.close();

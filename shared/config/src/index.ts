@@ -158,7 +158,7 @@ const settings = {
   traceSampleRatio: {
     env: 'OTEL_TRACES_SAMPLE_RATIO',
     schema: z.coerce.number().min(0).max(1).default(1),
-    doc: 'Fraction of new traces recorded (an incoming traceparent\'s decision is followed)',
+    doc: "Fraction of new traces recorded (an incoming traceparent's decision is followed)",
   },
   logLevel: {
     env: 'LOG_LEVEL',

@@ -45,7 +45,13 @@ export interface DriverObserver {
   onBranchResult?(gid: string, tx: GlobalTransaction, call: BranchCall, outcome: BranchOutcome, ms: number): void;
   onPass?(gid: string, result: PassResult): void;
   /** Called after every successful append, with the state before and after. */
-  onAppend?(gid: string, before: GlobalTransaction, after: GlobalTransaction, events: readonly TxEvent[], ms: number): void;
+  onAppend?(
+    gid: string,
+    before: GlobalTransaction,
+    after: GlobalTransaction,
+    events: readonly TxEvent[],
+    ms: number,
+  ): void;
 }
 
 export interface PassOptions {
@@ -192,16 +198,25 @@ export class Driver {
       trace = s.status !== 'none' ? s.trace : undefined;
     }
     const parent = trace && !trace.startsWith('00-00000000') ? contextFrom(trace) : context.active();
-    return inSpan('dtm.pass', { [Attr.gid]: gid }, async (span) => {
-      const result = await this.leased(gid, opts.notBefore ?? 0, from);
-      span.setAttribute(Attr.status, result.state.status);
-      if (result.skipped) span.setAttribute('dtm.pass.skipped', true);
-      this.deps.observer?.onPass?.(gid, result);
-      return result;
-    }, parent);
+    return inSpan(
+      'dtm.pass',
+      { [Attr.gid]: gid },
+      async (span) => {
+        const result = await this.leased(gid, opts.notBefore ?? 0, from);
+        span.setAttribute(Attr.status, result.state.status);
+        if (result.skipped) span.setAttribute('dtm.pass.skipped', true);
+        this.deps.observer?.onPass?.(gid, result);
+        return result;
+      },
+      parent,
+    );
   }
 
-  private async leased(gid: string, notBefore: number, from?: { state: GlobalTransaction; version: number }): Promise<PassResult> {
+  private async leased(
+    gid: string,
+    notBefore: number,
+    from?: { state: GlobalTransaction; version: number },
+  ): Promise<PassResult> {
     const { lease, clock, scheduler, log } = this.deps;
     if (!lease) return this.drive(gid, notBefore, from);
     const ttl = this.deps.leaseTtlMs ?? 10_000;

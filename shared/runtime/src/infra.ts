@@ -112,11 +112,15 @@ export const createInfra = async (
     const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
     return Object.entries(counts).map(([state, value]) => ({ value, attributes: { state } }));
   });
-  metrics.gauge('dtm_oldest_overdue_seconds', 'How late the most overdue unfinished transaction is (0: none)', async () => {
-    const now = clock.now();
-    const [oldest] = await readModel.overdue(now, 1);
-    return [{ value: oldest ? Math.max(0, (now - oldest.wakeAt) / 1000) : 0 }];
-  });
+  metrics.gauge(
+    'dtm_oldest_overdue_seconds',
+    'How late the most overdue unfinished transaction is (0: none)',
+    async () => {
+      const now = clock.now();
+      const [oldest] = await readModel.overdue(now, 1);
+      return [{ value: oldest ? Math.max(0, (now - oldest.wakeAt) / 1000) : 0 }];
+    },
+  );
   const driver = new Driver({
     observer: driverObserver(metrics, logger, () => clock.now()),
     log,

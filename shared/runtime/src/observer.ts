@@ -18,16 +18,27 @@ export const driverObserver = (metrics: DtmMetrics, logger: Logger, now: () => n
   onAppend(gid, before, after, events, ms) {
     metrics.appendDuration.record(ms);
     for (const e of events) {
-      if (e.type === 'BranchRetryScheduled') metrics.branchRetries.add(1, { model: model(after), op: e.data.op, outcome: e.data.outcome });
-      if (e.type === 'CheckBackRetryScheduled') metrics.branchRetries.add(1, { model: 'msg', op: 'msg', outcome: e.data.outcome });
+      if (e.type === 'BranchRetryScheduled')
+        metrics.branchRetries.add(1, { model: model(after), op: e.data.op, outcome: e.data.outcome });
+      if (e.type === 'CheckBackRetryScheduled')
+        metrics.branchRetries.add(1, { model: 'msg', op: 'msg', outcome: e.data.outcome });
     }
     if (after.status === 'none' || before.status === after.status) return;
     logger.info(
-      { gid, transType: after.definition.transType, from: before.status, to: after.status, reason: after.rollbackReason || undefined },
+      {
+        gid,
+        transType: after.definition.transType,
+        from: before.status,
+        to: after.status,
+        reason: after.rollbackReason || undefined,
+      },
       'transaction status changed',
     );
     if (after.status === 'succeed' || after.status === 'failed') {
-      metrics.transactionHandled.record(now() - after.createTime, { model: after.definition.transType, status: after.status });
+      metrics.transactionHandled.record(now() - after.createTime, {
+        model: after.definition.transType,
+        status: after.status,
+      });
     }
   },
 });

@@ -28,23 +28,41 @@ let singleton: DtmMetrics | undefined;
 /** One meter provider per process, exposed through a Prometheus exporter that does not open its own port. */
 export const initMetrics = (): DtmMetrics => {
   if (singleton) return singleton;
-  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true });
+  const exporter = new PrometheusExporter({
+    preventServerStart: true,
+    withoutScopeInfo: true,
+    withoutTargetInfo: true,
+  });
   const provider = new MeterProvider({ readers: [exporter] });
   metrics.setGlobalMeterProvider(provider);
   const meter = provider.getMeter('dtm-ts');
-  const ms = { unit: 'ms', advice: { explicitBucketBoundaries: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000] } };
+  const ms = {
+    unit: 'ms',
+    advice: { explicitBucketBoundaries: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000] },
+  };
   singleton = {
     meter,
-    serverProcess: meter.createCounter('dtm_server_process_total', { description: 'API requests by api and status (ok|fail)' }),
+    serverProcess: meter.createCounter('dtm_server_process_total', {
+      description: 'API requests by api and status (ok|fail)',
+    }),
     serverDuration: meter.createHistogram('dtm_server_response_duration', { description: 'API response time', ...ms }),
-    transactionProcess: meter.createCounter('dtm_transaction_process_total', { description: 'Processing passes by model and status' }),
+    transactionProcess: meter.createCounter('dtm_transaction_process_total', {
+      description: 'Processing passes by model and status',
+    }),
     transactionHandled: meter.createHistogram('dtm_transaction_handled_duration', {
       description: 'Time from creation to the final status, by model and status',
       ...ms,
     }),
-    branchProcess: meter.createCounter('dtm_branch_process_total', { description: 'Branch calls by model, branchtype (op) and status' }),
-    branchRetries: meter.createCounter('dtm_branch_retries_total', { description: 'Branch retries scheduled, by model, op and outcome (ongoing|error)' }),
-    appendDuration: meter.createHistogram('dtm_event_append_duration', { description: 'Event-log append latency', ...ms }),
+    branchProcess: meter.createCounter('dtm_branch_process_total', {
+      description: 'Branch calls by model, branchtype (op) and status',
+    }),
+    branchRetries: meter.createCounter('dtm_branch_retries_total', {
+      description: 'Branch retries scheduled, by model, op and outcome (ongoing|error)',
+    }),
+    appendDuration: meter.createHistogram('dtm_event_append_duration', {
+      description: 'Event-log append latency',
+      ...ms,
+    }),
     handle: (req, res) => exporter.getMetricsRequestHandler(req, res),
     gauge: (name, description, read) => {
       const g = meter.createObservableGauge(name, { description });

@@ -29,7 +29,8 @@ let provider: NodeTracerProvider | undefined;
  */
 export const initTracing = (opts: TracingOptions, testExporter?: SpanExporter): (() => Promise<void>) => {
   if (provider) return () => Promise.resolve();
-  const exporter = testExporter ?? (opts.exporter === 'otlp' ? new OTLPTraceExporter({ url: opts.otlpEndpoint }) : undefined);
+  const exporter =
+    testExporter ?? (opts.exporter === 'otlp' ? new OTLPTraceExporter({ url: opts.otlpEndpoint }) : undefined);
   if (!exporter) {
     // No SDK: spans are no-ops, but trace context still propagates (traceparent in, traceparent out).
     propagation.setGlobalPropagator(new W3CTraceContextPropagator());

@@ -89,7 +89,11 @@ export class DtmService {
     const { definition, branches } = await this.parseGlobal(body);
     const done = await this.deps.driver.execute(
       definition.gid,
-      (now) => ({ type: 'PrepareGlobalTransaction', data: { definition, branches }, metadata: { now, trace: currentTraceparent() } }),
+      (now) => ({
+        type: 'PrepareGlobalTransaction',
+        data: { definition, branches },
+        metadata: { now, trace: currentTraceparent() },
+      }),
       { assumeNew: true },
     );
     // A prepared tcc/xa/msg has a timeout to watch; ask for the pass that will enforce it.
@@ -101,7 +105,11 @@ export class DtmService {
     const { definition, branches } = await this.parseGlobal(body);
     const done = await this.deps.driver.execute(
       definition.gid,
-      (now) => ({ type: 'SubmitGlobalTransaction', data: { definition, branches }, metadata: { now, trace: currentTraceparent() } }),
+      (now) => ({
+        type: 'SubmitGlobalTransaction',
+        data: { definition, branches },
+        metadata: { now, trace: currentTraceparent() },
+      }),
       { assumeNew: true },
     );
     const waitResult =

@@ -148,10 +148,7 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
       return {
         ...tx,
         updateTime: at,
-        branches: [
-          ...tx.branches,
-          ...fresh.map((b) => newBranch(b, at)),
-        ],
+        branches: [...tx.branches, ...fresh.map((b) => newBranch(b, at))],
       };
     }
     case 'CheckBackRetryScheduled': {
