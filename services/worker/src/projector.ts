@@ -8,7 +8,7 @@ import type { EventLog, FeedEntry, ReadModel } from '@dtm-ts/ports';
  * two projectors racing all converge on the newest state.
  */
 export const projectEntries = async (
-  deps: { log: EventLog; readModel: ReadModel; requestTimeoutMs: number; policy?: Policy },
+  deps: { log: EventLog; readModel: ReadModel; requestTimeoutMs: number; policy?: Policy; retentionMs?: number },
   entries: readonly FeedEntry[],
 ): Promise<void> => {
   // `$`-streams (topics) are not transactions: the read model lists transactions only.
@@ -19,7 +19,10 @@ export const projectEntries = async (
       const tx = fold(events);
       if (tx.status === 'none') return;
       const { summary, wakeAt } = summarize(tx, version, deps.requestTimeoutMs, deps.policy);
-      await deps.readModel.put(summary, version, wakeAt);
+      // Retention counts from the end: finished transactions leave the read model, never the log.
+      const endedAt = tx.finishTime ?? tx.rollbackTime;
+      const expireAt = deps.retentionMs && wakeAt === null && endedAt !== null ? endedAt + deps.retentionMs : null;
+      await deps.readModel.put(summary, version, wakeAt, expireAt);
     }),
   );
 };

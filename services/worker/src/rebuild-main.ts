@@ -14,6 +14,7 @@ const main = async (): Promise<void> => {
     feed: infra.log,
     readModel: infra.readModel,
     requestTimeoutMs: config.requestTimeoutS * 1000,
+    retentionMs: config.finishedRetentionS * 1000,
     policy: infra.policy,
   });
   logger.info({ appends: n, ms: Date.now() - started }, 'read model rebuilt from the log');

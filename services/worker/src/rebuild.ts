@@ -8,7 +8,14 @@ import { projectEntries } from './projector';
  * version-guarded, so live updates and the rebuild converge. Returns how many appends it read.
  */
 export const rebuildReadModel = async (
-  deps: { log: EventLog; feed: EventFeed; readModel: ReadModel; requestTimeoutMs: number; policy?: Policy },
+  deps: {
+    log: EventLog;
+    feed: EventFeed;
+    readModel: ReadModel;
+    requestTimeoutMs: number;
+    policy?: Policy;
+    retentionMs?: number;
+  },
   pageSize = 1000,
 ): Promise<number> => {
   let checkpoint = '';

@@ -15,6 +15,8 @@ import { sweepOnce } from './sweep';
 export interface RunningWorker {
   /** Runs the recovery sweep now (tests and admin use). */
   sweep(): Promise<number>;
+  /** Drops read-model index entries that retention expired; returns how many. */
+  compact(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -63,9 +65,31 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
         consumer,
         onError: onProjectionError,
       });
+  const retentionMs = config.finishedRetentionS * 1000;
   await projector.start((entries) =>
-    projectEntries({ log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000, policy: infra.policy }, entries),
+    projectEntries(
+      { log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000, policy: infra.policy, retentionMs },
+      entries,
+    ),
   );
+  // Index entries of transactions that retention removed; a transaction ends after it starts, so
+  // only those created more than the retention ago can be gone.
+  const compact = (): Promise<number> =>
+    retentionMs > 0 ? readModel.compact(clock.now() - retentionMs) : Promise.resolve(0);
+  let compacting = false;
+  const compactTimer = setInterval(
+    () => {
+      if (compacting) return;
+      compacting = true;
+      compact()
+        .catch((err: unknown) =>
+          logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'read-model compaction failed'),
+        )
+        .finally(() => (compacting = false));
+    },
+    Math.max(1000, Math.min(retentionMs || 60_000, 60_000)),
+  );
+  compactTimer.unref();
 
   const sweep = (): Promise<number> =>
     sweepOnce({ readModel, scheduler, now: () => clock.now(), graceMs: config.sweepGraceMs });
@@ -82,8 +106,10 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
 
   return {
     sweep,
+    compact,
     async close() {
       clearInterval(timer);
+      clearInterval(compactTimer);
       await worker.close();
       await projector.stop();
     },

@@ -131,6 +131,11 @@ const settings = {
     schema: z.coerce.number().int().min(100).default(10000),
     doc: 'How overdue a transaction must be before the sweep re-enqueues it',
   },
+  finishedRetentionS: {
+    env: 'FINISHED_RETENTION',
+    schema: z.coerce.number().int().min(0).default(7 * 24 * 3600),
+    doc: 'Seconds a finished transaction stays in the read model (/all) after it ends; 0: forever. The log keeps every event',
+  },
   maxBodyBytes: {
     env: 'MAX_BODY_BYTES',
     schema: z.coerce

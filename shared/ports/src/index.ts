@@ -78,8 +78,11 @@ export interface ListQuery {
 
 /** Queryable projection of the log. Rebuildable: dropping it and replaying the feed gives the same answers. */
 export interface ReadModel {
-  /** Stores a projection of `gid` at `version`, unless a newer one is already stored. `wakeAt` null: finished. */
-  put(summary: TransactionSummary, version: number, wakeAt: number | null): Promise<void>;
+  /**
+   * Stores a projection of `gid` at `version`, unless a newer one is already stored. `wakeAt` null:
+   * finished. `expireAt`: a finished transaction leaves the read model then (retention; the log keeps it).
+   */
+  put(summary: TransactionSummary, version: number, wakeAt: number | null, expireAt?: number | null): Promise<void>;
   get(gid: Gid): Promise<TransactionSummary | null>;
   /** Newest first, `next` is '' on the last page. */
   list(q: ListQuery): Promise<{ items: TransactionSummary[]; next: string }>;

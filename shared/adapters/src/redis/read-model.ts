@@ -48,12 +48,17 @@ export class RedisReadModel implements ReadModel {
     this.scanLimit = Math.max(1, options.scanLimit ?? 10_000);
   }
 
-  async put(summary: TransactionSummary, version: number, wakeAt: number | null): Promise<void> {
-    await this.project(summary, version, wakeAt);
+  async put(summary: TransactionSummary, version: number, wakeAt: number | null, expireAt?: number | null): Promise<void> {
+    await this.project(summary, version, wakeAt, expireAt);
   }
 
   /** `put`, telling whether it wrote: false when the same or a newer version was already stored. */
-  async project(summary: TransactionSummary, version: number, wakeAt: number | null): Promise<boolean> {
+  async project(
+    summary: TransactionSummary,
+    version: number,
+    wakeAt: number | null,
+    expireAt?: number | null,
+  ): Promise<boolean> {
     if (!Number.isInteger(version) || version < 0)
       throw new RangeError(`version must be an integer ≥ 0, got ${version}`);
     const partition = this.keys.partitionOf(summary.gid);
@@ -67,7 +72,35 @@ export class RedisReadModel implements ReadModel {
       indexMember: indexMember(summary.createTime, summary.gid),
       // -1 means "finished" to the script: a wake time before 1970 is simply due.
       wakeAt: wakeAt === null ? null : Math.max(0, Math.trunc(wakeAt)),
+      expireAt: expireAt == null ? null : Math.max(0, Math.trunc(expireAt)),
     });
+  }
+
+  /**
+   * Drops index entries whose transaction left the read model (retention expired its hash), among
+   * those created before `createdBefore`. Returns how many it dropped.
+   */
+  async compact(createdBefore: number, batch = 500): Promise<number> {
+    let dropped = 0;
+    for (const partition of this.keys.all()) {
+      const key = this.keys.indexKey(partition);
+      let min = '-';
+      for (;;) {
+        const members = await this.redis.zrangebylex(key, min, `(${padCreateTime(createdBefore)}`, 'LIMIT', 0, batch);
+        if (members.length === 0) break;
+        const exists = this.redis.pipeline();
+        for (const m of members) exists.exists(this.keys.readModelKey(gidOfMember(m)));
+        const replies = (await exists.exec()) ?? [];
+        const gone = members.filter((_, i) => replies[i]?.[1] === 0);
+        if (gone.length) {
+          await this.redis.zrem(key, ...gone);
+          dropped += gone.length;
+        }
+        if (members.length < batch) break;
+        min = `(${members[members.length - 1]!}`;
+      }
+    }
+    return dropped;
   }
 
   async get(gid: Gid): Promise<TransactionSummary | null> {

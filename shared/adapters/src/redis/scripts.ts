@@ -55,6 +55,8 @@ export interface ProjectArgs {
   readonly indexMember: string;
   /** Epoch ms, or null when finished. */
   readonly wakeAt: number | null;
+  /** Epoch ms after which a finished transaction leaves the read model; null: kept. */
+  readonly expireAt?: number | null;
 }
 
 /** The adapters' Lua scripts on one client, with their return codes turned into values and typed errors. */
@@ -100,6 +102,7 @@ export const redisScripts = (redis: Redis): RedisScripts => {
         args.indexMember,
         args.wakeAt ?? -1,
         args.gid,
+        args.expireAt ?? -1,
       );
       return projectResult(reply);
     },

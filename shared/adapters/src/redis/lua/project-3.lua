@@ -11,6 +11,8 @@
   ARGV[3] index member
   ARGV[4] wake time in epoch ms, or -1 when the transaction is finished (removes it from the wake set)
   ARGV[5] gid
+  ARGV[6] expiry in epoch ms for a finished transaction kept only so long (retention), or -1 to keep it;
+          a time already past removes the transaction from the read model (the log keeps its history)
 
   Returns:
     1  written
@@ -29,6 +31,19 @@ end
 
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'j', ARGV[2], 'm', ARGV[3])
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
+
+local expireAt = tonumber(ARGV[6] or '-1')
+if expireAt >= 0 then
+  local t = redis.call('TIME')
+  local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if expireAt <= nowMs then
+    redis.call('DEL', KEYS[1])
+    redis.call('ZREM', KEYS[2], ARGV[3])
+    redis.call('ZREM', KEYS[3], ARGV[5])
+    return 1
+  end
+  redis.call('PEXPIREAT', KEYS[1], expireAt)
+end
 
 local wakeAt = tonumber(ARGV[4])
 if wakeAt < 0 then
