@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { rebuildReadModel } from '@dtm-ts/worker';
+import { RedisReadModel } from '@dtm-ts/adapters';
+import { rebuildReadModel, verifyReadModel } from '@dtm-ts/worker';
 import { sagaBody, uniqueGid, useTmFixture } from '../support/tm-harness';
 
 const fx = useTmFixture();
@@ -57,6 +58,58 @@ describe('audit and rebuild', () => {
     });
     expect(appends).toBeGreaterThanOrEqual(20 * 3);
     expect({ all: await allPages(''), failed: await allPages('status=failed') }).toEqual(before);
+  });
+
+  it('when the live read model is verified against a rebuild from the log, then it matches, and a damaged one does not', async () => {
+    const gids: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const gid = uniqueGid(`vf${i}`);
+      gids.push(gid);
+      if (i % 4 === 0) fx.peer.script(`${gid}/a0`, [409]);
+      await fx.dtm.post(
+        '/submit',
+        sagaBody(gid, [{ action: fx.peer.url(`${gid}/a0`), compensate: fx.peer.url(`${gid}/c0`) }]),
+      );
+    }
+    for (const gid of gids) await fx.dtm.waitFor(gid, 'final');
+    const shape = { prefix: `${fx.tm.infra.config.prefix}-verify`, partitions: fx.tm.infra.config.partitions };
+    const deps = {
+      log: fx.tm.infra.log,
+      feed: fx.tm.infra.log,
+      readModel: fx.tm.infra.readModel,
+      requestTimeoutMs: 3000,
+    };
+    await expect
+      .poll(
+        async () =>
+          (
+            await verifyReadModel({
+              ...deps,
+              fresh: new RedisReadModel(fx.tm.infra.redis, { ...shape, prefix: `${shape.prefix}-${Math.random()}` }),
+            })
+          ).differences.length,
+        { timeout: 5_000 },
+      )
+      .toBe(0);
+    const ok = await verifyReadModel({
+      ...deps,
+      fresh: new RedisReadModel(fx.tm.infra.redis, { ...shape, prefix: `${shape.prefix}-a` }),
+    });
+    expect(ok.compared).toBeGreaterThanOrEqual(12);
+    expect(ok.differences).toEqual([]);
+    // Damage the live one: a transaction disappears from it.
+    const victim = gids[3]!;
+    const key = (await fx.tm.infra.redis.keys(`${fx.tm.infra.config.prefix}:*:rm:${victim}`))[0]!;
+    await fx.tm.infra.redis.hset(
+      key,
+      'j',
+      JSON.stringify({ gid: victim, transType: 'saga', status: 'prepared', createTime: 0, record: {} }),
+    );
+    const bad = await verifyReadModel({
+      ...deps,
+      fresh: new RedisReadModel(fx.tm.infra.redis, { ...shape, prefix: `${shape.prefix}-b` }),
+    });
+    expect(bad.differences.map((d) => d.gid)).toEqual([victim]);
   });
 
   it('when a saga rolled back, then its stream tells every step with times, outcomes and reasons', async () => {

@@ -1,14 +1,48 @@
 import { loadConfig } from '@dtm-ts/config';
 import { createInfra } from '@dtm-ts/runtime';
 import { createLogger } from '@dtm-ts/telemetry';
-import { rebuildReadModel } from './rebuild';
+import { randomUUID } from 'node:crypto';
+import { RedisReadModel } from '@dtm-ts/adapters';
+import { rebuildReadModel, verifyReadModel } from './rebuild';
 
-/** `npm run read-model:rebuild`: replays the whole log into the read model, then exits. */
+/**
+ * `npm run read-model:rebuild`: replays the whole log into the read model, then exits.
+ * `-- --verify`: rebuilds into a scratch read model instead and compares it with the live one
+ * (exit 1 when they differ), then removes the scratch keys.
+ */
 const main = async (): Promise<void> => {
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel, 'dtm-rebuild');
   const infra = await createInfra(config, logger, { manageRedis: true });
   const started = Date.now();
+  if (process.argv.includes('--verify')) {
+    const scratch = `${config.prefix}-verify-${randomUUID().slice(0, 8)}`;
+    const fresh = new RedisReadModel(infra.redis, { prefix: scratch, partitions: config.partitions });
+    try {
+      const r = await verifyReadModel({
+        log: infra.log,
+        feed: infra.log,
+        readModel: infra.readModel,
+        fresh,
+        requestTimeoutMs: config.requestTimeoutS * 1000,
+        retentionMs: config.finishedRetentionS * 1000,
+        policy: infra.policy,
+      });
+      logger.info(
+        { appends: r.appends, compared: r.compared, differences: r.differences.length, ms: Date.now() - started },
+        'verified',
+      );
+      for (const d of r.differences.slice(0, 50)) process.stdout.write(`${JSON.stringify(d)}\n`);
+      process.exitCode = r.differences.length ? 1 : 0;
+    } finally {
+      // SCAN, not KEYS: this runs against a live Redis.
+      for await (const keys of infra.redis.scanStream({ match: `${scratch}:*`, count: 1000 })) {
+        if ((keys as string[]).length) await infra.redis.del(...(keys as string[]));
+      }
+      await infra.close();
+    }
+    return;
+  }
   const n = await rebuildReadModel({
     log: infra.log,
     feed: infra.log,
