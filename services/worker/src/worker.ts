@@ -9,7 +9,7 @@ import {
   type PassJobData,
 } from '@dtm-ts/adapters';
 import type { Infra } from '@dtm-ts/runtime';
-import { projectEntries } from './projector';
+import { FoldCache, projectEntries } from './projector';
 import { sweepOnce } from './sweep';
 
 export interface RunningWorker {
@@ -66,9 +66,10 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
         onError: onProjectionError,
       });
   const retentionMs = config.finishedRetentionS * 1000;
+  const cache = new FoldCache();
   await projector.start((entries) =>
     projectEntries(
-      { log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000, policy: infra.policy, retentionMs },
+      { log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000, policy: infra.policy, retentionMs, cache },
       entries,
     ),
   );
