@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import type { TxEvent } from '@dtm-ts/domain';
+import type { EventLog, FeedEntry, ReadModel, TransactionSummary } from '@dtm-ts/ports';
+import { FoldCache, projectEntries } from './projector';
+
+const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
+const prepared: TxEvent = {
+  type: 'TransactionPrepared',
+  data: {
+    definition: {
+      gid: 'g1',
+      transType: 'saga',
+      protocol: 'http',
+      steps: [{ action: 'http://rm/a', compensate: 'http://rm/c' }],
+      payloads: [''],
+      customData: '',
+      queryPrepared: '',
+      options: {
+        timeoutToFail: 0,
+        requestTimeout: 0,
+        retryInterval: 0,
+        retryLimit: 0,
+        branchHeaders: {},
+        waitResult: false,
+      },
+      ordering: { concurrent: false, orders: {} },
+      delayS: 0,
+    },
+    branches: [
+      { branchId: '01', op: 'compensate', url: 'http://rm/c', data: '' },
+      { branchId: '01', op: 'action', url: 'http://rm/a', data: '' },
+    ],
+    at: at(0),
+  },
+};
+const stream: TxEvent[] = [
+  prepared,
+  { type: 'TransactionSubmitted', data: { at: at(0) } },
+  { type: 'BranchSucceeded', data: { branchId: '01', op: 'action', at: at(5) } },
+  { type: 'TransactionSucceeded', data: { at: at(5) } },
+];
+const entry = (first: number, count: number): FeedEntry => ({
+  gid: 'g1',
+  firstRevision: first,
+  events: stream.slice(first, first + count),
+  checkpoint: String(first),
+});
+
+const fakes = () => {
+  const reads: string[] = [];
+  const puts: { summary: TransactionSummary; version: number; wakeAt: number | null }[] = [];
+  const log: EventLog = {
+    read: async (id) => {
+      reads.push(id);
+      return { events: stream, version: stream.length - 1 };
+    },
+    append: async () => 0,
+  };
+  const readModel = {
+    put: async (summary: TransactionSummary, version: number, wakeAt: number | null) => {
+      puts.push({ summary, version, wakeAt });
+    },
+  } as unknown as ReadModel;
+  return { reads, puts, deps: { log, readModel, requestTimeoutMs: 3000, cache: new FoldCache() } };
+};
+
+describe('projector', () => {
+  it('when entries follow each other from the first append, then it projects them without reading the log', async () => {
+    const f = fakes();
+    await projectEntries(f.deps, [entry(0, 2)]);
+    await projectEntries(f.deps, [entry(2, 2)]);
+    expect(f.reads).toEqual([]);
+    expect(f.puts.map((p) => [p.version, p.summary.status, p.wakeAt === null])).toEqual([
+      [1, 'submitted', false],
+      [3, 'succeed', true],
+    ]);
+  });
+
+  it('when an entry does not follow what it holds (another projector took some), then it folds the whole stream', async () => {
+    const f = fakes();
+    await projectEntries(f.deps, [entry(0, 2)]);
+    await projectEntries(f.deps, [entry(3, 1)]);
+    expect(f.reads).toEqual(['g1']);
+    expect(f.puts.at(-1)).toMatchObject({ version: 3, summary: { status: 'succeed' } });
+  });
+
+  it('when entries arrive out of order in one batch, then it applies them in revision order', async () => {
+    const f = fakes();
+    await projectEntries(f.deps, [entry(2, 2), entry(0, 2)]);
+    expect(f.reads).toEqual([]);
+    expect(f.puts).toHaveLength(1);
+    expect(f.puts[0]).toMatchObject({ version: 3, summary: { status: 'succeed' } });
+  });
+
+  it('when a stream is not new and nothing is cached, then it reads the log', async () => {
+    const f = fakes();
+    await projectEntries(f.deps, [entry(2, 2)]);
+    expect(f.reads).toEqual(['g1']);
+  });
+});
