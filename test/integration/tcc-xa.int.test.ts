@@ -240,7 +240,13 @@ describe('illegal requests, answered as DTM does', () => {
       400,
       /timeout_to_fail must be an integer/,
     ],
-    ['a prepare of a workflow', '/prepare', { gid: 'g', trans_type: 'workflow' }, 422, /not supported yet/],
+    [
+      'a prepare of a workflow without its name',
+      '/prepare',
+      { gid: 'g', trans_type: 'workflow' },
+      422,
+      /workflow name is required/,
+    ],
     ['a gid that starts with $', '/prepare', { gid: '$topic:x', trans_type: 'tcc' }, 422, /may not start with/],
   ];
   for (const [what, path, body, status, message] of bad) {

@@ -133,7 +133,11 @@ const settings = {
   },
   finishedRetentionS: {
     env: 'FINISHED_RETENTION',
-    schema: z.coerce.number().int().min(0).default(7 * 24 * 3600),
+    schema: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(7 * 24 * 3600),
     doc: 'Seconds a finished transaction stays in the read model (/all) after it ends; 0: forever. The log keeps every event',
   },
   maxBodyBytes: {

@@ -36,6 +36,7 @@ export const transactionRecord = (
     finish_time: iso(tx.finishTime),
     rollback_time: iso(tx.rollbackTime),
     rollback_reason: tx.rollbackReason,
+    result: tx.result,
     timeout_to_fail: d.options.timeoutToFail,
     request_timeout: d.options.requestTimeout,
     retry_interval: d.options.retryInterval,

@@ -51,6 +51,10 @@ export const dtmRouter = (svc: DtmService, defaults: { timeoutToFailS: number })
     route((req) => svc.submit(req.body)),
   );
   r.post(
+    '/prepareWorkflow',
+    route((req) => svc.prepareWorkflow(req.body)),
+  );
+  r.post(
     '/abort',
     route((req) => svc.abort(req.body)),
   );

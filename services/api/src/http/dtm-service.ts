@@ -87,6 +87,9 @@ export class DtmService {
 
   async prepare(body: unknown): Promise<Json> {
     const { definition, branches } = await this.parseGlobal(body);
+    if (definition.transType === 'workflow' && !definition.workflow) {
+      throw new BadRequest('custom_data with the workflow name is required', 422);
+    }
     const done = await this.deps.driver.execute(
       definition.gid,
       (now) => ({
@@ -96,9 +99,48 @@ export class DtmService {
       }),
       { assumeNew: true },
     );
-    // A prepared tcc/xa/msg has a timeout to watch; ask for the pass that will enforce it.
+    // A prepared tcc/xa/msg has a timeout to watch (a workflow, its resume callback); ask for the pass that will enforce it.
     if (done.appended > 0) await this.deps.driver.schedule(definition.gid, done.state, done.version);
     return SUCCESS;
+  }
+
+  /**
+   * `prepareWorkflow`: creates the workflow (or finds it, whatever its status) and answers it with
+   * its recorded progress, in the field names of DTM's `DtmProgressesReply` (protobuf JSON).
+   */
+  async prepareWorkflow(body: unknown): Promise<Json> {
+    const { definition, branches } = await this.parseGlobal(body);
+    if (definition.transType !== 'workflow') {
+      throw new BadRequest(`prepareWorkflow takes trans_type 'workflow', not '${definition.transType}'`, 422);
+    }
+    if (!definition.workflow) throw new BadRequest('custom_data with the workflow name is required', 422);
+    const done = await this.deps.driver.execute(
+      definition.gid,
+      (now) => ({
+        type: 'PrepareGlobalTransaction',
+        data: { definition, branches },
+        metadata: { now, trace: currentTraceparent() },
+      }),
+      { assumeNew: true },
+    );
+    // A new workflow's resume callback is due one retry interval from now: ask for that pass.
+    if (done.appended > 0) await this.deps.driver.schedule(definition.gid, done.state, done.version);
+    const tx = done.state;
+    if (tx.status === 'none') throw new Error(`workflow ${definition.gid} was not stored`);
+    return {
+      transaction: {
+        gid: tx.gid,
+        status: tx.status,
+        rollback_reason: tx.rollbackReason,
+        result: tx.result ?? '',
+      },
+      progresses: tx.branches.map((b) => ({
+        status: b.status,
+        bin_data: Buffer.from(b.data, 'utf8').toString('base64'),
+        branch_id: b.branchId,
+        op: b.op,
+      })),
+    };
   }
 
   async submit(body: unknown): Promise<Json> {
@@ -110,7 +152,8 @@ export class DtmService {
         data: { definition, branches },
         metadata: { now, trace: currentTraceparent() },
       }),
-      { assumeNew: true },
+      // A workflow's submit always finds the one prepareWorkflow created: read it first.
+      { assumeNew: definition.transType !== 'workflow' },
     );
     const waitResult =
       definition.options.waitResult || (done.state.status !== 'none' && done.state.definition.options.waitResult);

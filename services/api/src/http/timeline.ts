@@ -64,7 +64,9 @@ const declared = (branches: readonly BranchDef[]) =>
 /** The URL called for (branchId, op), as the transaction knew it before this event. */
 const urlOf = (tx: GlobalTransaction, branchId: string, op: string): string | undefined => {
   if (tx.status === 'none') return undefined;
-  if (branchId === CHECK_BACK_BRANCH_ID && op === 'msg') return tx.definition.queryPrepared || undefined;
+  if (branchId === CHECK_BACK_BRANCH_ID && (op === 'msg' || tx.definition.transType === 'workflow')) {
+    return tx.definition.queryPrepared || undefined;
+  }
   return findBranch(tx, branchId, op)?.url;
 };
 
@@ -100,16 +102,20 @@ const describe = (
         text: `registered ${branches.map((b) => `${b.branchId}/${b.op} ${b.url}`).join(', ')}`,
       };
     }
-    case 'CheckBackRetryScheduled':
+    case 'CheckBackRetryScheduled': {
+      // The msg check-back (op `msg`) or a workflow's resume callback (op = the workflow's name).
+      const wf = before.status !== 'none' ? before.definition.workflow : undefined;
+      const op = wf ? wf.name : 'msg';
       return {
         at: e.data.at,
         type: e.type,
-        ...call(CHECK_BACK_BRANCH_ID, 'msg'),
+        ...call(CHECK_BACK_BRANCH_ID, op),
         outcome: e.data.outcome,
         reason: e.data.detail,
         retryAt: e.data.retryAt,
-        text: `check-back ${where(CHECK_BACK_BRANCH_ID, 'msg')} answered ${e.data.outcome}: ${e.data.detail}; asks again at ${e.data.retryAt}`,
+        text: `${wf ? 'workflow callback' : 'check-back'} ${where(CHECK_BACK_BRANCH_ID, op)} answered ${e.data.outcome}: ${e.data.detail}; asks again at ${e.data.retryAt}`,
       };
+    }
     case 'BranchSucceeded':
       return {
         at: e.data.at,

@@ -140,6 +140,32 @@ const msgCustomData = (customData: string): number => {
   return delay;
 };
 
+/** Standard or URL-safe base64, as Go's protobuf JSON reads `bytes`. */
+const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
+
+/**
+ * Parses `custom_data` of a workflow: `{"name":…,"data":<base64>}`. `name` is the op of the resume
+ * callback, `data` (decoded) its body. Empty custom_data gives no workflow (a submit need not repeat it).
+ */
+const workflowCustomData = (customData: string): TransDefinition['workflow'] => {
+  if (customData === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(customData);
+  } catch {
+    throw new BadRequest('custom_data must be JSON text');
+  }
+  if (!isObject(parsed)) throw new BadRequest('custom_data must be a JSON object');
+  const { name, data } = parsed;
+  if (typeof name !== 'string' || name === '')
+    throw new BadRequest('custom_data.name (the workflow name) is required', 422);
+  if (data !== undefined && data !== null && (typeof data !== 'string' || !BASE64.test(data))) {
+    throw new BadRequest('custom_data.data must be base64 text', 422);
+  }
+  const input = typeof data === 'string' ? Buffer.from(data, 'base64').toString('utf8') : '';
+  return { name, input };
+};
+
 /** `kafka://<topic>` in a msg step: produced to that Kafka topic once the message is committed. */
 const KAFKA_SCHEME = 'kafka://';
 /** Kafka's rule for topic names (as KAFKA_TOPIC_NAME in @dtm-ts/adapters). */
@@ -163,7 +189,6 @@ const parseHeader = (b: Record<string, unknown>): { gid: string; transType: Tran
   if (transType === undefined || transType === '' || transType === null) throw new BadRequest('trans_type is required');
   if (typeof transType !== 'string') throw new BadRequest('trans_type must be a string');
   if (!TRANS_TYPES.includes(transType)) throw new BadRequest(`unknown trans_type '${transType}'`, 422);
-  if (transType === 'workflow') throw new BadRequest(`trans_type 'workflow' is not supported yet`, 422);
   const protocol = optString(b, 'protocol');
   if (protocol !== '' && protocol !== 'http') {
     throw new BadRequest(`protocol '${protocol}' is not supported (only http)`, 422);
@@ -211,7 +236,7 @@ const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: Trans
  * Validates a `prepare` or `submit` body into a definition and its branch rows, or throws
  * BadRequest; nothing is written before this passes. Rows as DTM generates them: saga step i →
  * compensate + action `%02d`; msg step i → action `%02d` (a `topic://` url is expanded by the
- * caller); tcc and xa → none (they are registered later).
+ * caller); tcc, xa and workflow → none (they are registered later).
  */
 export const parseGlobalRequest = (
   body: unknown,
@@ -219,12 +244,14 @@ export const parseGlobalRequest = (
 ): { definition: TransDefinition; branches: BranchDef[] } => {
   const b = bodyObject(body);
   const { gid, transType, options } = parseHeader(b);
-  const twoPhase = transType === 'tcc' || transType === 'xa';
-  // tcc and xa carry no steps: their branches arrive through registerBranch.
+  const twoPhase = transType === 'tcc' || transType === 'xa' || transType === 'workflow';
+  // tcc, xa and workflow carry no steps: their branches arrive through registerBranch.
   const { steps, payloads } = twoPhase ? { steps: [], payloads: [] } : parseSteps(b, limits, transType);
   const customData = optString(b, 'custom_data');
   const queryPrepared = optString(b, 'query_prepared');
-  if (transType === 'msg') checkUrl(queryPrepared, 'query_prepared');
+  if (transType === 'msg' || transType === 'workflow') checkUrl(queryPrepared, 'query_prepared');
+  const workflow = transType === 'workflow' ? workflowCustomData(customData) : undefined;
+  const reqExtra = stringMap(b.req_extra, 'req_extra');
   const definition: TransDefinition = {
     gid,
     transType,
@@ -239,6 +266,8 @@ export const parseGlobalRequest = (
         ? sagaOrdering(customData, steps.length)
         : { concurrent: transType === 'msg' && optBool(b, 'concurrent'), orders: {} },
     delayS: transType === 'msg' ? msgCustomData(customData) : 0,
+    ...(workflow ? { workflow } : {}),
+    ...(transType === 'workflow' && Object.keys(reqExtra).length > 0 ? { reqExtra } : {}),
   };
   const branches: BranchDef[] =
     transType === 'saga'
@@ -318,6 +347,17 @@ export const parseRegisterBranch = (body: unknown): { gid: string; transType: st
         { branchId, op: 'commit', url, data: '' },
       ],
     };
+  }
+  if (transType === 'workflow') {
+    // One row per step outcome, stored as the client reports it; the TM never calls it.
+    const op = b.op ?? '';
+    const status = b.status ?? '';
+    if (op === '') throw new BadRequest('op is required for a workflow branch');
+    if (op.length > 128) throw new BadRequest('op is longer than 128 characters', 422);
+    if (status !== 'succeed' && status !== 'failed' && status !== 'prepared') {
+      throw new BadRequest(`status must be succeed, failed or prepared for a workflow branch, not '${status}'`, 422);
+    }
+    return { gid, transType, branches: [{ branchId, op, url: '', data, status }] };
   }
   if (TRANS_TYPES.includes(transType))
     throw new BadRequest(`registerBranch does not take trans_type '${transType}'`, 422);

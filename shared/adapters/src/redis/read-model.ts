@@ -48,7 +48,12 @@ export class RedisReadModel implements ReadModel {
     this.scanLimit = Math.max(1, options.scanLimit ?? 10_000);
   }
 
-  async put(summary: TransactionSummary, version: number, wakeAt: number | null, expireAt?: number | null): Promise<void> {
+  async put(
+    summary: TransactionSummary,
+    version: number,
+    wakeAt: number | null,
+    expireAt?: number | null,
+  ): Promise<void> {
     await this.project(summary, version, wakeAt, expireAt);
   }
 

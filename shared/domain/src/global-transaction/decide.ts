@@ -3,6 +3,7 @@ import { TxRejected } from './errors';
 import type { TxEvent } from './events';
 import { findBranch, type ActiveTransaction, type GlobalTransaction } from './state';
 import { FINAL_STATUSES, type BranchDef, type Policy, type TransDefinition } from './types';
+import { recordWorkflowCallback, submitWorkflow } from './workflow';
 
 const iso = (t: number): string => new Date(t).toISOString();
 
@@ -58,6 +59,8 @@ const recordCheckBack = (tx: ActiveTransaction, cmd: Extract<TxCommand, { type: 
 const recordResult = (tx: ActiveTransaction, cmd: Extract<TxCommand, { type: 'RecordBranchResult' }>): TxEvent[] => {
   const { branchId, op, url, outcome } = cmd.data;
   const { now, policy } = cmd.metadata;
+  // A workflow's only call is its resume callback, whatever the workflow is named (even `msg`).
+  if (tx.definition.transType === 'workflow') return recordWorkflowCallback(tx, cmd);
   if (op === 'msg') return recordCheckBack(tx, cmd);
   const branch = findBranch(tx, branchId, op);
   if (!branch) throw new TxRejected('not-found', `no branch ${branchId}/${op} in transaction ${tx.gid}`);
@@ -102,8 +105,8 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
         return [prepared(cmd.data, at, cmd.metadata.trace)];
       }
       sameMode(state, cmd.data.definition.transType);
-      // As DTM: preparing again while prepared is a no-op.
-      if (state.status === 'prepared') return [];
+      // As DTM: preparing again while prepared is a no-op; a workflow is returned as it is, whatever its status.
+      if (state.status === 'prepared' || state.definition.transType === 'workflow') return [];
       throw new TxRejected('conflict', `current status '${state.status}', cannot prepare.`);
     }
     case 'AbortGlobalTransaction': {
@@ -140,7 +143,11 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
         const existing = findBranch(state, b.branchId, b.op);
         if (!existing) fresh.push(b);
         // The same registration again (a client retrying after a lost answer) is fine; other values are not.
-        else if (existing.url !== b.url || existing.data !== b.data) {
+        else if (
+          existing.url !== b.url ||
+          existing.data !== b.data ||
+          (b.status !== undefined && existing.status !== b.status)
+        ) {
           throw new TxRejected('invalid', `branch ${b.branchId}/${b.op} is already registered with other values`);
         }
       }
@@ -149,6 +156,12 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
     }
     case 'SubmitGlobalTransaction': {
       const at = iso(cmd.metadata.now);
+      if (cmd.data.definition.transType === 'workflow') {
+        // A workflow is created by prepareWorkflow; its submit only records the client's final status.
+        const tx = requireActive(state, cmd.data.definition.gid);
+        sameMode(tx, 'workflow');
+        return submitWorkflow(tx, cmd.data.definition.reqExtra ?? {}, cmd.metadata.now);
+      }
       if (state.status === 'none') {
         return [prepared(cmd.data, at, cmd.metadata.trace), { type: 'TransactionSubmitted', data: { at } }];
       }

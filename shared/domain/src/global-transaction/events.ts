@@ -1,4 +1,4 @@
-import type { BranchDef, BranchOp, TransDefinition } from './types';
+import type { BranchDef, TransDefinition } from './types';
 
 /** Times in events are ISO-8601 strings: the log is read by people during audits. */
 export type TxEvent =
@@ -13,13 +13,13 @@ export type TxEvent =
       type: 'CheckBackRetryScheduled';
       data: { outcome: 'ongoing' | 'error'; detail: string; at: string; retryAt: string };
     }
-  | { type: 'BranchSucceeded'; data: { branchId: string; op: BranchOp; at: string } }
-  | { type: 'BranchFailed'; data: { branchId: string; op: BranchOp; reason: string; at: string } }
+  | { type: 'BranchSucceeded'; data: { branchId: string; op: BranchDef['op']; at: string } }
+  | { type: 'BranchFailed'; data: { branchId: string; op: BranchDef['op']; reason: string; at: string } }
   | {
       type: 'BranchRetryScheduled';
       data: {
         branchId: string;
-        op: BranchOp;
+        op: BranchDef['op'];
         outcome: 'ongoing' | 'error';
         detail: string;
         at: string;
@@ -27,8 +27,9 @@ export type TxEvent =
       };
     }
   | { type: 'TransactionAborting'; data: { reason: string; at: string } }
-  | { type: 'TransactionSucceeded'; data: { at: string } }
-  | { type: 'TransactionFailed'; data: { reason: string; forced: boolean; at: string } }
+  /** `result`: a workflow's result (base64), as its client submitted it. */
+  | { type: 'TransactionSucceeded'; data: { at: string; result?: string } }
+  | { type: 'TransactionFailed'; data: { reason: string; forced: boolean; at: string; result?: string } }
   | { type: 'RetryScheduleReset'; data: { at: string } };
 
 export type TxEventType = TxEvent['type'];

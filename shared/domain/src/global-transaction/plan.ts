@@ -4,6 +4,7 @@ import { planSaga } from './saga';
 import type { GlobalTransaction } from './state';
 import { planTccXa } from './two-phase';
 import type { Policy } from './types';
+import { planWorkflow } from './workflow';
 
 export type { BranchCall, Plan } from './plan-kit';
 
@@ -23,5 +24,7 @@ export const plan = (state: GlobalTransaction, now: number, policy: Policy = def
       return planTccXa(state, now, policy);
     case 'msg':
       return planMsg(state, now, policy);
+    case 'workflow':
+      return planWorkflow(state, now, policy);
   }
 };

@@ -44,6 +44,8 @@ export interface ActiveTransaction {
   readonly checkBack: { readonly attempts: number; readonly errors: number; readonly notBefore: number };
   /** traceparent of the request that created it. */
   readonly trace?: string;
+  /** Workflow: the result (base64) its client submitted with the final status. */
+  readonly result?: string;
 }
 
 export type GlobalTransaction = { readonly status: 'none' } | ActiveTransaction;
@@ -97,13 +99,14 @@ const updateBranch = (
   op: string,
   change: (b: BranchState) => BranchState,
 ): readonly BranchState[] => {
-  const key = branchKey(branchId, op as BranchDef['op']);
+  const key = branchKey(branchId, op);
   return tx.branches.map((b) => (branchKey(b.branchId, b.op) === key ? change(b) : b));
 };
 
 const newBranch = (b: BranchDef, at: number): BranchState => ({
   ...b,
-  status: 'prepared',
+  // Workflow rows arrive with their outcome; every other row starts prepared.
+  status: b.status ?? 'prepared',
   attempts: 0,
   errors: 0,
   notBefore: 0,
@@ -111,7 +114,7 @@ const newBranch = (b: BranchDef, at: number): BranchState => ({
   lastDetail: '',
   createTime: at,
   updateTime: at,
-  finishTime: null,
+  finishTime: b.status === 'succeed' || b.status === 'failed' ? at : null,
 });
 
 /** Applies one event. Pure: returns a new state. Unknown or misplaced events leave the state as it is. */
@@ -232,7 +235,8 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
     }
     case 'TransactionSucceeded': {
       const at = ms(event.data.at);
-      return { ...tx, status: 'succeed', updateTime: at, finishTime: at };
+      const result = event.data.result ? { result: event.data.result } : {};
+      return { ...tx, status: 'succeed', updateTime: at, finishTime: at, ...result };
     }
     case 'TransactionFailed': {
       const at = ms(event.data.at);
@@ -243,6 +247,7 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
         rollbackTime: at,
         rollbackReason: tx.rollbackReason || event.data.reason,
         forced: event.data.forced,
+        ...(event.data.result ? { result: event.data.result } : {}),
       };
     }
     case 'RetryScheduleReset': {

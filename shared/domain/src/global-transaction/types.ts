@@ -1,8 +1,8 @@
 /** Identifier of a global transaction, chosen by the AP (or by `newGid`). */
 export type Gid = string;
 
-/** Transaction modes driven by the TM. (`workflow` is a name of the protocol the TM does not drive yet.) */
-export type TransType = 'saga' | 'tcc' | 'xa' | 'msg';
+/** Transaction modes. `workflow` is run by the client; the TM records its progress and resumes it. */
+export type TransType = 'saga' | 'tcc' | 'xa' | 'msg' | 'workflow';
 export const TRANS_TYPES: readonly string[] = ['saga', 'tcc', 'xa', 'msg', 'workflow'];
 
 /** DTM's global statuses (`client/dtmcli/consts.go`). `succeed` and `failed` are final. */
@@ -11,8 +11,10 @@ export const FINAL_STATUSES: ReadonlySet<string> = new Set(['succeed', 'failed']
 
 /** Stored branch operations: saga/msg `action` + `compensate`, tcc `confirm` + `cancel`, xa `commit` + `rollback`. */
 export type BranchOp = 'action' | 'compensate' | 'confirm' | 'cancel' | 'commit' | 'rollback';
-/** The msg check-back is called like a branch: branch id `00`, op `msg`. */
-export type CallOp = BranchOp | 'msg';
+/** A workflow row's op: whatever the client names it. */
+export type WorkflowOp = string & {};
+/** The msg check-back is called like a branch: branch id `00`, op `msg`; the workflow resume callback: op = workflow name. */
+export type CallOp = BranchOp | 'msg' | WorkflowOp;
 export const CHECK_BACK_BRANCH_ID = '00';
 export type BranchStatus = 'prepared' | 'succeed' | 'failed';
 
@@ -46,14 +48,21 @@ export interface TransDefinition {
   readonly ordering: SagaOrdering;
   /** Msg: `custom_data.delay`, seconds after creation before delivery starts. */
   readonly delayS: number;
+  /** Workflow: `custom_data.name`, and `custom_data.data` base64-decoded (the body of the resume callback). */
+  readonly workflow?: { readonly name: string; readonly input: string };
+  /** Workflow submit: `req_extra` (`status`, `rollback_reason`, `result`). Only read by the submit's decision. */
+  readonly reqExtra?: Readonly<Record<string, string>>;
 }
 
 /** One branch operation row (DTM's `trans_branch_op`), unique by (branchId, op). */
 export interface BranchDef {
   readonly branchId: string;
-  readonly op: BranchOp;
+  /** One of the modes' ops; a workflow row carries the client's own op string. */
+  readonly op: BranchOp | WorkflowOp;
   readonly url: string;
   readonly data: string;
+  /** Workflow rows are registered with their outcome already known; other rows start `prepared`. */
+  readonly status?: BranchStatus;
 }
 
 /** Server-wide defaults and limits that shape decisions; passed in so the core stays pure. */
