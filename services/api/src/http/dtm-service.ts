@@ -85,8 +85,8 @@ export class DtmService {
     return { ...parsed, branches: await expandTopics(parsed.branches, (t) => this.subscribersOf(t)) };
   }
 
-  async prepare(body: unknown): Promise<Json> {
-    const { definition, branches } = await this.parseGlobal(body);
+  /** Stores a prepared transaction and asks for the pass that watches it (a timeout, a resume callback). */
+  private async storePrepared(definition: TransDefinition, branches: BranchDef[]) {
     if (definition.transType === 'workflow' && !definition.workflow) {
       throw new BadRequest('custom_data with the workflow name is required', 422);
     }
@@ -99,8 +99,13 @@ export class DtmService {
       }),
       { assumeNew: true },
     );
-    // A prepared tcc/xa/msg has a timeout to watch (a workflow, its resume callback); ask for the pass that will enforce it.
     if (done.appended > 0) await this.deps.driver.schedule(definition.gid, done.state, done.version);
+    return done;
+  }
+
+  async prepare(body: unknown): Promise<Json> {
+    const { definition, branches } = await this.parseGlobal(body);
+    await this.storePrepared(definition, branches);
     return SUCCESS;
   }
 
@@ -113,19 +118,7 @@ export class DtmService {
     if (definition.transType !== 'workflow') {
       throw new BadRequest(`prepareWorkflow takes trans_type 'workflow', not '${definition.transType}'`, 422);
     }
-    if (!definition.workflow) throw new BadRequest('custom_data with the workflow name is required', 422);
-    const done = await this.deps.driver.execute(
-      definition.gid,
-      (now) => ({
-        type: 'PrepareGlobalTransaction',
-        data: { definition, branches },
-        metadata: { now, trace: currentTraceparent() },
-      }),
-      { assumeNew: true },
-    );
-    // A new workflow's resume callback is due one retry interval from now: ask for that pass.
-    if (done.appended > 0) await this.deps.driver.schedule(definition.gid, done.state, done.version);
-    const tx = done.state;
+    const tx = (await this.storePrepared(definition, branches)).state;
     if (tx.status === 'none') throw new Error(`workflow ${definition.gid} was not stored`);
     return {
       transaction: {
