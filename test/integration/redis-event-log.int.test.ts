@@ -26,41 +26,25 @@ const client = (): Redis => {
 
 const submitted = (): TxEvent => ({ type: 'TransactionSubmitted', data: { at: new Date().toISOString() } });
 
-describeEventLogConformance('RedisEventLog, 4 partitions', async () => {
-  const redis = client();
-  const shape = { prefix: `t-${randomUUID()}`, partitions: 4 };
-  return {
-    log: new RedisEventLog(redis, shape),
-    subscriber: (name: string) =>
-      new RedisFeedSubscriber(redis, {
-        ...shape,
-        group: name,
-        consumer: 'c1',
-        blockMs: 200,
-        claimIdleMs: 500,
-        retryDelayMs: 100,
-      }),
-    close: async () => {},
-  };
-});
-
-describeEventLogConformance('RedisEventLog, 1 partition', async () => {
-  const redis = client();
-  const shape = { prefix: `t-${randomUUID()}`, partitions: 1 };
-  return {
-    log: new RedisEventLog(redis, shape),
-    subscriber: (name: string) =>
-      new RedisFeedSubscriber(redis, {
-        ...shape,
-        group: name,
-        consumer: 'c1',
-        blockMs: 200,
-        claimIdleMs: 500,
-        retryDelayMs: 100,
-      }),
-    close: async () => {},
-  };
-});
+for (const partitions of [4, 1]) {
+  describeEventLogConformance(`RedisEventLog, ${partitions} partition(s)`, async () => {
+    const redis = client();
+    const shape = { prefix: `t-${randomUUID()}`, partitions };
+    return {
+      log: new RedisEventLog(redis, shape),
+      subscriber: (name: string) =>
+        new RedisFeedSubscriber(redis, {
+          ...shape,
+          group: name,
+          consumer: 'c1',
+          blockMs: 200,
+          claimIdleMs: 500,
+          retryDelayMs: 100,
+        }),
+      close: async () => {},
+    };
+  });
+}
 
 describe('RedisEventLog key layout', () => {
   it('FNV-1a matches the reference values, so other languages can find the same partition', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { TxEvent } from '@dtm-ts/domain';
+import { DEFAULT_OPTIONS, type TxEvent } from '@dtm-ts/domain';
 import type { EventLog, FeedEntry, ReadModel, TransactionSummary } from '@dtm-ts/ports';
 import { FoldCache, projectEntries } from './projector';
 
@@ -15,14 +15,7 @@ const prepared: TxEvent = {
       payloads: [''],
       customData: '',
       queryPrepared: '',
-      options: {
-        timeoutToFail: 0,
-        requestTimeout: 0,
-        retryInterval: 0,
-        retryLimit: 0,
-        branchHeaders: {},
-        waitResult: false,
-      },
+      options: DEFAULT_OPTIONS,
       ordering: { concurrent: false, orders: {} },
       delayS: 0,
     },

@@ -1,5 +1,12 @@
 import type { TxEvent } from './events';
-import { sagaBranchId, type BranchDef, type Policy, type TransDefinition, type TransOptions } from './types';
+import {
+  sagaBranchId,
+  type BranchDef,
+  type Policy,
+  type TransDefinition,
+  type TransOptions,
+  DEFAULT_OPTIONS,
+} from './types';
 
 export const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 export const at = (ms: number): string => new Date(T0 + ms).toISOString();
@@ -19,15 +26,7 @@ export const saga = (
     payloads: steps.map((_, i) => `{"i":${i}}`),
     customData: '',
     queryPrepared: '',
-    options: {
-      timeoutToFail: 0,
-      requestTimeout: 0,
-      retryInterval: 0,
-      retryLimit: 0,
-      branchHeaders: {},
-      waitResult: false,
-      ...opts,
-    },
+    options: { ...DEFAULT_OPTIONS, ...opts },
     ordering,
     delayS: 0,
   };

@@ -7,7 +7,7 @@ import type { TxEvent } from './events';
 import { at, policy, T0 } from './fixtures.unit-support';
 import { plan, type Plan } from './plan';
 import { evolve, fold, initialState } from './state';
-import type { BranchDef, TransDefinition, TransType } from './types';
+import { DEFAULT_OPTIONS, type BranchDef, type TransDefinition, type TransType } from './types';
 
 const spec = deciderSpec({ decide, evolve, initialState });
 const def = (transType: TransType, extra: Partial<TransDefinition> = {}): TransDefinition => ({
@@ -18,14 +18,7 @@ const def = (transType: TransType, extra: Partial<TransDefinition> = {}): TransD
   payloads: [],
   customData: '',
   queryPrepared: 'http://ap/qp',
-  options: {
-    timeoutToFail: 0,
-    requestTimeout: 0,
-    retryInterval: 0,
-    retryLimit: 0,
-    branchHeaders: {},
-    waitResult: false,
-  },
+  options: DEFAULT_OPTIONS,
   ordering: { concurrent: false, orders: {} },
   delayS: 0,
   ...extra,

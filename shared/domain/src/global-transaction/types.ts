@@ -80,3 +80,13 @@ export const branchKey = (branchId: string, op: CallOp): string => `${branchId}/
 
 /** Saga branch id of step i (0-based): `01`, `02`, … as DTM numbers them. */
 export const sagaBranchId = (i: number): string => String(i + 1).padStart(2, '0');
+
+/** Options as a request that sets none of them: every value is the server default. */
+export const DEFAULT_OPTIONS: TransOptions = Object.freeze({
+  timeoutToFail: 0,
+  requestTimeout: 0,
+  retryInterval: 0,
+  retryLimit: 0,
+  branchHeaders: {},
+  waitResult: false,
+});

@@ -7,7 +7,7 @@ import type { TxEvent } from './events';
 import { at, policy, T0 } from './fixtures.unit-support';
 import { plan, type Plan } from './plan';
 import { evolve, fold, initialState, type ActiveTransaction } from './state';
-import type { BranchDef, TransDefinition } from './types';
+import { DEFAULT_OPTIONS, type BranchDef, type TransDefinition } from './types';
 
 const spec = deciderSpec({ decide, evolve, initialState });
 const wf = (extra: Partial<TransDefinition> = {}): TransDefinition => ({
@@ -18,14 +18,7 @@ const wf = (extra: Partial<TransDefinition> = {}): TransDefinition => ({
   payloads: [],
   customData: '{"name":"wf1","data":"eyJhIjoxfQ=="}',
   queryPrepared: 'http://ap/resume',
-  options: {
-    timeoutToFail: 0,
-    requestTimeout: 0,
-    retryInterval: 0,
-    retryLimit: 0,
-    branchHeaders: {},
-    waitResult: false,
-  },
+  options: DEFAULT_OPTIONS,
   ordering: { concurrent: false, orders: {} },
   delayS: 0,
   workflow: { name: 'wf1', input: '{"a":1}' },
