@@ -159,6 +159,20 @@ describe('wait_result', () => {
   });
 });
 
+describe('wait_result while another pass drives the saga', () => {
+  it('when a running saga is submitted again with wait_result, then the answer waits for the pass under way', async () => {
+    const gid = uniqueGid('wait-busy');
+    fx.peer.script(`${gid}/a0`, [{ status: 200, delayMs: 800 }]);
+    const body = sagaBody(gid, steps(gid, 2));
+    expect((await fx.dtm.post('/submit', body)).status).toBe(200);
+    await expect.poll(() => fx.peer.callsTo(`${gid}/a0`).length, { timeout: 3_000 }).toBe(1);
+    // The first pass holds the lease while a0 answers slowly; this submit must not answer 409 meanwhile.
+    const res = await fx.dtm.post('/submit', { ...body, wait_result: true });
+    expect(res).toEqual({ status: 200, body: { dtm_result: 'SUCCESS' } });
+    expect(pathsCalled(gid)).toEqual(['a0', 'a1']);
+  });
+});
+
 describe('submitting twice', () => {
   it('when a finished saga is submitted again, then the answer is 409 and nothing runs again', async () => {
     const gid = uniqueGid('again');

@@ -154,8 +154,14 @@ export class DtmService {
       await this.deps.driver.kick(definition.gid, done.version, done);
       return SUCCESS;
     }
-    // wait_result: one pass inline, then answer as DTM does (§4.0).
-    const pass = await this.deps.driver.runPass(definition.gid, { from: done });
+    // wait_result: one pass inline, then answer as DTM does (§4.0). If another driver holds the
+    // transaction (a pass already under way), wait for it to let go, within the request timeout.
+    let pass = await this.deps.driver.runPass(definition.gid, { from: done });
+    const giveUp = this.deps.now() + this.deps.requestTimeoutS * 1000 * 2;
+    while (pass.skipped && this.deps.now() < giveUp) {
+      await new Promise((r) => setTimeout(r, 50));
+      pass = await this.deps.driver.runPass(definition.gid);
+    }
     const s = pass.state;
     if (s.status === 'succeed') return SUCCESS;
     const reason = s.status !== 'none' && s.rollbackReason ? s.rollbackReason : 'wait result not return success';
