@@ -87,9 +87,8 @@ export const checkUrl = (url: string, what: string): void => {
     throw new BadRequest(`${what} must be an http(s) URL: ${url}`, 422);
 };
 
-/** Parses `custom_data` of a saga: `{"concurrent":true,"orders":{"1":[0]}}`; rejects orders that can never run. */
-const sagaOrdering = (customData: string, n: number): SagaOrdering => {
-  if (customData === '') return { concurrent: false, orders: {} };
+/** `custom_data` is JSON text holding an object, whatever the mode. */
+const customDataObject = (customData: string): Record<string, unknown> => {
   let parsed: unknown;
   try {
     parsed = JSON.parse(customData);
@@ -97,6 +96,13 @@ const sagaOrdering = (customData: string, n: number): SagaOrdering => {
     throw new BadRequest('custom_data must be JSON text');
   }
   if (!isObject(parsed)) throw new BadRequest('custom_data must be a JSON object');
+  return parsed;
+};
+
+/** Parses `custom_data` of a saga: `{"concurrent":true,"orders":{"1":[0]}}`; rejects orders that can never run. */
+const sagaOrdering = (customData: string, n: number): SagaOrdering => {
+  if (customData === '') return { concurrent: false, orders: {} };
+  const parsed = customDataObject(customData);
   const concurrent = parsed.concurrent ?? false;
   if (typeof concurrent !== 'boolean') throw new BadRequest('custom_data.concurrent must be true or false');
   const rawOrders = parsed.orders ?? {};
@@ -126,13 +132,7 @@ const sagaOrdering = (customData: string, n: number): SagaOrdering => {
 
 const msgCustomData = (customData: string): number => {
   if (customData === '') return 0;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(customData);
-  } catch {
-    throw new BadRequest('custom_data must be JSON text');
-  }
-  if (!isObject(parsed)) throw new BadRequest('custom_data must be a JSON object');
+  const parsed = customDataObject(customData);
   const delay = parsed.delay ?? 0;
   if (typeof delay !== 'number' || !Number.isInteger(delay) || delay < 0 || delay > MAX_SECONDS) {
     throw new BadRequest(`custom_data.delay must be a whole number of seconds from 0 to ${MAX_SECONDS}`, 422);
@@ -149,13 +149,7 @@ const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
  */
 const workflowCustomData = (customData: string): TransDefinition['workflow'] => {
   if (customData === '') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(customData);
-  } catch {
-    throw new BadRequest('custom_data must be JSON text');
-  }
-  if (!isObject(parsed)) throw new BadRequest('custom_data must be a JSON object');
+  const parsed = customDataObject(customData);
   const { name, data } = parsed;
   if (typeof name !== 'string' || name === '')
     throw new BadRequest('custom_data.name (the workflow name) is required', 422);
