@@ -14,6 +14,7 @@ import {
   parseEsdbCheckpoint,
   type EsdbLogOptions,
 } from './event-log';
+import { WakeableSleep } from '../wakeable-sleep';
 
 /** Where a subscriber keeps how far it got, so that it resumes there after a restart. */
 export interface CheckpointStore {
@@ -71,7 +72,8 @@ export class EsdbFeedSubscriber implements FeedSubscription {
   private running: Promise<void> | undefined;
   private subscription: AllStreamSubscription | undefined;
   private inHandler = false;
-  private readonly sleepers = new Set<() => void>();
+
+  private readonly sleeps = new WakeableSleep();
 
   constructor(
     private readonly client: EventStoreDBClient,
@@ -91,7 +93,7 @@ export class EsdbFeedSubscriber implements FeedSubscription {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const wake of this.sleepers) wake();
+    this.sleeps.wakeAll();
     // A running handler finishes and saves; the loop then ends the subscription itself.
     if (!this.inHandler) await this.endSubscription();
     await this.running;
@@ -160,15 +162,6 @@ export class EsdbFeedSubscriber implements FeedSubscription {
 
   /** Waits `retryDelayMs`, or less if the subscriber stops meanwhile. */
   private pause(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.sleepers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, this.retryDelayMs);
-      this.sleepers.add(wake);
-    });
+    return this.stopped ? Promise.resolve() : this.sleeps.sleep(this.retryDelayMs);
   }
 }

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { RedisKeys, type RedisKeyOptions } from './keys';
 import { parseFeedEntry, resolveFeedEntries, type RawFeedEntry, type RedisFeedEntry } from './event-log';
+import { WakeableSleep } from '../wakeable-sleep';
 
 /** Options of a consumer-group subscription to the Redis feed. */
 export interface RedisFeedSubscriberOptions extends RedisKeyOptions {
@@ -58,8 +59,7 @@ export class RedisFeedSubscriber {
   private readonly retryDelayMs: number;
   private loops: PartitionLoop[] = [];
   private stopped = false;
-  /** Wakes the loops' pauses on stop. */
-  private readonly sleepers = new Set<() => void>();
+  private readonly sleeps = new WakeableSleep();
 
   constructor(
     private readonly redis: Redis,
@@ -95,7 +95,7 @@ export class RedisFeedSubscriber {
    */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const wake of this.sleepers) wake();
+    this.sleeps.wakeAll();
     for (const loop of this.loops) if (!loop.inHandler) loop.conn.disconnect();
     await Promise.all(this.loops.map((loop) => loop.done ?? Promise.resolve()));
     this.loops = [];
@@ -215,15 +215,6 @@ export class RedisFeedSubscriber {
 
   /** Waits `retryDelayMs`, or less if the subscriber stops meanwhile. */
   private pause(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.sleepers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, this.retryDelayMs);
-      this.sleepers.add(wake);
-    });
+    return this.stopped ? Promise.resolve() : this.sleeps.sleep(this.retryDelayMs);
   }
 }
