@@ -63,6 +63,13 @@ export interface PassOptions {
   readonly trace?: string;
 }
 
+/**
+ * The trace a scheduled pass should join: the active one, else the transaction's own; `''` when
+ * there is none, so the pass does not read the log just to find that out.
+ */
+const traceFor = (state?: GlobalTransaction): string =>
+  currentTraceparent() ?? (state && state.status !== 'none' ? state.trace : undefined) ?? '';
+
 /** How a pass ended. `lastOutcome` is the last non-success answer seen in the pass, if any. */
 export interface PassResult {
   readonly state: GlobalTransaction;
@@ -154,7 +161,7 @@ export class Driver {
    * repeats collapse. A process dying mid-pass is covered by the recovery sweep either way.
    */
   async kick(gid: string, version: number, from?: { state: GlobalTransaction; version: number }): Promise<void> {
-    const trace = currentTraceparent();
+    const trace = traceFor(from?.state);
     if (this.inline.size < (this.deps.inlinePasses ?? 0)) {
       const pass: Promise<unknown> = this.runPass(gid, { from })
         .catch((err: unknown) =>
@@ -174,7 +181,7 @@ export class Driver {
   async schedule(gid: string, state: GlobalTransaction, version: number): Promise<void> {
     const p = plan(state, this.deps.clock.now(), this.deps.policy);
     if (p.kind === 'done') return;
-    const trace = currentTraceparent();
+    const trace = traceFor(state);
     if (p.kind === 'wait') await this.deps.scheduler.schedule(gid, p.until, waitKey(version, p.until), trace);
     else await this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version), trace);
   }
@@ -190,8 +197,9 @@ export class Driver {
    */
   async runPass(gid: string, opts: PassOptions = {}): Promise<PassResult> {
     const { from } = opts;
-    let trace = opts.trace ?? (from?.state.status !== 'none' ? from?.state.trace : undefined);
-    if (!trace && !from) {
+    let trace = opts.trace || (from?.state.status !== 'none' ? from?.state.trace : undefined);
+    // `''` from a job means "known: no trace"; only a pass that knows nothing looks it up.
+    if (opts.trace === undefined && !from) {
       // A pass from the queue without trace context joins the trace of the request that created it.
       const { events } = await this.deps.log.read(gid);
       const s = fold(events);
@@ -225,7 +233,7 @@ export class Driver {
       // Another driver is on it. Come back when its lease would lapse, in case it died meanwhile;
       // if it lives, that pass finds nothing due and changes nothing.
       const at = clock.now() + got.heldForMs + 50;
-      await scheduler.schedule(gid, at, `held.${Math.ceil(at / 1000)}`, currentTraceparent());
+      await scheduler.schedule(gid, at, `held.${Math.ceil(at / 1000)}`, traceFor(from?.state));
       if (from) return { ...from, lastOutcome: null, skipped: true };
       const { events, version } = await log.read(gid);
       return { state: fold(events), version, lastOutcome: null, skipped: true };
@@ -339,7 +347,7 @@ export class Driver {
       if (inflight.size === 0) {
         if (p.kind === 'wait') {
           const at = Math.max(p.until, clock.now() + 10);
-          await this.deps.scheduler.schedule(gid, at, waitKey(version, p.until), currentTraceparent());
+          await this.deps.scheduler.schedule(gid, at, waitKey(version, p.until), traceFor(state));
         }
         return { state, version, lastOutcome };
       }

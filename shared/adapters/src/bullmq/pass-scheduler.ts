@@ -39,7 +39,7 @@ export class BullPassScheduler implements PassScheduler {
 
   /** Adds the pass; resolves once Redis holds it (or already held it). */
   async schedule(gid: Gid, at: number, key: string, trace?: string): Promise<void> {
-    const data: PassJobData = trace ? { gid, at, trace } : { gid, at };
+    const data: PassJobData = trace !== undefined ? { gid, at, trace } : { gid, at };
     await this.queue.add(PASS_JOB_NAME, data, {
       jobId: passJobId(gid, key),
       delay: Math.max(0, at - Date.now()),
