@@ -320,6 +320,7 @@ export class Driver {
               ...call,
               gid,
               transType: tx.definition.transType,
+              protocol: tx.definition.protocol,
               headers: traceparent ? { ...branchHeaders, traceparent } : branchHeaders,
               timeoutMs: timeoutS * 1000,
             });

@@ -1,4 +1,12 @@
-import { plan, type ActiveTransaction, type BranchState, type Plan, type Policy } from '@dtm-ts/domain';
+import {
+  payloadBase64,
+  plan,
+  type ActiveTransaction,
+  type BranchState,
+  type Plan,
+  type Policy,
+  type Protocol,
+} from '@dtm-ts/domain';
 import type { TransactionSummary } from '@dtm-ts/ports';
 
 const iso = (t: number | null): string | undefined => (t === null ? undefined : new Date(t).toISOString());
@@ -51,11 +59,11 @@ export const transactionRecord = (
 };
 
 /** A branch row as DTM's `/query` prints it; `bin_data` is base64 as Go encodes []byte. */
-export const branchRecord = (gid: string, b: BranchState): Record<string, unknown> =>
+export const branchRecord = (gid: string, b: BranchState, protocol: Protocol = 'http'): Record<string, unknown> =>
   compact({
     gid,
     url: b.url,
-    bin_data: Buffer.from(b.data, 'utf8').toString('base64'),
+    bin_data: payloadBase64(b.data, protocol),
     branch_id: b.branchId,
     op: b.op,
     status: b.status,

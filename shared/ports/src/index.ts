@@ -1,4 +1,4 @@
-import type { BranchCall, BranchOutcome, Gid, GlobalStatus, TopicEvent, TxEvent } from '@dtm-ts/domain';
+import type { BranchCall, BranchOutcome, Gid, GlobalStatus, Protocol, TopicEvent, TxEvent } from '@dtm-ts/domain';
 
 /** An event as stored: its revision in its stream (0-based) and when it was appended. */
 export interface RecordedEvent {
@@ -118,6 +118,8 @@ export interface BranchRequest extends BranchCall {
   readonly transType: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
+  /** The transaction's protocol (absent: http): how `data` is encoded, and how a non-http url is called. */
+  readonly protocol?: Protocol;
 }
 
 /** Calls one branch operation of an RM. Never throws: transport trouble is an `error` outcome. */

@@ -2,8 +2,9 @@ import type { BranchOutcome, TxCommand } from './commands';
 import { TxRejected } from './errors';
 import type { TxEvent } from './events';
 import { findBranch, type ActiveTransaction, type GlobalTransaction } from './state';
-import { FINAL_STATUSES, type BranchDef, type Policy, type TransDefinition } from './types';
+import { FINAL_STATUSES, type BranchDef, type Policy, type Protocol, type TransDefinition } from './types';
 import { recordWorkflowCallback, submitWorkflow } from './workflow';
+import { storedPayload } from '../branch/protocol';
 
 const iso = (t: number): string => new Date(t).toISOString();
 
@@ -33,6 +34,10 @@ export const retryDelayMs = (
   const cap = Math.max(base, policy.backoffCapS * 1000);
   return Math.min(cap, base * 2 ** Math.min(previousErrors, 40));
 };
+
+/** A registered row as stored: its data in the transaction's payload encoding, without the `binary` flag. */
+const storedBranch = ({ binary, ...b }: BranchDef, protocol: Protocol): BranchDef =>
+  binary === undefined && protocol !== 'grpc' ? b : { ...b, data: storedPayload(b.data, binary ?? false, protocol) };
 
 const describe = (o: BranchOutcome, op: string): string =>
   o.kind === 'failure' ? `FAILURE is retried here, ${op} must succeed: ${o.detail}` : 'detail' in o ? o.detail : '';
@@ -139,7 +144,8 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
         );
       }
       const fresh = [];
-      for (const b of cmd.data.branches) {
+      for (const received of cmd.data.branches) {
+        const b = storedBranch(received, state.definition.protocol);
         const existing = findBranch(state, b.branchId, b.op);
         if (!existing) fresh.push(b);
         // The same registration again (a client retrying after a lost answer) is fine; other values are not.

@@ -267,3 +267,37 @@ describe('msg', () => {
       .then([{ type: 'TransactionPrepared', data: { definition: m, branches: rows, at: at(5) } }]);
   });
 });
+
+describe('registering on a gRPC transaction (payloads are bytes, stored base64)', () => {
+  const grpcTcc = def('tcc', { protocol: 'grpc' });
+  const rows = (data: string, binary?: boolean): BranchDef[] => [
+    { branchId: '01', op: 'cancel', url: 'rm:9000/busi.Busi/Cancel', data, ...(binary ? { binary } : {}) },
+    { branchId: '01', op: 'confirm', url: 'rm:9000/busi.Busi/Confirm', data, ...(binary ? { binary } : {}) },
+  ];
+  const register = (branches: BranchDef[], d = grpcTcc) =>
+    cmd({ type: 'RegisterBranch', data: { gid: 'g1', transType: d.transType, branches } }, 1);
+
+  it('when bin_data is registered, then the base64 is stored as it is, without the flag', () =>
+    spec
+      .given([prepared(grpcTcc)])
+      .when(register(rows('CB4=', true)))
+      .then([registered(rows('CB4='))]));
+
+  it('when text data is registered, then the base64 of its UTF-8 is stored (DTM: []byte(data))', () =>
+    spec
+      .given([prepared(grpcTcc)])
+      .when(register(rows('Zoë')))
+      .then([registered(rows(Buffer.from('Zoë').toString('base64')))]));
+
+  it('when the same bytes are registered again as text, then it is the same registration', () =>
+    spec
+      .given([prepared(grpcTcc), registered(rows(Buffer.from('{"a":1}').toString('base64')))])
+      .when(register(rows('{"a":1}')))
+      .then([]));
+
+  it('when bin_data is registered on an http transaction, then its UTF-8 text is stored', () =>
+    spec
+      .given([prepared(def('tcc'))])
+      .when(register(rows(Buffer.from('{"a":1}').toString('base64'), true), def('tcc')))
+      .then([registered(rows('{"a":1}'))]));
+});

@@ -5,6 +5,13 @@ export type Gid = string;
 export type TransType = 'saga' | 'tcc' | 'xa' | 'msg' | 'workflow';
 export const TRANS_TYPES: readonly string[] = ['saga', 'tcc', 'xa', 'msg', 'workflow'];
 
+/**
+ * How the TM calls a transaction's branches (DTM's `protocol`): HTTP (the default), gRPC, or JSON-RPC 2.0
+ * over HTTP. A gRPC transaction stores every payload as the base64 of its bytes (they need not be text).
+ */
+export type Protocol = 'http' | 'grpc' | 'json-rpc';
+export const PROTOCOLS: readonly string[] = ['http', 'grpc', 'json-rpc'];
+
 /** DTM's global statuses (`client/dtmcli/consts.go`). `succeed` and `failed` are final. */
 export type GlobalStatus = 'prepared' | 'submitted' | 'aborting' | 'succeed' | 'failed';
 export const FINAL_STATUSES: ReadonlySet<string> = new Set(['succeed', 'failed']);
@@ -38,7 +45,7 @@ export interface SagaOrdering {
 export interface TransDefinition {
   readonly gid: Gid;
   readonly transType: TransType;
-  readonly protocol: 'http';
+  readonly protocol: Protocol;
   readonly steps: readonly Readonly<Record<string, string>>[];
   readonly payloads: readonly string[];
   readonly customData: string;
@@ -48,7 +55,10 @@ export interface TransDefinition {
   readonly ordering: SagaOrdering;
   /** Msg: `custom_data.delay`, seconds after creation before delivery starts. */
   readonly delayS: number;
-  /** Workflow: `custom_data.name`, and `custom_data.data` base64-decoded (the body of the resume callback). */
+  /**
+   * Workflow: `custom_data.name`, and `custom_data.data` (the body of the resume callback) as the transaction
+   * stores payloads: decoded text, or for gRPC the base64 as given.
+   */
   readonly workflow?: { readonly name: string; readonly input: string };
   /** Workflow submit: `req_extra` (`status`, `rollback_reason`, `result`). Only read by the submit's decision. */
   readonly reqExtra?: Readonly<Record<string, string>>;
@@ -63,6 +73,11 @@ export interface BranchDef {
   readonly data: string;
   /** Workflow rows are registered with their outcome already known; other rows start `prepared`. */
   readonly status?: BranchStatus;
+  /**
+   * Only on a registration as received: `data` is base64 of bytes (`bin_data`) rather than text. The stored
+   * row never carries it: `decide` keeps the data in the transaction's encoding (see `storedPayload`).
+   */
+  readonly binary?: boolean;
 }
 
 /** Server-wide defaults and limits that shape decisions; passed in so the core stays pure. */
