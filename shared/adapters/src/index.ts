@@ -14,3 +14,6 @@ export * from './message-bus/message-bus';
 export * from './message-bus/routing-branch-transport';
 export * from './kafka/kafka-message-bus';
 export * from './kafka/dedup-consumer';
+export * from './grpc-branch/grpc-branch-transport';
+export * from './grpc-branch/payload';
+export * from './json-rpc-branch/json-rpc-branch-transport';

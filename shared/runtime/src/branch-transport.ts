@@ -1,5 +1,7 @@
 import {
+  GrpcBranchTransport,
   HttpBranchTransport,
+  JsonRpcBranchTransport,
   KafkaMessageBus,
   RoutingBranchTransport,
   type ClosableBranchTransport,
@@ -8,12 +10,15 @@ import { ConfigError, type Config } from '@dtm-ts/config';
 import type { Logger } from '@dtm-ts/telemetry';
 
 /**
- * The branch transport of a process: HTTP, and when KAFKA_BROKERS is set, Kafka for `kafka://<topic>`
- * msg steps through one shared producer (it connects on the first record, so a TM starts while Kafka is down).
+ * The branch transport of a process: HTTP, JSON-RPC over it, gRPC (channels opened on first use), and when
+ * KAFKA_BROKERS is set, Kafka for `kafka://<topic>` msg steps through one shared producer (it connects on the
+ * first record, so a TM starts while Kafka is down). Each call is routed by its url and the transaction's protocol.
  */
 export const createBranchTransport = (config: Config, logger: Logger): ClosableBranchTransport => {
   const http = new HttpBranchTransport();
-  if (!config.kafkaBrokers) return http;
+  const grpc = new GrpcBranchTransport();
+  const jsonRpc = new JsonRpcBranchTransport(http);
+  if (!config.kafkaBrokers) return new RoutingBranchTransport({ http, grpc, jsonRpc });
   const mechanism = config.kafkaSaslMechanism;
   const username = config.kafkaSaslUsername;
   const password = config.kafkaSaslPassword;
@@ -27,5 +32,5 @@ export const createBranchTransport = (config: Config, logger: Logger): ClosableB
     sasl: mechanism && username && password !== undefined ? { mechanism, username, password } : undefined,
     log: (level, message, fields) => logger[level]({ ...fields, component: 'kafka' }, message),
   });
-  return new RoutingBranchTransport({ http, kafka });
+  return new RoutingBranchTransport({ http, grpc, jsonRpc, kafka });
 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HttpBranchTransport, RoutingBranchTransport } from '@dtm-ts/adapters';
+import { RoutingBranchTransport } from '@dtm-ts/adapters';
 import { ConfigError, loadConfig } from '@dtm-ts/config';
 import { createLogger } from '@dtm-ts/telemetry';
 import { createBranchTransport } from './branch-transport';
@@ -7,9 +7,19 @@ import { createBranchTransport } from './branch-transport';
 const logger = createLogger('silent', 'test');
 
 describe('branch transport wiring', () => {
-  it('when KAFKA_BROKERS is unset, then branches are called over HTTP only', async () => {
+  it('when KAFKA_BROKERS is unset, then kafka:// steps are errors and http urls still go over HTTP', async () => {
     const t = createBranchTransport(loadConfig({}), logger);
-    expect(t).toBeInstanceOf(HttpBranchTransport);
+    expect(t).toBeInstanceOf(RoutingBranchTransport);
+    const req = { gid: 'g', transType: 'msg', branchId: '01', op: 'action', data: '', headers: {}, timeoutMs: 500 };
+    expect(await t.call({ ...req, url: 'kafka://orders' })).toEqual({
+      kind: 'error',
+      detail: 'kafka topic orders: KAFKA_BROKERS is not set',
+    });
+    // Nothing listens on port 1: the HTTP transport answers with a refused connection.
+    expect(await t.call({ ...req, url: 'http://127.0.0.1:1/x' })).toMatchObject({
+      kind: 'error',
+      detail: expect.stringContaining('ECONNREFUSED'),
+    });
     await t.close();
   });
 

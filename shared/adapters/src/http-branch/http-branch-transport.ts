@@ -24,6 +24,9 @@ const URL_CACHE_MAX = 4096;
 /** Headers used when a branch has no branch_headers: shared because undici never mutates them. */
 const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'Content-Type': 'application/json' });
 
+/** An RM's answer (status and the start of its body), or why there was none. */
+export type HttpAnswer = { readonly status: number; readonly body: string } | { readonly error: string };
+
 /** A branch url split the way undici's Agent wants it, or why it cannot be called. */
 type ParsedUrl =
   | { readonly ok: true; readonly origin: string; readonly path: string; readonly sep: '?' | '&' }
@@ -63,24 +66,45 @@ export class HttpBranchTransport implements BranchTransport {
     // Go's resty sends a nil payload as "null", so DTM posts for xa even without data (§3.1).
     const post = req.data !== '' || req.transType === 'xa';
     const headers = hasKeys(req.headers) ? { 'Content-Type': 'application/json', ...req.headers } : JSON_HEADERS;
+    const answer = await this.exchange(
+      target.origin,
+      path,
+      post ? 'POST' : 'GET',
+      headers,
+      post ? req.data : null,
+      req,
+    );
+    return 'error' in answer ? { kind: 'error', detail: answer.error } : classifyHttp(answer.status, answer.body);
+  }
 
+  /**
+   * POSTs `body` to `url` as it is (no query added) with the branch calls' pool, timeout and body cap, and
+   * answers the status and body unclassified (JSON-RPC branches classify them their own way).
+   */
+  async post(url: string, body: string, req: Pick<BranchRequest, 'headers' | 'timeoutMs'>): Promise<HttpAnswer> {
+    const target = this.parse(url);
+    if (!target.ok) return { error: target.detail };
+    const headers = hasKeys(req.headers) ? { 'Content-Type': 'application/json', ...req.headers } : JSON_HEADERS;
+    return this.exchange(target.origin, target.path, 'POST', headers, body, req);
+  }
+
+  private async exchange(
+    origin: string,
+    path: string,
+    method: 'GET' | 'POST',
+    headers: Readonly<Record<string, string>>,
+    body: string | null,
+    { timeoutMs }: Pick<BranchRequest, 'timeoutMs'>,
+  ): Promise<HttpAnswer> {
     // One timer bounds connect, headers and body together; undici's own timeouts are per phase.
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new CallTimeout()), req.timeoutMs);
+    const timer = setTimeout(() => abort.abort(new CallTimeout()), timeoutMs);
     try {
-      const res = await this.agent.request({
-        origin: target.origin,
-        path,
-        method: post ? 'POST' : 'GET',
-        headers,
-        body: post ? req.data : null,
-        signal: abort.signal,
-      });
-      const body = await readCapped(res.body, this.maxBodyBytes);
-      return classifyHttp(res.statusCode, body);
+      const res = await this.agent.request({ origin, path, method, headers, body, signal: abort.signal });
+      return { status: res.statusCode, body: await readCapped(res.body, this.maxBodyBytes) };
     } catch (err) {
-      if (abort.signal.aborted) return { kind: 'error', detail: `timeout after ${req.timeoutMs} ms` };
-      return { kind: 'error', detail: describeError(err) };
+      if (abort.signal.aborted) return { error: `timeout after ${timeoutMs} ms` };
+      return { error: describeError(err) };
     } finally {
       clearTimeout(timer);
     }

@@ -1,5 +1,7 @@
-import type { BranchOutcome } from '@dtm-ts/domain';
+import { isHttpUrl, type BranchOutcome } from '@dtm-ts/domain';
 import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
+import { payloadBytes, withTextPayload } from '../grpc-branch/payload';
+import { jsonRpcMethodOf } from '../json-rpc-branch/json-rpc-branch-transport';
 import type { BusMessage, MessageBus } from './message-bus';
 
 /** A msg step whose action is `kafka://<topic>` is delivered by producing a record to that topic. */
@@ -34,7 +36,7 @@ export const busMessageOf = (req: BranchRequest, topic: string): BusMessage => {
       break;
     }
   }
-  return { topic, key: req.gid, headers, value: Buffer.from(req.data, 'utf8') };
+  return { topic, key: req.gid, headers, value: payloadBytes(req) };
 };
 
 /** A transport that can be shut down. */
@@ -42,19 +44,45 @@ export interface ClosableBranchTransport extends BranchTransport {
   close(): Promise<void>;
 }
 
+/** The transports a {@link RoutingBranchTransport} chooses from; only HTTP is required. */
+export interface BranchRoutes {
+  readonly http: ClosableBranchTransport;
+  /** Without it, `kafka://` steps are errors (the API refuses them unless KAFKA_BROKERS is set). */
+  readonly kafka?: MessageBus;
+  /** Without it, gRPC urls are errors. */
+  readonly grpc?: ClosableBranchTransport;
+  /** JSON-RPC over the HTTP transport; without it, json-rpc transactions are called as plain HTTP. */
+  readonly jsonRpc?: BranchTransport;
+}
+
 /**
- * Routes each branch call by its URL: `kafka://<topic>` to the Kafka bus, everything else to HTTP. Producing
- * is calling the branch: success once the broker acknowledged, and any failure (broker down, timeout,
+ * Routes each branch call by its URL and the transaction's protocol, as DTM's `getURLResult` does:
+ * `kafka://<topic>` to the Kafka bus; an http(s) url over HTTP, or as JSON-RPC when the transaction's protocol
+ * is `json-rpc` and the url names a `?method=`; any other url (`host:port/package.Service/Method`) over gRPC.
+ * A gRPC transaction's payloads are bytes (stored base64): HTTP gets them as the body, Kafka as the value.
+ * Producing is calling the branch: success once the broker acknowledged, and any failure (broker down, timeout,
  * refused record) is an `error` outcome, retried with exponential backoff like an unreachable RM.
  */
 export class RoutingBranchTransport implements ClosableBranchTransport {
-  constructor(private readonly routes: { readonly http: ClosableBranchTransport; readonly kafka: MessageBus }) {}
+  constructor(private readonly routes: BranchRoutes) {}
 
   async call(req: BranchRequest): Promise<BranchOutcome> {
-    if (!req.url.startsWith(KAFKA_SCHEME)) return this.routes.http.call(req);
+    if (req.url === '' || isHttpUrl(req.url)) {
+      const text = withTextPayload(req);
+      const rpc = this.routes.jsonRpc;
+      if (rpc && req.protocol === 'json-rpc' && jsonRpcMethodOf(req.url) !== '') return rpc.call(text);
+      return this.routes.http.call(text);
+    }
+    if (req.url.startsWith(KAFKA_SCHEME)) return this.produce(req);
+    if (!this.routes.grpc) return { kind: 'error', detail: `no gRPC transport for ${req.url}` };
+    return this.routes.grpc.call(req);
+  }
+
+  private async produce(req: BranchRequest): Promise<BranchOutcome> {
     const topic = req.url.slice(KAFKA_SCHEME.length);
     // The API refuses such urls; this guards rows written before that rule or by hand.
     if (!KAFKA_TOPIC_NAME.test(topic)) return { kind: 'error', detail: `not a Kafka topic name: ${req.url}` };
+    if (!this.routes.kafka) return { kind: 'error', detail: `kafka topic ${topic}: KAFKA_BROKERS is not set` };
     try {
       await this.routes.kafka.publish(busMessageOf(req, topic), { timeoutMs: req.timeoutMs });
       return { kind: 'success' };
@@ -63,9 +91,10 @@ export class RoutingBranchTransport implements ClosableBranchTransport {
     }
   }
 
-  /** Closes the bus first (it flushes what is queued), then HTTP. */
+  /** Closes the bus first (it flushes what is queued), then gRPC and HTTP. */
   async close(): Promise<void> {
-    await this.routes.kafka.close();
+    await this.routes.kafka?.close();
+    await this.routes.grpc?.close();
     await this.routes.http.close();
   }
 }

@@ -40,7 +40,32 @@ const fakes = (publish: (m: BusMessage) => Promise<void> = () => Promise.resolve
       return Promise.resolve();
     },
   };
-  return { transport: new RoutingBranchTransport({ http, kafka }), published, httpCalls, log };
+  const grpcCalls: BranchRequest[] = [];
+  const grpc: ClosableBranchTransport = {
+    call: (req) => {
+      grpcCalls.push(req);
+      return Promise.resolve<BranchOutcome>({ kind: 'success' });
+    },
+    close: () => {
+      log.push('grpc closed');
+      return Promise.resolve();
+    },
+  };
+  const rpcCalls: BranchRequest[] = [];
+  const jsonRpc = {
+    call: (req: BranchRequest) => {
+      rpcCalls.push(req);
+      return Promise.resolve<BranchOutcome>({ kind: 'success' });
+    },
+  };
+  return {
+    transport: new RoutingBranchTransport({ http, kafka, grpc, jsonRpc }),
+    published,
+    httpCalls,
+    grpcCalls,
+    rpcCalls,
+    log,
+  };
 };
 
 describe('routing branch transport', () => {
@@ -100,9 +125,43 @@ describe('routing branch transport', () => {
     expect(published).toEqual([]);
   });
 
-  it('when closed, then the bus is flushed and closed before HTTP', async () => {
+  it('when closed, then the bus is flushed and closed before gRPC and HTTP', async () => {
     const { transport, log } = fakes();
     await transport.close();
-    expect(log).toEqual(['kafka closed', 'http closed']);
+    expect(log).toEqual(['kafka closed', 'grpc closed', 'http closed']);
+  });
+
+  it('when the url is host:port/package.Service/Method, then the gRPC transport gets the call unchanged', async () => {
+    const { transport, httpCalls, grpcCalls } = fakes();
+    const req = request({ url: 'localhost:58081/busi.Busi/TransIn', protocol: 'grpc', data: 'CB4=' });
+    expect(await transport.call(req)).toEqual({ kind: 'success' });
+    expect(grpcCalls).toEqual([req]);
+    expect(httpCalls).toEqual([]);
+  });
+
+  it('when a gRPC transaction calls an http url, then HTTP gets the payload bytes as text (DTM: string(bytes))', async () => {
+    const { transport, httpCalls, grpcCalls } = fakes();
+    const data = Buffer.from('{"who":"Zoë"}').toString('base64');
+    await transport.call(request({ url: 'http://rm/TransIn', protocol: 'grpc', data }));
+    expect(httpCalls.map((r) => r.data)).toEqual(['{"who":"Zoë"}']);
+    expect(grpcCalls).toEqual([]);
+  });
+
+  it('when a gRPC transaction produces to Kafka, then the value is the payload bytes, not their base64', async () => {
+    const { transport, published } = fakes();
+    await transport.call(request({ protocol: 'grpc', data: 'CB7/AA==' }));
+    expect(Buffer.from(published[0]!.message.value).equals(Buffer.from([0x08, 0x1e, 0xff, 0x00]))).toBe(true);
+  });
+
+  it('when a json-rpc transaction names ?method=, then JSON-RPC gets the call; without it, plain HTTP (as DTM)', async () => {
+    const { transport, httpCalls, rpcCalls } = fakes();
+    const rpc = request({ url: 'http://rm/api/json-rpc?method=TransIn', protocol: 'json-rpc' });
+    const plain = request({ url: 'http://rm/TransIn', protocol: 'json-rpc' });
+    const httpTx = request({ url: 'http://rm/api?method=TransIn' });
+    await transport.call(rpc);
+    await transport.call(plain);
+    await transport.call(httpTx);
+    expect(rpcCalls).toEqual([rpc]);
+    expect(httpCalls).toEqual([plain, httpTx]);
   });
 });
