@@ -121,9 +121,9 @@ describe('bad input changes nothing', () => {
     ],
     [
       'an unsupported protocol',
-      () => fx.dtm.post('/submit', sagaBody(uniqueGid('x'), [], { protocol: 'grpc' })),
+      () => fx.dtm.post('/submit', sagaBody(uniqueGid('x'), [], { protocol: 'thrift' })),
       422,
-      /protocol 'grpc' is not supported/,
+      /protocol 'thrift' is not supported \(http, grpc or json-rpc\)/,
     ],
     ['forceStop without gid', () => fx.dtm.post('/forceStop', {}), 400, /gid is required/],
     [

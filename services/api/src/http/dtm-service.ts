@@ -18,7 +18,7 @@ import { BadRequest } from './bad-request';
 import { buildTimeline, type Timeline } from './timeline';
 import {
   bodyObject,
-  checkUrl,
+  checkBranchUrl,
   expandTopics,
   parseAbort,
   parseGlobalRequest,
@@ -266,7 +266,8 @@ export class DtmService {
   async subscribe(topic: string, url: string, remark: string): Promise<Json> {
     requireTopic(topic);
     if (url === '') throw new BadRequest('url is required');
-    checkUrl(url, 'url');
+    // A topic's subscribers may be HTTP or gRPC RMs: each delivery is routed by its url.
+    checkBranchUrl(url, 'url', true);
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'Subscribe' as const,
       data: { topic, url, remark },

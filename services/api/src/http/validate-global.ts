@@ -1,7 +1,12 @@
 import {
+  isHttpUrl,
+  parseGrpcUrl,
+  PROTOCOLS,
   sagaBranchId,
+  storedPayload,
   TRANS_TYPES,
   type BranchDef,
+  type Protocol,
   type SagaOrdering,
   type TransDefinition,
   type TransOptions,
@@ -87,6 +92,32 @@ export const checkUrl = (url: string, what: string): void => {
     throw new BadRequest(`${what} must be an http(s) URL: ${url}`, 422);
 };
 
+/**
+ * A branch url: http(s) always (DTM calls those over HTTP whatever the protocol), and where gRPC may be used (a
+ * gRPC transaction; registerBranch and subscribers, whose transaction is not known here) DTM's gRPC format.
+ */
+export const checkBranchUrl = (url: string, what: string, grpc: boolean): void => {
+  if (!grpc || url === '' || isHttpUrl(url)) return checkUrl(url, what);
+  if (!parseGrpcUrl(url)) {
+    throw new BadRequest(`${what} must be an http(s) URL or host:port/package.Service/Method: ${url}`, 422);
+  }
+};
+
+/** gRPC metadata carries printable ASCII only (gid, branch headers, the workflow name). */
+const PRINTABLE_ASCII = /^[ -~]*$/;
+const METADATA_KEY = /^[0-9a-z_.-]+$/;
+
+const checkGrpcMetadata = (gid: string, headers: Record<string, string>): void => {
+  if (!PRINTABLE_ASCII.test(gid)) throw new BadRequest('gid of a grpc transaction must be printable ASCII', 422);
+  for (const [k, v] of Object.entries(headers)) {
+    const key = k.toLowerCase();
+    if (!METADATA_KEY.test(key) || key.startsWith('grpc-') || key.endsWith('-bin')) {
+      throw new BadRequest(`branch_headers.${k} cannot be gRPC metadata (a-z 0-9 _ . -, not grpc-* or *-bin)`, 422);
+    }
+    if (!PRINTABLE_ASCII.test(v)) throw new BadRequest(`branch_headers.${k} must be printable ASCII for grpc`, 422);
+  }
+};
+
 /** `custom_data` is JSON text holding an object, whatever the mode. */
 const customDataObject = (customData: string): Record<string, unknown> => {
   let parsed: unknown;
@@ -147,7 +178,7 @@ const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
  * Parses `custom_data` of a workflow: `{"name":…,"data":<base64>}`. `name` is the op of the resume
  * callback, `data` (decoded) its body. Empty custom_data gives no workflow (a submit need not repeat it).
  */
-const workflowCustomData = (customData: string): TransDefinition['workflow'] => {
+const workflowCustomData = (customData: string, protocol: Protocol): TransDefinition['workflow'] => {
   if (customData === '') return undefined;
   const parsed = customDataObject(customData);
   const { name, data } = parsed;
@@ -156,7 +187,10 @@ const workflowCustomData = (customData: string): TransDefinition['workflow'] => 
   if (data !== undefined && data !== null && (typeof data !== 'string' || !BASE64.test(data))) {
     throw new BadRequest('custom_data.data must be base64 text', 422);
   }
-  const input = typeof data === 'string' ? Buffer.from(data, 'base64').toString('utf8') : '';
+  if (protocol === 'grpc' && !PRINTABLE_ASCII.test(name)) {
+    throw new BadRequest('custom_data.name of a grpc workflow must be printable ASCII', 422);
+  }
+  const input = typeof data === 'string' ? storedPayload(data, true, protocol) : '';
   return { name, input };
 };
 
@@ -177,15 +211,17 @@ const checkKafkaAction = (action: string, what: string, kafka: boolean): void =>
 export const TOPIC_SCHEME = 'topic://';
 
 /** The part shared by `prepare` and `submit` of every mode: gid, trans_type and the options. */
-const parseHeader = (b: Record<string, unknown>): { gid: string; transType: TransType; options: TransOptions } => {
+const parseHeader = (
+  b: Record<string, unknown>,
+): { gid: string; transType: TransType; protocol: Protocol; options: TransOptions } => {
   const gid = requireGid(b);
   const transType = b.trans_type;
   if (transType === undefined || transType === '' || transType === null) throw new BadRequest('trans_type is required');
   if (typeof transType !== 'string') throw new BadRequest('trans_type must be a string');
   if (!TRANS_TYPES.includes(transType)) throw new BadRequest(`unknown trans_type '${transType}'`, 422);
-  const protocol = optString(b, 'protocol');
-  if (protocol !== '' && protocol !== 'http') {
-    throw new BadRequest(`protocol '${protocol}' is not supported (only http)`, 422);
+  const protocol = optString(b, 'protocol') || 'http';
+  if (!PROTOCOLS.includes(protocol)) {
+    throw new BadRequest(`protocol '${protocol}' is not supported (http, grpc or json-rpc)`, 422);
   }
   const options: TransOptions = {
     timeoutToFail: optSeconds(b, 'timeout_to_fail'),
@@ -195,10 +231,48 @@ const parseHeader = (b: Record<string, unknown>): { gid: string; transType: Tran
     branchHeaders: stringMap(b.branch_headers, 'branch_headers'),
     waitResult: optBool(b, 'wait_result'),
   };
-  return { gid, transType: transType as TransType, options };
+  if (protocol === 'grpc') checkGrpcMetadata(gid, options.branchHeaders);
+  return { gid, transType: transType as TransType, protocol: protocol as Protocol, options };
 };
 
-const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: TransType) => {
+/**
+ * The payload of each step as the transaction stores it: `payloads` (text) or `bin_payloads` (base64 bytes, as the
+ * gRPC API passes BinPayloads), else a legacy `steps[i].data`; a gRPC transaction keeps base64 (§ Protocols).
+ */
+const parsePayloads = (b: Record<string, unknown>, steps: Record<string, string>[], protocol: Protocol): string[] => {
+  const binary = b.bin_payloads !== undefined && b.bin_payloads !== null;
+  if (binary && b.payloads !== undefined && b.payloads !== null) {
+    throw new BadRequest('give payloads or bin_payloads, not both');
+  }
+  const key = binary ? 'bin_payloads' : 'payloads';
+  const raw = (binary ? b.bin_payloads : b.payloads) ?? [];
+  if (!Array.isArray(raw) || raw.some((p) => typeof p !== 'string')) {
+    throw new BadRequest(`${key} must be an array of strings`);
+  }
+  if (binary && raw.some((p) => !BASE64.test(p as string))) throw new BadRequest('bin_payloads must be base64 text');
+  if (raw.length > steps.length)
+    throw new BadRequest(`${key} has ${raw.length} entries for ${steps.length} steps`, 422);
+  return steps.map((s, i) => {
+    const given = raw[i] as string | undefined;
+    const payload =
+      given !== undefined ? storedPayload(given, binary, protocol) : storedPayload(s.data ?? '', false, protocol);
+    if (protocol === 'json-rpc' && payload !== '' && !isJsonObject(payload)) {
+      throw new BadRequest(`${key}[${i}] must be a JSON object: it is the params of a json-rpc branch`, 422);
+    }
+    return payload;
+  });
+};
+
+const isJsonObject = (text: string): boolean => {
+  try {
+    return isObject(JSON.parse(text));
+  } catch {
+    return false;
+  }
+};
+
+const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: TransType, protocol: Protocol) => {
+  const grpc = protocol === 'grpc';
   const rawSteps = b.steps ?? [];
   if (!Array.isArray(rawSteps)) throw new BadRequest('steps must be an array');
   if (rawSteps.length > limits.maxBranches) {
@@ -211,19 +285,11 @@ const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: Trans
       if (step.action.length === TOPIC_SCHEME.length) throw new BadRequest(`steps[${i}].action names no topic`, 422);
     } else if (transType === 'msg' && step.action.startsWith(KAFKA_SCHEME)) {
       checkKafkaAction(step.action, `steps[${i}].action`, limits.kafka ?? false);
-    } else checkUrl(step.action, `steps[${i}].action`);
-    checkUrl(step.compensate ?? '', `steps[${i}].compensate`);
+    } else checkBranchUrl(step.action, `steps[${i}].action`, grpc);
+    checkBranchUrl(step.compensate ?? '', `steps[${i}].compensate`, grpc);
     return step;
   });
-  const rawPayloads = b.payloads ?? [];
-  if (!Array.isArray(rawPayloads) || rawPayloads.some((p) => typeof p !== 'string')) {
-    throw new BadRequest('payloads must be an array of strings');
-  }
-  if (rawPayloads.length > steps.length) {
-    throw new BadRequest(`payloads has ${rawPayloads.length} entries for ${steps.length} steps`, 422);
-  }
-  const payloads = steps.map((s, i) => (rawPayloads[i] as string | undefined) ?? s.data ?? '');
-  return { steps, payloads };
+  return { steps, payloads: parsePayloads(b, steps, protocol) };
 };
 
 /**
@@ -237,19 +303,21 @@ export const parseGlobalRequest = (
   limits: Limits,
 ): { definition: TransDefinition; branches: BranchDef[] } => {
   const b = bodyObject(body);
-  const { gid, transType, options } = parseHeader(b);
+  const { gid, transType, protocol, options } = parseHeader(b);
   const twoPhase = transType === 'tcc' || transType === 'xa' || transType === 'workflow';
   // tcc, xa and workflow carry no steps: their branches arrive through registerBranch.
-  const { steps, payloads } = twoPhase ? { steps: [], payloads: [] } : parseSteps(b, limits, transType);
+  const { steps, payloads } = twoPhase ? { steps: [], payloads: [] } : parseSteps(b, limits, transType, protocol);
   const customData = optString(b, 'custom_data');
   const queryPrepared = optString(b, 'query_prepared');
-  if (transType === 'msg' || transType === 'workflow') checkUrl(queryPrepared, 'query_prepared');
-  const workflow = transType === 'workflow' ? workflowCustomData(customData) : undefined;
+  if (transType === 'msg' || transType === 'workflow') {
+    checkBranchUrl(queryPrepared, 'query_prepared', protocol === 'grpc');
+  }
+  const workflow = transType === 'workflow' ? workflowCustomData(customData, protocol) : undefined;
   const reqExtra = stringMap(b.req_extra, 'req_extra');
   const definition: TransDefinition = {
     gid,
     transType,
-    protocol: 'http',
+    protocol,
     steps,
     payloads,
     customData,
@@ -314,25 +382,30 @@ export const parseRegisterBranch = (body: unknown): { gid: string; transType: st
   if (branchId === '') throw new BadRequest('branch_id is required');
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(branchId))
     throw new BadRequest(`branch_id '${branchId}' has characters other than letters, digits, _ . -`, 422);
-  const data = b.data ?? '';
+  // `bin_data` (base64 bytes, as the gRPC API passes BusiPayload) or `data` (text); decide stores either in the
+  // transaction's encoding. Urls may be DTM's gRPC format: the transaction's protocol is not known here.
+  if (b.bin_data !== undefined && b.data !== undefined) throw new BadRequest('give data or bin_data, not both');
+  if (b.bin_data !== undefined && !BASE64.test(b.bin_data)) throw new BadRequest('bin_data must be base64 text');
+  const data = b.bin_data ?? b.data ?? '';
+  const binary = b.bin_data !== undefined ? { binary: true } : {};
   if (transType === 'tcc') {
     const confirm = b.confirm ?? '';
     const cancel = b.cancel ?? '';
-    checkUrl(confirm, 'confirm');
-    checkUrl(cancel, 'cancel');
+    checkBranchUrl(confirm, 'confirm', true);
+    checkBranchUrl(cancel, 'cancel', true);
     return {
       gid,
       transType,
       branches: [
-        { branchId, op: 'cancel', url: cancel, data },
-        { branchId, op: 'confirm', url: confirm, data },
+        { branchId, op: 'cancel', url: cancel, data, ...binary },
+        { branchId, op: 'confirm', url: confirm, data, ...binary },
       ],
     };
   }
   if (transType === 'xa') {
     const url = b.url ?? '';
     if (url === '') throw new BadRequest('url is required for an xa branch');
-    checkUrl(url, 'url');
+    checkBranchUrl(url, 'url', true);
     return {
       gid,
       transType,
@@ -351,7 +424,7 @@ export const parseRegisterBranch = (body: unknown): { gid: string; transType: st
     if (status !== 'succeed' && status !== 'failed' && status !== 'prepared') {
       throw new BadRequest(`status must be succeed, failed or prepared for a workflow branch, not '${status}'`, 422);
     }
-    return { gid, transType, branches: [{ branchId, op, url: '', data, status }] };
+    return { gid, transType, branches: [{ branchId, op, url: '', data, status, ...binary }] };
   }
   if (TRANS_TYPES.includes(transType))
     throw new BadRequest(`registerBranch does not take trans_type '${transType}'`, 422);
