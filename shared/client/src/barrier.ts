@@ -1,5 +1,6 @@
 import { DtmBadRequest, DtmDuplicated, DtmFailure } from './errors';
 import { queryValue, type QueryLike } from './query-params';
+import { DTM_METADATA, metadataValue, type MetadataLike } from './grpc-rm/metadata';
 
 /** Why the barrier skipped the business (the handler should still answer SUCCESS). */
 export type BarrierSkip =
@@ -109,6 +110,21 @@ export class BranchBarrier {
       queryValue(query, 'gid'),
       queryValue(query, 'branch_id'),
       queryValue(query, 'op'),
+    );
+  }
+
+  /**
+   * The barrier of a gRPC branch call, from its metadata (grpc-js `call.metadata`): the TM sends `dtm-gid`,
+   * `dtm-trans_type`, `dtm-branch_id` and `dtm-op` on every call (DTM's `BarrierFromGrpc`).
+   *
+   * @throws {@link DtmBadRequest} when one is missing ({@link grpcRmHandler} answers INVALID_ARGUMENT)
+   */
+  static fromGrpcMetadata(md: MetadataLike): BranchBarrier {
+    return new BranchBarrier(
+      metadataValue(md, DTM_METADATA.transType),
+      metadataValue(md, DTM_METADATA.gid),
+      metadataValue(md, DTM_METADATA.branchId),
+      metadataValue(md, DTM_METADATA.op),
     );
   }
 

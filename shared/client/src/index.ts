@@ -39,3 +39,8 @@ export {
 } from './express';
 export type { BranchInfo } from './express';
 export type { QueryLike } from './query-params';
+export { DTM_METADATA, grpcBranchInfo, metadataValue } from './grpc-rm/metadata';
+export type { MetadataLike } from './grpc-rm/metadata';
+export { dtmGrpcError, GrpcCode, grpcStatusOf } from './grpc-rm/status';
+export type { GrpcStatusError } from './grpc-rm/status';
+export { grpcQueryPreparedHandler, grpcRmHandler } from './grpc-rm/handler';
