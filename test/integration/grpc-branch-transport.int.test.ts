@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { status } from '@grpc/grpc-js';
 import type { BranchRequest } from '@dtm-ts/ports';
 import { freePort } from '@dtm-ts/testing';
-import { GrpcBranchTransport } from '../../shared/adapters/src/grpc-branch/grpc-branch-transport';
+import { connectToResolved, GrpcBranchTransport } from '../../shared/adapters/src/grpc-branch/grpc-branch-transport';
 import { startGrpcBranchPeer, type GrpcBranchPeer } from '../peers/grpc-branch-peer';
 
 const request = (peer: Pick<GrpcBranchPeer, 'url'>, over: Partial<BranchRequest> = {}): BranchRequest => ({
@@ -195,6 +195,33 @@ describe('GrpcBranchTransport channels', () => {
       const url = `rm.invalid:${peer.port}/busi.Busi/TransIn`;
       expect(await transport.call(request(peer, { gid: 'g-resolved', url }))).toEqual({ kind: 'success' });
       expect(peer.callsTo('g-resolved', 'TransIn')).toHaveLength(1);
+    } finally {
+      await transport.close();
+      await peer.close();
+    }
+  });
+
+  it('when connecting through a resolver (an outbound policy), then the checked address is dialled, or the call refused', async () => {
+    const peer = await startGrpcBranchPeer();
+    const asked: string[] = [];
+    const transport = new GrpcBranchTransport({
+      connectTo: connectToResolved((host, port) => {
+        asked.push(`${host} ${port}`);
+        if (host === 'metadata.internal') return Promise.reject(new Error('outbound: metadata.internal is denied'));
+        return Promise.resolve([{ address: '127.0.0.1', family: 4 }]);
+      }),
+    });
+    try {
+      const url = `rm.example:${peer.port}/busi.Busi/TransIn`;
+      expect(await transport.call(request(peer, { gid: 'g-policy', url }))).toEqual({ kind: 'success' });
+      expect(peer.callsTo('g-policy', 'TransIn')).toHaveLength(1);
+      const denied = `metadata.internal:${peer.port}/busi.Busi/TransIn`;
+      expect(await transport.call(request(peer, { gid: 'g-policy', url: denied }))).toEqual({
+        kind: 'error',
+        detail: 'outbound: metadata.internal is denied',
+      });
+      expect(asked).toEqual([`rm.example ${peer.port}`, `metadata.internal ${peer.port}`]);
+      expect(peer.callsTo('g-policy', 'TransIn')).toHaveLength(1);
     } finally {
       await transport.close();
       await peer.close();

@@ -204,3 +204,30 @@ export class GrpcBranchTransport implements ClosableBranchTransport {
     }
   }
 }
+
+/** An address a name resolved to, as `dns.lookup` (and an outbound policy's `resolveAllowed`) answer it. */
+export interface ResolvedTarget {
+  readonly address: string;
+  readonly family: number;
+}
+
+/**
+ * A {@link GrpcBranchTransportOptions.connectTo} that dials the first address `resolve` answers for the url's host
+ * and port, e.g. `(h, p) => policy.resolveAllowed(h, p)` of an outbound policy: the channel then connects to an
+ * address that was checked, never to one resolved again behind the check. A rejection refuses the call with its
+ * message; the channel is re-resolved when it is reopened after being idle.
+ */
+export const connectToResolved =
+  (resolve: (host: string, port: number) => Promise<readonly ResolvedTarget[]>) =>
+  async (url: GrpcUrl): Promise<{ readonly target: string } | { readonly refused: string }> => {
+    const host = url.host.startsWith('[') ? url.host.slice(1, -1) : url.host;
+    try {
+      const [first] = await resolve(host, url.port);
+      if (!first) return { refused: `${host} resolved to no address` };
+      return {
+        target: first.family === 6 ? `ipv6:[${first.address}]:${url.port}` : `ipv4:${first.address}:${url.port}`,
+      };
+    } catch (err) {
+      return { refused: err instanceof Error ? err.message : String(err) };
+    }
+  };
