@@ -87,7 +87,9 @@ describe('worker crash with gRPC branches', () => {
     const dtm = dtmClient(api.url);
     const p = peer;
     const sagas = Array.from({ length: SAGAS }, () => scriptedSaga(p, () => 50 + Math.floor(Math.random() * 51)));
-    const delayOf = new Map(sagas.flatMap((s) => ACTIONS.map((m, i) => [`${s.gid} ${m}`, s.delays[i]!] as const)));
+    const delayOf = new Map<string, number>(
+      sagas.flatMap((s) => ACTIONS.map((m, i) => [`${s.gid} ${m}`, s.delays[i]!] as const)),
+    );
     const keyOf = (c: GrpcBranchPeer['calls'][number]) => `${c.metadata['dtm-gid']} ${c.method.split('/').pop()}`;
 
     const submitStatuses: number[] = [];
