@@ -63,6 +63,17 @@ const saga = (gid: string, amount: number, transInResult = '') => ({
   retry_interval: 1,
 });
 
+/** A two-phase message crediting account 2, checked back through the RM's QueryPrepared once 1 s passed. */
+const msgToTransIn = (gid: string, amount: number) => ({
+  gid,
+  trans_type: 'msg',
+  protocol: 'grpc',
+  steps: [{ action: rm.url('TransIn') }],
+  bin_payloads: [reqGrpcBytes(amount).toString('base64')],
+  query_prepared: rm.url('QueryPrepared'),
+  timeout_to_fail: 1,
+});
+
 /** Calls an RM method directly with the metadata the TM would send; resolves with the status code. */
 const callRm = (method: string, gid: string, branchId: string, op: string, amount: number) =>
   new Promise<number>((resolve) => {
@@ -142,16 +153,7 @@ describe('a gRPC RM with the client SDK and the barrier on PostgreSQL', () => {
   it("when a message's local transaction committed, then the gRPC check-back answers OK and it is delivered", async () => {
     await resetAccounts();
     const gid = uniqueGid('grm-msg');
-    const body = {
-      gid,
-      trans_type: 'msg',
-      protocol: 'grpc',
-      steps: [{ action: rm.url('TransIn') }],
-      bin_payloads: [reqGrpcBytes(25).toString('base64')],
-      query_prepared: rm.url('QueryPrepared'),
-      timeout_to_fail: 1,
-    };
-    expect(await fx.dtm.post('/prepare', body)).toEqual(ok);
+    expect(await fx.dtm.post('/prepare', msgToTransIn(gid, 25))).toEqual(ok);
     // The AP's local step behind the msg barrier, then no submit: the check-back must find it.
     await new BranchBarrier('msg', gid, '00', 'msg').call(store, (tx: pg.PoolClient) =>
       tx.query('UPDATE account SET balance = balance - 25 WHERE id = 1'),
@@ -163,16 +165,7 @@ describe('a gRPC RM with the client SDK and the barrier on PostgreSQL', () => {
   it("when a message's local transaction never ran, then the gRPC check-back answers ABORTED and it fails", async () => {
     const gid = uniqueGid('grm-msg-no');
     const transInsBefore = rm.executed.get('TransIn') ?? 0;
-    const body = {
-      gid,
-      trans_type: 'msg',
-      protocol: 'grpc',
-      steps: [{ action: rm.url('TransIn') }],
-      bin_payloads: [reqGrpcBytes(25).toString('base64')],
-      query_prepared: rm.url('QueryPrepared'),
-      timeout_to_fail: 1,
-    };
-    expect(await fx.dtm.post('/prepare', body)).toEqual(ok);
+    expect(await fx.dtm.post('/prepare', msgToTransIn(gid, 25))).toEqual(ok);
     await fx.dtm.waitFor(gid, 'failed', 15_000);
     expect(rm.executed.get('TransIn') ?? 0).toBe(transInsBefore);
     const rows = await pool.query<{ reason: string }>('SELECT reason FROM dtm_barrier.barrier WHERE gid = $1', [gid]);
