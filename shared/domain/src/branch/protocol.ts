@@ -35,8 +35,10 @@ const utf8ToBase64 = (text: string): string => {
   return btoa(bin);
 };
 
+/** Decodes standard or URL-safe base64, padded or not; a dangling last character is ignored (as Node's Buffer does). */
 const base64ToUtf8 = (b64: string): string => {
-  const bin = atob(b64.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, ''));
+  const clean = b64.replace(/-/g, '+').replace(/_/g, '/').replace(/=+$/, '');
+  const bin = atob(clean.length % 4 === 1 ? clean.slice(0, -1) : clean);
   return new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
 };
 

@@ -59,6 +59,10 @@ describe('storedPayload: how a transaction of each protocol stores a payload', (
     expect(storedPayload(b64, true, 'json-rpc')).toBe('{"who":"Zoë"}');
     // URL-safe base64 without padding, as Go's protobuf JSON may write it.
     expect(storedPayload(Buffer.from('??>', 'utf8').toString('base64url'), true, 'http')).toBe('??>');
+    // What Buffer makes of base64 with a dangling character, never an exception.
+    for (const odd of ['QUJDR', 'Q', 'QUI']) {
+      expect(storedPayload(odd, true, 'http')).toBe(Buffer.from(odd, 'base64').toString('utf8'));
+    }
   });
 
   it('prints bin_data as the base64 of the bytes, whatever the protocol', () => {
