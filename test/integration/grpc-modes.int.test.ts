@@ -345,7 +345,7 @@ describe('gRPC transactions: bad input is refused and nothing is written', () =>
         steps: [{ action: 'localhost/busi.Busi/TransOut', compensate: '' }],
       },
       422,
-      /steps\[0\]\.action must be an http\(s\) URL or host:port\/package\.Service\/Method/,
+      /steps\[0\]\.action is not a valid URL \(http\(s\), or host:port\/package\.Service\/Method\)/,
     ));
 
   it('refuses a gRPC url on an http transaction', () =>

@@ -99,7 +99,7 @@ export const checkUrl = (url: string, what: string): void => {
 export const checkBranchUrl = (url: string, what: string, grpc: boolean): void => {
   if (!grpc || url === '' || isHttpUrl(url)) return checkUrl(url, what);
   if (!parseGrpcUrl(url)) {
-    throw new BadRequest(`${what} must be an http(s) URL or host:port/package.Service/Method: ${url}`, 422);
+    throw new BadRequest(`${what} is not a valid URL (http(s), or host:port/package.Service/Method): ${url}`, 422);
   }
 };
 
