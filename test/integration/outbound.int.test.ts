@@ -3,10 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpBranchTransport, OutboundPolicy, type Resolver } from '@dtm-ts/adapters';
 import type { BranchRequest } from '@dtm-ts/ports';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
-import type { RunningTm } from '@dtm-ts/tm';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
-import { dtmClient, sagaBody, startTestTm, uniqueGid, type DtmClient } from '../support/tm-harness';
+import { sagaBody, uniqueGid, useTmFixture } from '../support/tm-harness';
 
 const request = (url: string): BranchRequest => ({
   gid: 'g-outbound',
@@ -107,27 +105,12 @@ describe('outbound policy on the HTTP transport (connect time)', () => {
 });
 
 describe('outbound policy at submit (TM API)', () => {
-  let redis: RedisProcess;
-  let tm: RunningTm;
-  let dtm: DtmClient;
-  let peer: BranchPeer;
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    tm = await startTestTm(redis.url, { kafkaBrokers: ['127.0.0.1:1'], kafkaTopicAllow: 'orders.*' });
-    dtm = dtmClient(tm.url);
-    peer = await startBranchPeer();
-  });
-  afterAll(async () => {
-    await tm?.close();
-    await peer?.close();
-    await redis?.stop();
-  });
+  const fx = useTmFixture({ kafkaBrokers: ['127.0.0.1:1'], kafkaTopicAllow: 'orders.*' });
 
   const expectRefused = async (gid: string, r: { status: number; body: Record<string, unknown> }, url: string) => {
     expect(r.status).toBe(422);
     expect(String(r.body.message)).toContain(`outbound URL refused: ${url}`);
-    expect((await dtm.query(gid)).transaction).toBeNull();
+    expect((await fx.dtm.query(gid)).transaction).toBeNull();
   };
 
   it.each([
@@ -143,20 +126,20 @@ describe('outbound policy at submit (TM API)', () => {
     'when a saga step calls a %s address, then submit answers 422 naming it and writes nothing',
     async (_what, url) => {
       const gid = uniqueGid('ssrf');
-      const r = await dtm.post('/submit', sagaBody(gid, [{ action: peer.url('TransOut'), compensate: url }]));
+      const r = await fx.dtm.post('/submit', sagaBody(gid, [{ action: fx.peer.url('TransOut'), compensate: url }]));
       await expectRefused(gid, r, url);
     },
   );
 
   it("when a step calls the TM's own API or its Redis, then submit answers 422 and writes nothing", async () => {
-    const apiPort = new URL(tm.url).port;
+    const apiPort = new URL(fx.tm.url).port;
     for (const url of [
       `http://127.0.0.1:${apiPort}/api/dtmsvr/forceStop`,
       `http://localhost:${apiPort}/api/dtmsvr/forceStop`,
-      `http://127.0.0.1:${new URL(redis.url).port}/`,
+      `http://127.0.0.1:${new URL(fx.redis.url).port}/`,
     ]) {
       const gid = uniqueGid('own');
-      await expectRefused(gid, await dtm.post('/submit', sagaBody(gid, [{ action: url, compensate: '' }])), url);
+      await expectRefused(gid, await fx.dtm.post('/submit', sagaBody(gid, [{ action: url, compensate: '' }])), url);
     }
   });
 
@@ -166,28 +149,28 @@ describe('outbound policy at submit (TM API)', () => {
     const msg = {
       gid,
       trans_type: 'msg',
-      steps: [{ action: peer.url('TransIn') }],
+      steps: [{ action: fx.peer.url('TransIn') }],
       payloads: ['{}'],
       query_prepared: meta,
     };
-    await expectRefused(gid, await dtm.post('/prepare', msg), meta);
+    await expectRefused(gid, await fx.dtm.post('/prepare', msg), meta);
 
     const tcc = uniqueGid('tcc');
-    expect((await dtm.post('/prepare', { gid: tcc, trans_type: 'tcc' })).status).toBe(200);
-    const reg = await dtm.post('/registerBranch', {
+    expect((await fx.dtm.post('/prepare', { gid: tcc, trans_type: 'tcc' })).status).toBe(200);
+    const reg = await fx.dtm.post('/registerBranch', {
       gid: tcc,
       trans_type: 'tcc',
       branch_id: '01',
       confirm: meta,
-      cancel: peer.url('Cancel'),
+      cancel: fx.peer.url('Cancel'),
       data: '{}',
     });
     expect(reg.status).toBe(422);
-    expect((await dtm.query(tcc)).branches).toEqual([]);
+    expect((await fx.dtm.query(tcc)).branches).toEqual([]);
 
-    const sub = await dtm.get(`/subscribe?topic=t-${gid}&url=${encodeURIComponent(meta)}&remark=x`);
+    const sub = await fx.dtm.get(`/subscribe?topic=t-${gid}&url=${encodeURIComponent(meta)}&remark=x`);
     expect(sub.status).toBe(422);
-    const viaTopic = await dtm.post('/submit', { gid, trans_type: 'msg', steps: [{ action: `topic://t-${gid}` }] });
+    const viaTopic = await fx.dtm.post('/submit', { gid, trans_type: 'msg', steps: [{ action: `topic://t-${gid}` }] });
     expect(viaTopic.status).toBe(422);
     expect(String(viaTopic.body.message)).toMatch(/has no subscribers/);
   });
@@ -195,58 +178,43 @@ describe('outbound policy at submit (TM API)', () => {
   it('when a kafka:// step names a topic outside KAFKA_TOPIC_ALLOW, then 422 and nothing written; a matching one is accepted', async () => {
     const gid = uniqueGid('kafka');
     const bad = { gid, trans_type: 'msg', steps: [{ action: 'kafka://payments' }], payloads: ['{}'] };
-    const r = await dtm.post('/prepare', bad);
+    const r = await fx.dtm.post('/prepare', bad);
     expect(r.status).toBe(422);
     expect(String(r.body.message)).toMatch(/kafka:\/\/payments: topic 'payments' matches no KAFKA_TOPIC_ALLOW pattern/);
-    expect((await dtm.query(gid)).transaction).toBeNull();
+    expect((await fx.dtm.query(gid)).transaction).toBeNull();
     const good = { gid, trans_type: 'msg', steps: [{ action: 'kafka://orders.v1' }], payloads: ['{}'] };
-    expect((await dtm.post('/prepare', good)).status).toBe(200);
-    expect((await dtm.query(gid)).transaction).toMatchObject({ status: 'prepared' });
+    expect((await fx.dtm.post('/prepare', good)).status).toBe(200);
+    expect((await fx.dtm.query(gid)).transaction).toMatchObject({ status: 'prepared' });
   });
 
   it('when a step calls an ordinary RM on loopback, then it is accepted and called (RMs live there)', async () => {
     const gid = uniqueGid('ok');
-    const r = await dtm.post(
+    const r = await fx.dtm.post(
       '/submit',
-      sagaBody(gid, [{ action: peer.url('TransOut'), compensate: peer.url('Undo') }]),
+      sagaBody(gid, [{ action: fx.peer.url('TransOut'), compensate: fx.peer.url('Undo') }]),
     );
     expect(r.status).toBe(200);
-    await dtm.waitFor(gid, 'succeed');
-    expect(peer.callsTo('TransOut')).toHaveLength(1);
+    await fx.dtm.waitFor(gid, 'succeed');
+    expect(fx.peer.callsTo('TransOut')).toHaveLength(1);
   });
 });
 
 describe('outbound policy at connect time (TM with OUTBOUND_DENY=127.0.0.0/8,::1)', () => {
-  let redis: RedisProcess;
-  let tm: RunningTm;
-  let dtm: DtmClient;
-  let peer: BranchPeer;
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    tm = await startTestTm(redis.url, { outboundDeny: '127.0.0.0/8,::1' });
-    dtm = dtmClient(tm.url);
-    peer = await startBranchPeer();
-  });
-  afterAll(async () => {
-    await tm?.close();
-    await peer?.close();
-    await redis?.stop();
-  });
+  const fx = useTmFixture({ outboundDeny: '127.0.0.0/8,::1' });
 
   it('when a name allowed at submit resolves to a denied address, then the call is refused at connect time and retried as an error', async () => {
     const gid = uniqueGid('rebind');
-    const url = `http://localhost:${new URL(peer.url('x')).port}/TransOut`;
+    const url = `http://localhost:${new URL(fx.peer.url('x')).port}/TransOut`;
     const literal = uniqueGid('literal');
     // The literal is refused at submit; the name only shows what it is once resolved.
     expect(
-      (await dtm.post('/submit', sagaBody(literal, [{ action: peer.url('TransOut'), compensate: '' }]))).status,
+      (await fx.dtm.post('/submit', sagaBody(literal, [{ action: fx.peer.url('TransOut'), compensate: '' }]))).status,
     ).toBe(422);
-    expect((await dtm.post('/submit', sagaBody(gid, [{ action: url, compensate: '' }]))).status).toBe(200);
+    expect((await fx.dtm.post('/submit', sagaBody(gid, [{ action: url, compensate: '' }]))).status).toBe(200);
     const deadline = Date.now() + 20_000;
     let reason = '';
     while (Date.now() < deadline && reason === '') {
-      const r = await dtm.get(`/events?gid=${gid}`);
+      const r = await fx.dtm.get(`/events?gid=${gid}`);
       const events = (r.body.events ?? []) as { type: string; reason?: string }[];
       reason = events.find((e) => e.type === 'BranchRetryScheduled')?.reason ?? '';
       if (reason === '') await new Promise((ok) => setTimeout(ok, 50));
@@ -254,7 +222,7 @@ describe('outbound policy at connect time (TM with OUTBOUND_DENY=127.0.0.0/8,::1
     expect(reason).toMatch(
       /outbound call to localhost:\d+ refused: localhost resolved to (127\.0\.0\.1|::1), which matches OUTBOUND_DENY/,
     );
-    expect((await dtm.query(gid)).transaction).toMatchObject({ status: 'submitted' });
-    expect(peer.calls).toHaveLength(0);
+    expect((await fx.dtm.query(gid)).transaction).toMatchObject({ status: 'submitted' });
+    expect(fx.peer.calls).toHaveLength(0);
   });
 });
