@@ -175,6 +175,25 @@ describe('outbound policy at submit (TM API)', () => {
     expect(String(viaTopic.body.message)).toMatch(/has no subscribers/);
   });
 
+  it('when a JSON-RPC submit names a refused URL, then it gets -32602 naming it and nothing is written', async () => {
+    const gid = uniqueGid('rpc');
+    const url = 'http://[::ffff:a9fe:a9fe]/latest';
+    const res = await fetch(`${fx.tm.url}/api/json-rpc`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'submit',
+        params: sagaBody(gid, [{ action: fx.peer.url('TransOut'), compensate: url }]),
+      }),
+    });
+    const answer = (await res.json()) as { error: { code: number; message: string } | null };
+    expect(answer.error?.code).toBe(-32602);
+    expect(answer.error?.message).toContain(`outbound URL refused: ${url}`);
+    expect((await fx.dtm.query(gid)).transaction).toBeNull();
+  });
+
   it('when a kafka:// step names a topic outside KAFKA_TOPIC_ALLOW, then 422 and nothing written; a matching one is accepted', async () => {
     const gid = uniqueGid('kafka');
     const bad = { gid, trans_type: 'msg', steps: [{ action: 'kafka://payments' }], payloads: ['{}'] };

@@ -103,7 +103,8 @@ const settings = {
   },
   branchSigningKey: {
     env: 'BRANCH_SIGNING_KEY',
-    schema: z.string().min(16, 'at least 16 characters (openssl rand -hex 32)').optional(),
+    // Its length is checked where it is used, so that an error never prints the key.
+    schema: z.string().optional(),
     doc: 'Key of the HMAC-SHA256 `dtm-signature` on every branch call (never logged). Unset: calls are not signed',
   },
   branchSigningKeyFile: {

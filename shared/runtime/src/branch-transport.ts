@@ -65,16 +65,20 @@ export const branchSigningKey = (config: Config): string | undefined => {
   if (config.branchSigningKey !== undefined && config.branchSigningKeyFile !== undefined) {
     throw new ConfigError('set BRANCH_SIGNING_KEY or BRANCH_SIGNING_KEY_FILE, not both');
   }
-  if (config.branchSigningKeyFile === undefined) return config.branchSigningKey;
-  let key: string;
-  try {
-    key = readFileSync(config.branchSigningKeyFile, 'utf8').trim();
-  } catch (err) {
-    throw new ConfigError(
-      `BRANCH_SIGNING_KEY_FILE: cannot read ${config.branchSigningKeyFile}: ${(err as Error).message}`,
-    );
+  let key = config.branchSigningKey;
+  const source = config.branchSigningKeyFile === undefined ? 'BRANCH_SIGNING_KEY' : 'BRANCH_SIGNING_KEY_FILE';
+  if (config.branchSigningKeyFile !== undefined) {
+    try {
+      key = readFileSync(config.branchSigningKeyFile, 'utf8').trim();
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new ConfigError(`BRANCH_SIGNING_KEY_FILE: cannot read ${config.branchSigningKeyFile} (${why})`);
+    }
   }
-  if (key.length < 16) throw new ConfigError('BRANCH_SIGNING_KEY_FILE: the key needs at least 16 characters');
+  // The key itself never appears in an error.
+  if (key !== undefined && key.length < 16) {
+    throw new ConfigError(`${source}: the key needs at least 16 characters (openssl rand -hex 32)`);
+  }
   return key;
 };
 
