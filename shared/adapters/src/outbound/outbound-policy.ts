@@ -68,6 +68,8 @@ const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'http:': 80, 'https:':
 export class OutboundPolicy {
   private readonly allow: readonly Rule[];
   private readonly deny: readonly Rule[];
+  /** OUTBOUND_ALLOW has CIDR entries, which only an address can match. */
+  private readonly allowHasRanges: boolean;
   private readonly topics: TopicPatterns;
   private readonly ownPorts: Set<number>;
   private readonly services: readonly { readonly name: string | null; readonly ip: Ip | null; readonly port: number }[];
@@ -81,6 +83,7 @@ export class OutboundPolicy {
   constructor(opts: OutboundPolicyOptions = {}) {
     this.allow = parseRules(opts.allow, 'OUTBOUND_ALLOW');
     this.deny = parseRules(opts.deny, 'OUTBOUND_DENY');
+    this.allowHasRanges = this.allow.some((r) => r.match.kind === 'cidr');
     this.topics = parseTopicPatterns(opts.kafkaTopicAllow);
     this.ownPorts = new Set((opts.ownPorts ?? []).filter((p) => p > 0));
     this.services = (opts.services ?? []).map((s) => {
@@ -168,7 +171,10 @@ export class OutboundPolicy {
     if (builtIn && !(allowHit && !isCatchAll(allowHit))) return `is ${builtIn}: denied by default`;
     const denyHit = this.deny.find((r) => ruleMatches(r, t));
     if (denyHit) return `matches OUTBOUND_DENY entry '${denyHit.text}'`;
-    if (this.allow.length > 0 && !allowHit) return 'matches no OUTBOUND_ALLOW entry';
+    // A name not resolved yet may still land in an allowed CIDR: that is for the connect-time check to say.
+    if (this.allow.length > 0 && !allowHit && !(t.ip === null && this.allowHasRanges)) {
+      return 'matches no OUTBOUND_ALLOW entry';
+    }
     return null;
   }
 

@@ -96,7 +96,7 @@ describe('outbound policy at submit (no DNS)', () => {
     const p = policy({ allow: '.rm.internal, 10.0.0.0/8', deny: 'bad.rm.internal' });
     expect(p.refusal('http://pay.rm.internal/x')).toBeNull();
     expect(p.refusal('http://10.2.3.4/x')).toBeNull();
-    expect(p.refusal('http://example.com/x')).toMatch(/matches no OUTBOUND_ALLOW entry/);
+    expect(p.refusal('http://192.168.1.1/x')).toMatch(/matches no OUTBOUND_ALLOW entry/);
     expect(p.refusal('http://bad.rm.internal/x')).toMatch(/OUTBOUND_DENY/);
   });
 
@@ -165,6 +165,21 @@ describe('outbound policy at connect time (every resolved address)', () => {
     );
     await expect(p.resolveAllowed('alias.test', 6379)).rejects.toThrow(/own endpoint/);
     await expect(p.resolveAllowed('alias.test', 8080)).resolves.toHaveLength(1);
+  });
+
+  it('when OUTBOUND_ALLOW holds CIDRs, then a name passes submit and is judged on the addresses it resolves to', async () => {
+    const p = policy(
+      { allow: '10.0.0.0/8, .rm.internal' },
+      { 'pay.example': ['10.1.1.1'], 'evil.example': ['192.168.1.1'] },
+    );
+    expect(p.refusal('http://pay.example/x')).toBeNull();
+    expect(p.refusal('http://192.168.1.1/x')).toMatch(/matches no OUTBOUND_ALLOW entry/);
+    await expect(p.resolveAllowed('pay.example', 80)).resolves.toHaveLength(1);
+    await expect(p.resolveAllowed('evil.example', 80)).rejects.toThrow(
+      /evil\.example resolved to 192\.168\.1\.1, which matches no OUTBOUND_ALLOW entry/,
+    );
+    // With names only in the list, a name outside it is refused at submit already.
+    expect(policy({ allow: '.rm.internal' }).refusal('http://pay.example/x')).toMatch(/matches no OUTBOUND_ALLOW/);
   });
 
   it('when an IP literal is connected to, then it is checked as it is, without resolving', async () => {
