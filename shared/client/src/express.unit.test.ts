@@ -99,6 +99,16 @@ describe('verifyBranchSignature middleware', () => {
       expect(forged.status).toBe(401);
       expect(((await forged.json()) as { message: string }).message).toMatch(/does not match/);
       expect(seen).toHaveLength(1);
+      // A call with no data comes as a GET without a body, signed over an empty body: it passes the verifier (and
+      // finds no GET route here: 404); its replay does not.
+      const get = '/TransIn?gid=g1&trans_type=tcc&branch_id=01&op=confirm';
+      const signature = signBranchCall(KEY, { method: 'GET', path: get, body: '' }, Date.now());
+      expect((await fetch(`${rm.url}${get}`, { method: 'GET', headers: { 'dtm-signature': signature } })).status).toBe(
+        404,
+      );
+      expect((await fetch(`${rm.url}${get}`, { method: 'GET', headers: { 'dtm-signature': signature } })).status).toBe(
+        401,
+      );
     } finally {
       await rm.close();
     }
