@@ -19,6 +19,14 @@ const eventually = async <T>(check: () => Promise<T>, timeoutMs = 20_000): Promi
   }
 };
 
+/** The little of the DOM these tests read inside the page (the project's types have no DOM library). */
+interface El {
+  getAttribute(name: string): string | null;
+  readonly textContent: string | null;
+  readonly classList: { contains(name: string): boolean };
+  querySelectorAll(selector: string): Iterable<El>;
+}
+
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 
 describe('admin console in Chromium', () => {
@@ -41,7 +49,8 @@ describe('admin console in Chromium', () => {
     expect(r.status).toBe(200);
   };
   const rowsOf = (p: Page) => p.locator('table.tx tbody tr[data-gid]');
-  const gidsShown = async (p: Page) => rowsOf(p).evaluateAll((rows) => rows.map((r) => r.getAttribute('data-gid')));
+  const gidsShown = async (p: Page) =>
+    rowsOf(p).evaluateAll((rows: El[]) => rows.map((r) => r.getAttribute('data-gid')));
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -107,7 +116,9 @@ describe('admin console in Chromium', () => {
     const local = new Date(ahead.getTime() - ahead.getTimezoneOffset() * 60_000).toISOString().slice(0, 19);
     await page.getByLabel('Created from').fill(local);
     await page.getByRole('button', { name: 'Apply' }).click();
-    await eventually(async () => expect(await page.locator('table.tx tbody').textContent()).toContain('No transactions'));
+    await eventually(async () =>
+      expect(await page.locator('table.tx tbody').textContent()).toContain('No transactions'),
+    );
 
     // Two per page: three pages, every transaction once, in order; and back again.
     await page.goto(`${tm.url}/?limit=2`);
@@ -128,7 +139,7 @@ describe('admin console in Chromium', () => {
     await page.waitForURL(`**/tx/${failedGid}`);
     const branches = page.locator('table.branches tbody tr');
     await eventually(async () => expect(await branches.count()).toBe(4));
-    const rows = await branches.evaluateAll((trs) =>
+    const rows = await branches.evaluateAll((trs: El[]) =>
       trs.map((tr) => ({
         cells: [...tr.querySelectorAll('td')].slice(0, 4).map((td) => td.textContent?.trim()),
         undo: tr.classList.contains('undo'),
@@ -180,7 +191,7 @@ describe('admin console in Chromium', () => {
     await stop.click();
     const dialog = page.getByRole('dialog');
     await dialog.waitFor();
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Cancel');
+    expect(await page.locator('dialog button:focus').textContent()).toBe('Cancel');
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden' });
     expect((await dtm.query(gid)).transaction?.status).toBe('submitted');

@@ -86,7 +86,12 @@ export const asText = (bytes) => {
   } catch {
     return null;
   }
-  return /[\u0000-\u0008\u000e-\u001f\u007f]/.test(s) ? null : s;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // Control characters other than tab, newline, carriage return: binary, shown as base64.
+    if ((c < 32 && c !== 9 && c !== 10 && c !== 13) || c === 127) return null;
+  }
+  return s;
 };
 
 /** JSON objects and arrays indented, anything else as it is. */

@@ -45,18 +45,23 @@ const TokenForm = () => {
       location.reload();
     }}
   >
-    <label>API token <input type="password" autocomplete="off" value=${draft} onInput=${(e) => setDraft(e.currentTarget.value)} /></label>
+    <label
+      >API token
+      <input type="password" autocomplete="off" value=${draft} onInput=${(e) => setDraft(e.currentTarget.value)}
+    /></label>
     <button type="submit">${saved ? 'Update' : 'Use'}</button>
-    ${saved &&
-    html`<button
-      type="button"
-      onClick=${() => {
-        setToken('');
-        location.reload();
-      }}
-    >
-      Forget
-    </button>`}
+    ${
+      saved &&
+      html`<button
+        type="button"
+        onClick=${() => {
+          setToken('');
+          location.reload();
+        }}
+      >
+        Forget
+      </button>`
+    }
   </form>`;
 };
 
@@ -71,8 +76,7 @@ const App = () => {
         <a class="brand" href="/">dtm-ts</a>
         <nav aria-label="Console">
           ${NAV.map(
-            ([href, label]) =>
-              html`<a href=${href} aria-current=${r.key === href ? 'page' : undefined}>${label}</a>`,
+            ([href, label]) => html`<a href=${href} aria-current=${r.key === href ? 'page' : undefined}>${label}</a>`,
           )}
         </nav>
         <${TokenForm} />

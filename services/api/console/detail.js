@@ -1,17 +1,6 @@
 // `/tx/<gid>`: one transaction's fields, branches, alerts and its whole history from the log.
 import { useState } from './vendor/hooks.mjs';
-import {
-  api,
-  decodePayload,
-  dtm,
-  fmtDue,
-  fmtTime,
-  html,
-  Notice,
-  pretty,
-  StatusBadge,
-  UNDO_OPS,
-} from './api.js';
+import { api, decodePayload, dtm, fmtDue, fmtTime, html, Notice, pretty, StatusBadge, UNDO_OPS } from './api.js';
 import { AutoRefresh, ConfirmDialog, usePoll } from './widgets.js';
 
 const FINAL = new Set(['succeed', 'failed']);
@@ -48,7 +37,10 @@ const fieldValue = (key, v) => {
 
 const Payload = ({ payload }) => {
   if (payload.base64 !== undefined)
-    return html`<details><summary>binary (base64)</summary><pre class="payload">${payload.base64}</pre></details>`;
+    return html`<details>
+      <summary>binary (base64)</summary>
+      <pre class="payload">${payload.base64}</pre>
+    </details>`;
   if (payload.text === '') return html`<span class="muted">empty</span>`;
   return payload.text.length <= 60 && !payload.text.includes('\n')
     ? html`<code class="payload">${payload.text}</code>`
@@ -63,18 +55,33 @@ const Fields = ({ tx, extra }) => {
   return html`<dl class="fields">
     ${keys
       .filter((k) => !HIDDEN.has(k) && tx[k] !== '' && tx[k] !== undefined)
-      .map((k) => html`<div><dt>${k}</dt><dd>${fieldValue(k, tx[k])}</dd></div>`)}
-    ${extra?.trace_id &&
-    html`<div>
-      <dt>trace id</dt>
-      <dd>
-        ${extra.trace_url
-          ? html`<a href=${extra.trace_url} target="_blank" rel="noopener noreferrer">${extra.trace_id}</a>`
-          : html`<code>${extra.trace_id}</code>`}
-      </dd>
-    </div>`}
-    ${tx.branch_headers &&
-    html`<div><dt>branch_headers</dt><dd>${Object.keys(tx.branch_headers).join(', ')} (values hidden)</dd></div>`}
+      .map(
+        (k) =>
+          html`<div>
+            <dt>${k}</dt>
+            <dd>${fieldValue(k, tx[k])}</dd>
+          </div>`,
+      )}
+    ${
+      extra?.trace_id &&
+      html`<div>
+        <dt>trace id</dt>
+        <dd>
+          ${
+            extra.trace_url
+              ? html`<a href=${extra.trace_url} target="_blank" rel="noopener noreferrer">${extra.trace_id}</a>`
+              : html`<code>${extra.trace_id}</code>`
+          }
+        </dd>
+      </div>`
+    }
+    ${
+      tx.branch_headers &&
+      html`<div>
+        <dt>branch_headers</dt>
+        <dd>${Object.keys(tx.branch_headers).join(', ')} (values hidden)</dd>
+      </div>`
+    }
   </dl>`;
 };
 
@@ -96,7 +103,12 @@ const Branches = ({ branches }) =>
       </tr>
     </thead>
     <tbody>
-      ${branches.length === 0 && html`<tr><td colspan="8" class="muted">No branches.</td></tr>`}
+      ${
+        branches.length === 0 &&
+        html`<tr>
+          <td colspan="8" class="muted">No branches.</td>
+        </tr>`
+      }
       ${branches.map(
         (b) =>
           html`<tr class=${UNDO_OPS.has(b.op) ? 'undo' : ''} key=${`${b.branch_id}/${b.op}`}>
@@ -130,16 +142,26 @@ const Timeline = ({ timeline }) =>
             ${e.statusChanged && html` → <${StatusBadge} status=${e.status} />`}
             ${undo && html` <span class="tag undo-tag">compensation</span>`}
           </div>
-          ${e.branchId !== undefined &&
-          html`<div class="call">
-            call <code>${e.branchId}/${e.op}</code>${e.url ? html` <span class="url">${e.url}</span>` : ''}
-            ${e.outcome && html` → <span class=${`outcome o-${e.outcome}`}>${OUTCOME_WORDS[e.outcome] ?? e.outcome}</span>`}
-          </div>`}
+          ${
+            e.branchId !== undefined &&
+            html`<div class="call">
+              call <code>${e.branchId}/${e.op}</code>${e.url ? html` <span class="url">${e.url}</span>` : ''}
+              ${e.outcome && html` → <span class=${`outcome o-${e.outcome}`}>${OUTCOME_WORDS[e.outcome] ?? e.outcome}</span>`}
+            </div>`
+          }
           ${e.reason && html`<div class="reason">${e.type === 'TransactionAborting' ? 'rollback reason: ' : ''}${e.reason}</div>`}
-          ${e.retryAt &&
-          html`<div class="retry">next try at <time datetime=${e.retryAt}>${fmtTime(e.retryAt, true)}</time> (${fmtDue(e.retryAt)})</div>`}
-          ${e.branches &&
-          html`<div class="declared">branches: ${e.branches.map((b) => `${b.branchId}/${b.op}`).join(', ') || 'none'}</div>`}
+          ${
+            e.retryAt &&
+            html`<div class="retry">
+              next try at <time datetime=${e.retryAt}>${fmtTime(e.retryAt, true)}</time> (${fmtDue(e.retryAt)})
+            </div>`
+          }
+          ${
+            e.branches &&
+            html`<div class="declared">
+              branches: ${e.branches.map((b) => `${b.branchId}/${b.op}`).join(', ') || 'none'}
+            </div>`
+          }
           ${!e.branchId && !e.reason && !e.branches && e.text !== e.type && html`<div class="text">${e.text}</div>`}
         </div>
       </li>`;
@@ -171,7 +193,8 @@ const Alerts = ({ alerts }) =>
           ${alerts.map(
             (a) =>
               html`<li>
-                ${fmtTime(a.at)}: <code>${a.branch_id}/${a.op}</code> failed ${a.retry_count} times in a row; last error:
+                ${fmtTime(a.at)}: <code>${a.branch_id}/${a.op}</code> failed ${a.retry_count} times in a row; last
+                error:
                 <span class="reason">${a.error}</span>
               </li>`,
           )}
@@ -205,53 +228,57 @@ export const DetailPage = ({ gid }) => {
   return html`<h1 tabindex="-1">Transaction <code class="gid">${gid}</code></h1>
     <${Notice} error=${data.error} />
     ${data.data && !tx && html`<p class="notice" role="status">No transaction with this gid.</p>`}
-    ${tx &&
-    html`<div class="actions">
-        <${StatusBadge} status=${tx.status} />
-        <button
-          type="button"
-          class="danger"
-          disabled=${FINAL.has(tx.status)}
-          onClick=${() =>
-            setAsk({
-              title: 'Force stop?',
-              text: `Transaction ${gid} will end as failed now, without calling any compensation.`,
-              confirm: 'Force stop',
-              run: () => act('forceStop', 'Stopped: the transaction is failed.'),
-            })}
-        >
-          Force stop
-        </button>
-        <button
-          type="button"
-          disabled=${FINAL.has(tx.status)}
-          onClick=${() =>
-            setAsk({
-              title: 'Retry now?',
-              text: `Every pending retry of ${gid} becomes due now (resetNextCronTime).`,
-              confirm: 'Retry now',
-              run: () => act('resetNextCronTime', 'Retry schedule reset: the pending calls are due now.'),
-            })}
-        >
-          Retry now
-        </button>
-        <${AutoRefresh} auto=${auto} setAuto=${setAuto} onRefresh=${data.reload} />
-      </div>
-      <${Notice} ...${result} />
-      <${ConfirmDialog} ask=${ask} onClose=${() => setAsk(null)} />
-      <section aria-labelledby="fields-h">
-        <h2 id="fields-h">Fields</h2>
-        <${Fields} tx=${tx} extra=${data.data.extra} />
-      </section>
-      <${Alerts} alerts=${data.data.extra?.alerts} />
-      <section aria-labelledby="branches-h">
-        <h2 id="branches-h">Branches</h2>
-        <${Branches} branches=${data.data.branches ?? []} />
-      </section>
-      ${data.data.timeline &&
-      html`<${Compensations} list=${data.data.timeline.compensations} />
-        <section aria-labelledby="timeline-h">
-          <h2 id="timeline-h">Timeline (${data.data.timeline.events.length} events)</h2>
-          <${Timeline} timeline=${data.data.timeline} />
-        </section>`}`}`;
+    ${
+      tx &&
+      html`<div class="actions">
+          <${StatusBadge} status=${tx.status} />
+          <button
+            type="button"
+            class="danger"
+            disabled=${FINAL.has(tx.status)}
+            onClick=${() =>
+              setAsk({
+                title: 'Force stop?',
+                text: `Transaction ${gid} will end as failed now, without calling any compensation.`,
+                confirm: 'Force stop',
+                run: () => act('forceStop', 'Stopped: the transaction is failed.'),
+              })}
+          >
+            Force stop
+          </button>
+          <button
+            type="button"
+            disabled=${FINAL.has(tx.status)}
+            onClick=${() =>
+              setAsk({
+                title: 'Retry now?',
+                text: `Every pending retry of ${gid} becomes due now (resetNextCronTime).`,
+                confirm: 'Retry now',
+                run: () => act('resetNextCronTime', 'Retry schedule reset: the pending calls are due now.'),
+              })}
+          >
+            Retry now
+          </button>
+          <${AutoRefresh} auto=${auto} setAuto=${setAuto} onRefresh=${data.reload} />
+        </div>
+        <${Notice} ...${result} />
+        <${ConfirmDialog} ask=${ask} onClose=${() => setAsk(null)} />
+        <section aria-labelledby="fields-h">
+          <h2 id="fields-h">Fields</h2>
+          <${Fields} tx=${tx} extra=${data.data.extra} />
+        </section>
+        <${Alerts} alerts=${data.data.extra?.alerts} />
+        <section aria-labelledby="branches-h">
+          <h2 id="branches-h">Branches</h2>
+          <${Branches} branches=${data.data.branches ?? []} />
+        </section>
+        ${
+          data.data.timeline &&
+          html`<${Compensations} list=${data.data.timeline.compensations} />
+            <section aria-labelledby="timeline-h">
+              <h2 id="timeline-h">Timeline (${data.data.timeline.events.length} events)</h2>
+              <${Timeline} timeline=${data.data.timeline} />
+            </section>`
+        }`
+    }`;
 };

@@ -1,18 +1,6 @@
 // The transaction list (newest first, filters, paging), the unfinished view and the alerts.
 import { useState } from './vendor/hooks.mjs';
-import {
-  api,
-  dtm,
-  fmtDuration,
-  fmtTime,
-  html,
-  Notice,
-  qs,
-  STATUSES,
-  StatusBadge,
-  TRANS_TYPES,
-  txHref,
-} from './api.js';
+import { api, dtm, fmtDuration, fmtTime, html, Notice, qs, STATUSES, StatusBadge, TRANS_TYPES, txHref } from './api.js';
 import { AutoRefresh, Field, usePoll } from './widgets.js';
 
 /** `datetime-local` values are local time; the API takes epoch milliseconds. */
@@ -39,7 +27,12 @@ const Counts = ({ counts, onPick }) => {
     <span class="muted">${label}:</span>
     ${STATUSES.map(
       (s) =>
-        html`<button type="button" class="chip" onClick=${() => onPick(s)} aria-label=${`${counts.counts[s] ?? 0} ${s}: show them`}>
+        html`<button
+          type="button"
+          class="chip"
+          onClick=${() => onPick(s)}
+          aria-label=${`${counts.counts[s] ?? 0} ${s}: show them`}
+        >
           <${StatusBadge} status=${s} /> <strong>${counts.counts[s] ?? 0}</strong>
         </button>`,
     )}
@@ -58,11 +51,21 @@ const TxTable = ({ rows, caption, extra }) =>
         <th scope="col">type</th>
         <th scope="col">status</th>
         <th scope="col">created</th>
-        ${extra ? extra.head : html`<th scope="col">updated</th><th scope="col">rollback reason</th>`}
+        ${
+          extra
+            ? extra.head
+            : html`<th scope="col">updated</th>
+                <th scope="col">rollback reason</th>`
+        }
       </tr>
     </thead>
     <tbody>
-      ${rows.length === 0 && html`<tr><td colspan="6" class="muted">No transactions.</td></tr>`}
+      ${
+        rows.length === 0 &&
+        html`<tr>
+          <td colspan="6" class="muted">No transactions.</td>
+        </tr>`
+      }
       ${rows.map(
         (t) =>
           html`<tr key=${t.gid} data-gid=${t.gid}>
@@ -70,10 +73,12 @@ const TxTable = ({ rows, caption, extra }) =>
             <td>${t.trans_type}</td>
             <td><${StatusBadge} status=${t.status} /></td>
             <td>${fmtTime(t.create_time)}</td>
-            ${extra
-              ? extra.cells(t)
-              : html`<td>${fmtTime(t.update_time)}</td>
-                  <td class="reason">${t.rollback_reason ?? ''}</td>`}
+            ${
+              extra
+                ? extra.cells(t)
+                : html`<td>${fmtTime(t.update_time)}</td>
+                    <td class="reason">${t.rollback_reason ?? ''}</td>`
+            }
           </tr>`,
       )}
     </tbody>
@@ -155,13 +160,19 @@ export const ListPage = () => {
         <input id="f-gid" type="search" name="gid" placeholder="exact gid" ...${field('gid')} />
       <//>
       <button type="submit">Apply</button>
-      <button type="button" onClick=${() => apply({ status: '', transType: '', from: '', to: '', gid: '', limit: filters.limit })}>
+      <button
+        type="button"
+        onClick=${() => apply({ status: '', transType: '', from: '', to: '', gid: '', limit: filters.limit })}
+      >
         Clear
       </button>
     </form>
     <${AutoRefresh} auto=${auto} setAuto=${setAuto} onRefresh=${() => (list.reload(), counts.reload())} />
     <${Notice} error=${list.error} />
-    <${TxTable} rows=${rows} caption=${`Newest first, page ${cursors.length + 1}${list.loading ? ' (loading…)' : ''}`} />
+    <${TxTable}
+      rows=${rows}
+      caption=${`Newest first, page ${cursors.length + 1}${list.loading ? ' (loading…)' : ''}`}
+    />
     <nav class="pager" aria-label="Pages">
       <button
         type="button"
@@ -203,7 +214,8 @@ export const UnfinishedPage = () => {
       rows=${rows}
       caption=${`Showing ${rows.length}`}
       extra=${{
-        head: html`<th scope="col">next due</th><th scope="col">overdue</th>`,
+        head: html`<th scope="col">next due</th>
+          <th scope="col">overdue</th>`,
         cells: (t) => {
           const late = Date.parse(t.wake_time) < now;
           return html`<td>${fmtTime(t.wake_time)}</td>
@@ -242,7 +254,12 @@ export const AlertsPage = () => {
         </tr>
       </thead>
       <tbody>
-        ${rows.length === 0 && html`<tr><td colspan="6" class="muted">No alerts.</td></tr>`}
+        ${
+          rows.length === 0 &&
+          html`<tr>
+            <td colspan="6" class="muted">No alerts.</td>
+          </tr>`
+        }
         ${rows.map(
           (a) =>
             html`<tr>

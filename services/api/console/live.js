@@ -53,16 +53,21 @@ export const LivePanel = () => {
   }, []);
   const { now, before, error } = figures;
   const item = (label, value, title) =>
-    html`<div class="stat" title=${title}><dt>${label}</dt><dd>${value}</dd></div>`;
+    html`<div class="stat" title=${title}>
+      <dt>${label}</dt>
+      <dd>${value}</dd>
+    </div>`;
   return html`<section class="live" aria-labelledby="live-h">
     <h2 id="live-h" class="sr-only">Live figures</h2>
-    ${error
-      ? html`<p class="muted">metrics unavailable: ${String(error.message)}</p>`
-      : html`<dl>
-          ${item('finished', now ? perMinute(now, before, 'finished') : '…', 'Transactions that reached succeed or failed, per minute (this process)')}
-          ${item('retries', now ? perMinute(now, before, 'retries') : '…', 'Branch retries scheduled, per minute (this process)')}
-          ${item('oldest overdue', now?.overdue != null ? (now.overdue > 0 ? fmtDuration(now.overdue) : 'none') : '…', 'How late the most overdue unfinished transaction is')}
-          ${item('queue', now?.queued != null ? `${now.queued} ready, ${now.delayed ?? 0} delayed` : '…', 'Pass jobs waiting or running, and delayed (retries, timeouts)')}
-        </dl>`}
+    ${
+      error
+        ? html`<p class="muted">metrics unavailable: ${String(error.message)}</p>`
+        : html`<dl>
+            ${item('finished', now ? perMinute(now, before, 'finished') : '…', 'Transactions that reached succeed or failed, per minute (this process)')}
+            ${item('retries', now ? perMinute(now, before, 'retries') : '…', 'Branch retries scheduled, per minute (this process)')}
+            ${item('oldest overdue', now?.overdue != null ? (now.overdue > 0 ? fmtDuration(now.overdue) : 'none') : '…', 'How late the most overdue unfinished transaction is')}
+            ${item('queue', now?.queued != null ? `${now.queued} ready, ${now.delayed ?? 0} delayed` : '…', 'Pass jobs waiting or running, and delayed (retries, timeouts)')}
+          </dl>`
+    }
   </section>`;
 };

@@ -57,7 +57,9 @@ export const TopicsPage = () => {
       (t) =>
         html`<section class="topic" aria-labelledby=${`topic-${t.k}`} data-topic=${t.k} key=${t.k}>
           <h2 id=${`topic-${t.k}`}>${t.k}</h2>
-          <p class="muted">version ${t.version}, created ${fmtTime(t.create_time)}, updated ${fmtTime(t.update_time)}</p>
+          <p class="muted">
+            version ${t.version}, created ${fmtTime(t.create_time)}, updated ${fmtTime(t.update_time)}
+          </p>
           <table>
             <caption>
               ${t.subscribers.length} subscriber(s)

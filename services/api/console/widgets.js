@@ -44,20 +44,25 @@ export const ConfirmDialog = ({ ask, onClose }) => {
     run?.();
   };
   return html`<dialog ref=${ref} class="confirm" aria-labelledby="confirm-title" onClose=${onClose}>
-    ${ask &&
-    html`<h2 id="confirm-title">${ask.title}</h2>
-      <p>${ask.text}</p>
-      <div class="buttons">
-        <button type="button" autofocus onClick=${onClose}>Cancel</button>
-        <button type="button" class="danger" onClick=${confirm}>${ask.confirm}</button>
-      </div>`}
+    ${
+      ask &&
+      html`<h2 id="confirm-title">${ask.title}</h2>
+        <p>${ask.text}</p>
+        <div class="buttons">
+          <button type="button" autofocus onClick=${onClose}>Cancel</button>
+          <button type="button" class="danger" onClick=${confirm}>${ask.confirm}</button>
+        </div>`
+    }
   </dialog>`;
 };
 
 /** The auto-refresh switch every live page shows. */
 export const AutoRefresh = ({ auto, setAuto, onRefresh }) =>
   html`<div class="refresh">
-    <label><input type="checkbox" checked=${auto} onChange=${(e) => setAuto(e.currentTarget.checked)} /> Auto-refresh (5 s)</label>
+    <label
+      ><input type="checkbox" checked=${auto} onChange=${(e) => setAuto(e.currentTarget.checked)} /> Auto-refresh (5
+      s)</label
+    >
     <button type="button" onClick=${onRefresh}>Refresh now</button>
   </div>`;
 

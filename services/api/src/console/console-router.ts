@@ -3,7 +3,6 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import type { Gid } from '@dtm-ts/domain';
 import type { EventLog, ReadModel } from '@dtm-ts/ports';
 import type { RetryAlert } from '@dtm-ts/runtime';
 import { BadRequest } from '../http/bad-request';
@@ -154,7 +153,13 @@ export const consoleRouter = (deps: ConsoleDeps): Router => {
       return {
         transactions: rows.flatMap(({ d, s }) =>
           s && s.status !== 'succeed' && s.status !== 'failed'
-            ? [{ ...s.record, wake_time: new Date(d.wakeAt).toISOString(), overdue_s: Math.max(0, (now - d.wakeAt) / 1000) }]
+            ? [
+                {
+                  ...s.record,
+                  wake_time: new Date(d.wakeAt).toISOString(),
+                  overdue_s: Math.max(0, (now - d.wakeAt) / 1000),
+                },
+              ]
             : [],
         ),
         total: await deps.unfinishedCount(),
@@ -188,7 +193,7 @@ export const consoleRouter = (deps: ConsoleDeps): Router => {
     json(async (req) => {
       const gid = typeof req.query.gid === 'string' ? req.query.gid : '';
       if (gid === '') throw new BadRequest('no gid specified');
-      const { events } = await deps.log.read(gid as Gid);
+      const { events } = await deps.log.read(gid);
       const first = events[0];
       const traceId = traceIdOf(first?.type === 'TransactionPrepared' ? first.data.trace : undefined);
       const template = deps.settings.traceUrlTemplate;
