@@ -116,9 +116,9 @@ const Branches = ({ branches }) =>
             <td>${b.op}</td>
             <td class="url">${b.url}</td>
             <td><${StatusBadge} status=${b.status} /></td>
-            <td>${fmtTime(b.create_time, true)}</td>
-            <td>${fmtTime(b.update_time, true)}</td>
-            <td>${fmtTime(b.finish_time, true)}</td>
+            <td class="t">${fmtTime(b.create_time, true)}</td>
+            <td class="t">${fmtTime(b.update_time, true)}</td>
+            <td class="t">${fmtTime(b.finish_time, true)}</td>
             <td><${Payload} payload=${decodePayload(b.bin_data)} /></td>
           </tr>`,
       )}
@@ -162,7 +162,7 @@ const Timeline = ({ timeline }) =>
               branches: ${e.branches.map((b) => `${b.branchId}/${b.op}`).join(', ') || 'none'}
             </div>`
           }
-          ${!e.branchId && !e.reason && !e.branches && e.text !== e.type && html`<div class="text">${e.text}</div>`}
+          ${!e.branchId && !e.reason && !e.branches && !e.statusChanged && html`<div class="text">${e.text}</div>`}
         </div>
       </li>`;
     })}

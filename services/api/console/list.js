@@ -72,11 +72,11 @@ const TxTable = ({ rows, caption, extra }) =>
             <td><a class="gid" href=${txHref(t.gid)}>${t.gid}</a></td>
             <td>${t.trans_type}</td>
             <td><${StatusBadge} status=${t.status} /></td>
-            <td>${fmtTime(t.create_time)}</td>
+            <td class="t">${fmtTime(t.create_time)}</td>
             ${
               extra
                 ? extra.cells(t)
-                : html`<td>${fmtTime(t.update_time)}</td>
+                : html`<td class="t">${fmtTime(t.update_time)}</td>
                     <td class="reason">${t.rollback_reason ?? ''}</td>`
             }
           </tr>`,
@@ -218,7 +218,7 @@ export const UnfinishedPage = () => {
           <th scope="col">overdue</th>`,
         cells: (t) => {
           const late = Date.parse(t.wake_time) < now;
-          return html`<td>${fmtTime(t.wake_time)}</td>
+          return html`<td class="t">${fmtTime(t.wake_time)}</td>
             <td class=${late ? 'late' : ''}>${late ? fmtDuration(t.overdue_s) : 'not yet due'}</td>`;
         },
       }}
@@ -263,7 +263,7 @@ export const AlertsPage = () => {
         ${rows.map(
           (a) =>
             html`<tr>
-              <td>${fmtTime(a.at)}</td>
+              <td class="t">${fmtTime(a.at)}</td>
               <td><a class="gid" href=${txHref(a.gid)}>${a.gid}</a></td>
               <td>${a.trans_type}</td>
               <td>${a.branch_id}/${a.op}</td>
