@@ -187,6 +187,10 @@ describe('admin console in Chromium', () => {
     await page.goto(`${tm.url}/tx/${encodeURIComponent(gid)}`);
     const stop = page.getByRole('button', { name: 'Force stop' });
     await stop.waitFor();
+    // Each failed call shows its answer and when the next try is due.
+    const retried = page.locator('ol.timeline > li', { hasText: 'BranchRetryScheduled' }).first();
+    await retried.waitFor();
+    expect(await retried.textContent()).toMatch(/01\/action.*error.*boom.*next try at \d{4}-\d\d-\d\d /);
     // Escape cancels, and nothing happens.
     await stop.click();
     const dialog = page.getByRole('dialog');
