@@ -58,6 +58,7 @@ describe('admin console in Chromium', () => {
     // Spans go to the peer (which answers 200), so the API records the caller's trace context in the log.
     tm = await startTestTm(redis.url, {
       traceUrlTemplate: 'http://jaeger.example:16686/trace/{traceId}',
+      alertRetryLimit: 1,
       tracesExporter: 'otlp',
       otlpEndpoint: peer.url('v1/traces'),
     });
@@ -183,8 +184,14 @@ describe('admin console in Chromium', () => {
     // The unfinished view lists it.
     await page.goto(`${tm.url}/unfinished`);
     await eventually(async () => expect(await gidsShown(page)).toContain(gid));
+    // Its first error crossed ALERT_RETRY_LIMIT (1 here): the alerts page lists it.
+    await page.goto(`${tm.url}/alerts`);
+    const alert = page.locator('table.tx tbody tr', { hasText: gid });
+    await eventually(async () => expect(await alert.textContent()).toMatch(/01\/action\s*1\s*.*boom/));
+    await alert.getByRole('link', { name: gid }).click();
+    await page.waitForURL(`**/tx/${encodeURIComponent(gid)}`);
+    await eventually(async () => expect(await page.locator('section.alerts').textContent()).toContain('01/action'));
 
-    await page.goto(`${tm.url}/tx/${encodeURIComponent(gid)}`);
     const stop = page.getByRole('button', { name: 'Force stop' });
     await stop.waitFor();
     // Each failed call shows its answer and when the next try is due.
