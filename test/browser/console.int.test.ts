@@ -92,6 +92,10 @@ describe('admin console in Chromium', () => {
       expect(await page.locator(`tr[data-gid="${gid}"] .badge`).textContent()).toBe('succeed');
     }
     expect(await page.locator(`tr[data-gid="${failedGid}"] .badge`).textContent()).toBe('failed');
+    // The live panel reads the metrics.
+    await eventually(async () =>
+      expect(await page.locator('.live').textContent()).toMatch(/queue\s*\d+ ready, \d+ delayed/),
+    );
     // Counts per status, from the read model.
     await eventually(async () =>
       expect(await page.locator('.counts').textContent()).toMatch(/succeed\s*5.*failed\s*1/),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { useTmFixture } from '../support/tm-harness';
+import { sagaBody, uniqueGid, useTmFixture } from '../support/tm-harness';
 
-describe("DTM's admin KV endpoints (scanKV, queryKV)", () => {
+describe("DTM's admin KV endpoints (scanKV, queryKV) and the console's JSON", () => {
   const f = useTmFixture();
   const sub = async (topic: string, path: string, remark = '') => {
     const r = await f.dtm.get(
@@ -74,5 +74,41 @@ describe("DTM's admin KV endpoints (scanKV, queryKV)", () => {
     expect(await f.dtm.get('/scanKV?cat=other')).toEqual({ status: 200, body: { kv: [], next_position: '' } });
     expect(await f.dtm.get('/queryKV?cat=other&key=x')).toEqual({ status: 200, body: { kv: [] } });
     expect((await f.dtm.get('/scanKV?cat=topics&limit=0')).status).toBe(400);
+  });
+
+  it("when transactions are unfinished, then the console's unfinished view lists them by due time and counts them", async () => {
+    f.peer.script('down', [500]);
+    const gids = [uniqueGid('u1'), uniqueGid('u2')];
+    for (const gid of gids) {
+      const r = await f.dtm.post(
+        '/submit',
+        sagaBody(gid, [{ action: f.peer.url('down'), compensate: f.peer.url('x') }]),
+      );
+      expect(r.status).toBe(200);
+    }
+    const ok = uniqueGid('done');
+    await f.dtm.post('/submit', sagaBody(ok, [{ action: f.peer.url('fine'), compensate: f.peer.url('x') }]));
+    await f.dtm.waitFor(ok, 'succeed');
+    type Unfinished = {
+      transactions: { gid: string; status: string; wake_time: string; overdue_s: number }[];
+      total: number;
+    };
+    const read = async () => (await (await fetch(`${f.tm.url}/api/console/unfinished`)).json()) as Unfinished;
+    const deadline = Date.now() + 20_000;
+    let u = await read();
+    while (u.total < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      u = await read();
+    }
+    expect(u.total).toBe(2);
+    expect(u.transactions.map((t) => t.gid).sort()).toEqual([...gids].sort());
+    expect(u.transactions.every((t) => t.status === 'submitted' && t.overdue_s >= 0)).toBe(true);
+    const due = u.transactions.map((t) => Date.parse(t.wake_time));
+    expect(due).toEqual([...due].sort((a, b) => a - b));
+
+    const counts = (await (await fetch(`${f.tm.url}/api/console/counts`)).json()) as Record<string, unknown>;
+    expect(counts).toMatchObject({ complete: true, unfinished: 2, counts: { submitted: 2, succeed: 1 } });
+    expect((await fetch(`${f.tm.url}/api/console/unfinished?limit=0`)).status).toBe(400);
+    expect((await fetch(`${f.tm.url}/api/console/tx`)).status).toBe(400);
   });
 });
