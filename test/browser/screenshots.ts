@@ -72,7 +72,8 @@ try {
   await submit(saga('order-1008', ['bank-a', 'bank-d'], 75));
   await waitFor('notify-2001', (s) => s === 'succeed');
   // Let order-1008 fail a few times (and raise its alert).
-  for (let i = 0; i < 200 && peer.callsTo('bank-d/TransOut').length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 200 && peer.callsTo('bank-d/TransOut').length < 3; i++)
+    await new Promise((r) => setTimeout(r, 50));
 
   mkdirSync(OUT, { recursive: true });
   const browser = await launchBrowser();
