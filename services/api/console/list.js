@@ -1,6 +1,19 @@
 // The transaction list (newest first, filters, paging), the unfinished view and the alerts.
 import { useState } from './vendor/hooks.mjs';
-import { api, dtm, fmtDuration, fmtTime, html, Notice, qs, STATUSES, StatusBadge, TRANS_TYPES, txHref } from './api.js';
+import {
+  api,
+  dtm,
+  fmtDue,
+  fmtDuration,
+  fmtTime,
+  html,
+  Notice,
+  qs,
+  STATUSES,
+  StatusBadge,
+  TRANS_TYPES,
+  txHref,
+} from './api.js';
 import { AutoRefresh, Field, usePoll } from './widgets.js';
 
 /** `datetime-local` values are local time; the API takes epoch milliseconds. */
@@ -219,7 +232,9 @@ export const UnfinishedPage = () => {
         cells: (t) => {
           const late = Date.parse(t.wake_time) < now;
           return html`<td class="t">${fmtTime(t.wake_time)}</td>
-            <td class=${late ? 'late' : ''}>${late ? fmtDuration(t.overdue_s) : 'not yet due'}</td>`;
+            <td class=${late ? 'late' : ''}>
+              ${late ? fmtDuration(t.overdue_s) : `not yet (due ${fmtDue(t.wake_time, now)})`}
+            </td>`;
         },
       }}
     />`;
