@@ -54,3 +54,13 @@ export const storedPayload = (data: string, binary: boolean, protocol: Protocol)
 /** The base64 of a stored payload's bytes, as DTM prints `bin_data` (§2.3). */
 export const payloadBase64 = (data: string, protocol: Protocol): string =>
   protocol === 'grpc' ? data : utf8ToBase64(data);
+
+/** True when `text` is JSON holding an object: the params of a JSON-RPC branch call. */
+export const isJsonObject = (text: string): boolean => {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
+  }
+};

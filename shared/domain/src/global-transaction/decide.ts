@@ -4,7 +4,7 @@ import type { TxEvent } from './events';
 import { findBranch, type ActiveTransaction, type GlobalTransaction } from './state';
 import { FINAL_STATUSES, type BranchDef, type Policy, type Protocol, type TransDefinition } from './types';
 import { recordWorkflowCallback, submitWorkflow } from './workflow';
-import { storedPayload } from '../branch/protocol';
+import { isJsonObject, storedPayload } from '../branch/protocol';
 
 const iso = (t: number): string => new Date(t).toISOString();
 
@@ -36,8 +36,18 @@ export const retryDelayMs = (
 };
 
 /** A registered row as stored: its data in the transaction's payload encoding, without the `binary` flag. */
-const storedBranch = ({ binary, ...b }: BranchDef, protocol: Protocol): BranchDef =>
-  binary === undefined && protocol !== 'grpc' ? b : { ...b, data: storedPayload(b.data, binary ?? false, protocol) };
+const storedBranch = ({ binary, ...b }: BranchDef, protocol: Protocol): BranchDef => {
+  const stored =
+    binary === undefined && protocol !== 'grpc' ? b : { ...b, data: storedPayload(b.data, binary ?? false, protocol) };
+  // A json-rpc branch sends its data as the call's params: refuse what could never be sent, not retry it forever.
+  if (protocol === 'json-rpc' && stored.data !== '' && !isJsonObject(stored.data)) {
+    throw new TxRejected(
+      'invalid',
+      `data of branch ${b.branchId} must be a JSON object: it is the params of a json-rpc call`,
+    );
+  }
+  return stored;
+};
 
 const describe = (o: BranchOutcome, op: string): string =>
   o.kind === 'failure' ? `FAILURE is retried here, ${op} must succeed: ${o.detail}` : 'detail' in o ? o.detail : '';

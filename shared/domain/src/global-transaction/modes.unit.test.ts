@@ -300,4 +300,16 @@ describe('registering on a gRPC transaction (payloads are bytes, stored base64)'
       .given([prepared(def('tcc'))])
       .when(register(rows(Buffer.from('{"a":1}').toString('base64'), true), def('tcc')))
       .then([registered(rows('{"a":1}'))]));
+
+  it('when a json-rpc branch is registered with data that is not a JSON object, then it is refused', () => {
+    const rpc = def('tcc', { protocol: 'json-rpc' });
+    spec
+      .given([prepared(rpc)])
+      .when(register(rows('[1,2]'), rpc))
+      .thenThrows(TxRejected, /must be a JSON object/);
+    spec
+      .given([prepared(rpc)])
+      .when(register(rows('{"amount":30}'), rpc))
+      .then([registered(rows('{"amount":30}'))]);
+  });
 });
