@@ -1,5 +1,6 @@
 import {
   isHttpUrl,
+  isJsonObject,
   parseGrpcUrl,
   PROTOCOLS,
   sagaBranchId,
@@ -261,14 +262,6 @@ const parsePayloads = (b: Record<string, unknown>, steps: Record<string, string>
     }
     return payload;
   });
-};
-
-const isJsonObject = (text: string): boolean => {
-  try {
-    return isObject(JSON.parse(text));
-  } catch {
-    return false;
-  }
 };
 
 const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: TransType, protocol: Protocol) => {
