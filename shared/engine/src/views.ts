@@ -69,7 +69,7 @@ export const nextWake = (
   tx: ActiveTransaction,
   version: number,
   requestTimeoutMs: number,
-  policy?: Policy,
+  policy: Policy,
 ): { at: number; key: string } | null => {
   const p: Plan = plan(tx, tx.updateTime, policy);
   if (p.kind === 'done') return null;
@@ -91,7 +91,7 @@ export const summarize = (
   tx: ActiveTransaction,
   version: number,
   requestTimeoutMs: number,
-  policy?: Policy,
+  policy: Policy,
 ): { summary: SummaryWithWake; wakeAt: number | null } => {
   const wake = nextWake(tx, version, requestTimeoutMs, policy);
   return {

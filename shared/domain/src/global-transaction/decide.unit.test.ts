@@ -21,6 +21,7 @@ const result = (
 ): TxCommand => ({
   type: 'RecordBranchResult',
   data: {
+    gid: 'g1',
     branchId: String(step + 1).padStart(2, '0'),
     op,
     url: `http://rm/${op === 'action' ? 'a' : 'c'}${step}`,
@@ -56,6 +57,11 @@ describe('submit', () => {
 });
 
 describe('branch results', () => {
+  it('when a result arrives for a transaction that does not exist, then it is refused naming its gid', () =>
+    spec
+      .given([])
+      .when(result(0, 'action', { kind: 'success' }, 1))
+      .thenThrows(TxRejected, /no transaction with gid 'g1'/));
   it('when an action succeeds, then the branch succeeded is recorded', () =>
     spec
       .given(submitted(s2))
