@@ -5,7 +5,7 @@ import { findBranch, type ActiveTransaction, type GlobalTransaction } from './st
 import { FINAL_STATUSES, type Gid, type Policy } from './types';
 import { recordWorkflowCallback, submitWorkflow } from './workflow';
 
-const iso = (t: number): string => new Date(t).toISOString();
+import { iso } from '../time';
 
 /**
  * Base retry interval in seconds, as DTM computes it: the transaction's `retry_interval`; else its

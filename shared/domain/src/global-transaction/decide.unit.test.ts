@@ -5,6 +5,7 @@ import { decide } from './decide';
 import { TxRejected } from './errors';
 import { aborting, at, ok, policy, refused, retry, saga, submitted, T0 } from './fixtures.unit-support';
 import { evolve, initialState } from './state';
+import { sagaBranchId } from './types';
 
 const spec = deciderSpec({ decide, evolve, initialState });
 const s2 = saga(2);
@@ -22,7 +23,7 @@ const result = (
   type: 'RecordBranchResult',
   data: {
     gid: 'g1',
-    branchId: String(step + 1).padStart(2, '0'),
+    branchId: sagaBranchId(step),
     op,
     url: `http://rm/${op === 'action' ? 'a' : 'c'}${step}`,
     outcome,
