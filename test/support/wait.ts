@@ -37,7 +37,8 @@ export const waitFor = async <T>(
     }
     if (Date.now() >= deadline) {
       const label = typeof what === 'string' ? what : what();
-      const cause = lastError instanceof Error ? `: ${lastError.message}` : lastError ? `: ${String(lastError)}` : '';
+      const cause =
+        lastError instanceof Error ? `: ${lastError.message}` : lastError ? `: ${JSON.stringify(lastError)}` : '';
       expect.fail(`${label}: not after ${timeout} ms${cause}`);
     }
     await pause(interval);
