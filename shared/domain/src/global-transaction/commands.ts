@@ -55,5 +55,3 @@ export type TxCommand =
     }
   | { readonly type: 'ForceStop'; readonly data: { readonly gid: Gid }; readonly metadata: At }
   | { readonly type: 'ResetNextCronTime'; readonly data: { readonly gid: Gid }; readonly metadata: At };
-
-export type TxCommandType = TxCommand['type'];

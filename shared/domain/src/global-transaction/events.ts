@@ -63,5 +63,3 @@ export type TxEvent =
       };
     }
   | { readonly type: 'RetryScheduleReset'; readonly data: { readonly at: string } };
-
-export type TxEventType = TxEvent['type'];
