@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { startGrpcBranchPeer, type GrpcBranchPeer } from '../peers/grpc-branch-peer';
 import { spawnRole, stopAll, type RoleProcess } from '../support/processes';
-import { dtmClient, uniqueGid, type DtmClient } from '../support/tm-harness';
+import { dtmClient, uniqueGid, waitAllFinal } from '../support/tm-harness';
+import { pause, waitFor } from '../support/wait';
 
 // The worker-crash test of crash.int.test.ts with gRPC branches: API and worker are real processes, the RM a
 // grpc-js server in this process; the worker is SIGKILLed while calls are in flight over its HTTP/2 channels.
@@ -20,7 +21,6 @@ afterEach(async () => {
   redis = undefined;
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 // Generous: tsx compiles each role on its first start, and 8 helpers share this machine's 2 cores.
 const spawn = async (role: Parameters<typeof spawnRole>[0], env: Record<string, string>): Promise<RoleProcess> => {
   const p = await spawnRole(role, env, { readyTimeoutMs: 120_000 });
@@ -43,26 +43,6 @@ const scriptedSaga = (p: GrpcBranchPeer, delayMs: () => number) => {
     bin_payloads: [Buffer.from([0x08, 30]), Buffer.from([0x08, 31])].map((b) => b.toString('base64')),
   };
   return { gid, body, delays };
-};
-
-/** Polls `/query` until every gid is final (or the time is up); the last status seen of each. */
-const waitAllFinal = async (dtm: DtmClient, gids: readonly string[], timeoutMs: number) => {
-  const statuses = new Map<string, string>(gids.map((g) => [g, 'unknown']));
-  const deadline = Date.now() + timeoutMs;
-  let open = [...gids];
-  for (let round = 0; open.length && (round === 0 || Date.now() < deadline); round++) {
-    for (let i = 0; i < open.length; i += 25) {
-      await Promise.all(
-        open.slice(i, i + 25).map(async (gid) => {
-          const q = await dtm.query(gid).catch(() => null);
-          statuses.set(gid, q ? ((q.transaction?.status as string | undefined) ?? 'none') : 'unreachable');
-        }),
-      );
-    }
-    open = open.filter((g) => !['succeed', 'failed'].includes(statuses.get(g)!));
-    if (open.length) await sleep(200);
-  }
-  return statuses;
 };
 
 const countBy = <T>(items: Iterable<T>): Map<T, number> => {
@@ -97,17 +77,16 @@ describe('worker crash with gRPC branches', () => {
       for (let i = 0; i < sagas.length; i += BATCH) {
         const res = await Promise.all(sagas.slice(i, i + BATCH).map((s) => dtm.post('/submit', s.body)));
         submitStatuses.push(...res.map((r) => r.status));
-        await sleep(100);
+        await pause(100);
       }
     })();
 
     // Kill worker A once 25 sagas have had their second action called: passes are surely in flight by then.
-    const killDeadline = Date.now() + 20_000;
-    const secondCalled = () => new Set(p.calls.filter((c) => c.method.endsWith('/TransIn')).map(keyOf)).size;
-    while (secondCalled() < 25) {
-      if (Date.now() > killDeadline) expect.fail(`the load never got going; worker output:\n${workerA.output()}`);
-      await sleep(5);
-    }
+    await waitFor(
+      () => new Set(p.calls.filter((c) => c.method.endsWith('/TransIn')).map(keyOf)).size >= 25,
+      () => `the load never got going; worker output:\n${workerA.output()}`,
+      { interval: 5 },
+    );
     const killedAt = Date.now();
     await workerA.kill('SIGKILL');
     const inFlightAtKill = p.calls.filter((c) => c.at + (delayOf.get(keyOf(c)) ?? 0) > killedAt).length;

@@ -20,3 +20,4 @@ export * from './kafka/dedup-consumer';
 export * from './grpc-branch/grpc-branch-transport';
 export * from './grpc-branch/payload';
 export * from './json-rpc-branch/json-rpc-branch-transport';
+export * from './describe-error';

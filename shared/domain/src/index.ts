@@ -12,3 +12,4 @@ export * from './global-transaction/errors';
 export * from './branch/outcome';
 export * from './topic/topic';
 export * from './branch/protocol';
+export * from './time';
