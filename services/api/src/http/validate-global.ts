@@ -1,5 +1,8 @@
 import {
-  sagaBranchId,
+  branchRowsOf,
+  kafkaTopicOf,
+  orderCycle,
+  TOPIC_SCHEME,
   TRANS_TYPES,
   type BranchDef,
   type SagaOrdering,
@@ -117,16 +120,8 @@ const sagaOrdering = (customData: string, n: number): SagaOrdering => {
     }
     orders[i] = [...new Set(v as number[])];
   }
-  // A cycle would leave its steps waiting forever: refuse it up front.
-  const state = new Map<number, 'visiting' | 'done'>();
-  const visit = (i: number): void => {
-    if (state.get(i) === 'done') return;
-    if (state.get(i) === 'visiting') throw new BadRequest(`custom_data.orders has a cycle through step ${i}`, 422);
-    state.set(i, 'visiting');
-    for (const j of orders[i] ?? []) visit(j);
-    state.set(i, 'done');
-  };
-  for (let i = 0; i < n; i++) visit(i);
+  const cycle = orderCycle(orders, n);
+  if (cycle !== null) throw new BadRequest(`custom_data.orders has a cycle through step ${cycle}`, 422);
   return { concurrent, orders: concurrent ? orders : {} };
 };
 
@@ -160,21 +155,15 @@ const workflowCustomData = (customData: string): TransDefinition['workflow'] => 
   return { name, input };
 };
 
-/** `kafka://<topic>` in a msg step: produced to that Kafka topic once the message is committed. */
-const KAFKA_SCHEME = 'kafka://';
-/** Kafka's rule for topic names (as KAFKA_TOPIC_NAME in @dtm-ts/adapters). */
-const KAFKA_TOPIC_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}$/;
-
 const checkKafkaAction = (action: string, what: string, kafka: boolean): void => {
   if (!kafka) throw new BadRequest(`${what}: kafka:// delivery needs KAFKA_BROKERS, which this TM does not have`, 422);
-  const topic = action.slice(KAFKA_SCHEME.length);
-  if (!KAFKA_TOPIC_NAME.test(topic)) {
-    throw new BadRequest(`${what}: '${topic}' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)`, 422);
+  const topic = kafkaTopicOf(action);
+  if (topic !== null && typeof topic !== 'string') {
+    throw new BadRequest(`${what}: '${topic.invalid}' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)`, 422);
   }
 };
 
-/** `topic://name` in a msg step: delivered to the topic's subscribers, expanded when the message is stored. */
-export const TOPIC_SCHEME = 'topic://';
+export { TOPIC_SCHEME };
 
 /** The part shared by `prepare` and `submit` of every mode: gid, trans_type and the options. */
 const parseHeader = (b: Record<string, unknown>): { gid: string; transType: TransType; options: TransOptions } => {
@@ -209,7 +198,7 @@ const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: Trans
     if (step.action === undefined) throw new BadRequest(`steps[${i}].action is required`);
     if (transType === 'msg' && step.action.startsWith(TOPIC_SCHEME)) {
       if (step.action.length === TOPIC_SCHEME.length) throw new BadRequest(`steps[${i}].action names no topic`, 422);
-    } else if (transType === 'msg' && step.action.startsWith(KAFKA_SCHEME)) {
+    } else if (transType === 'msg' && kafkaTopicOf(step.action) !== null) {
       checkKafkaAction(step.action, `steps[${i}].action`, limits.kafka ?? false);
     } else checkUrl(step.action, `steps[${i}].action`);
     checkUrl(step.compensate ?? '', `steps[${i}].compensate`);
@@ -263,18 +252,7 @@ export const parseGlobalRequest = (
     ...(workflow ? { workflow } : {}),
     ...(transType === 'workflow' && Object.keys(reqExtra).length > 0 ? { reqExtra } : {}),
   };
-  const branches: BranchDef[] =
-    transType === 'saga'
-      ? steps.flatMap((s, i) => [
-          { branchId: sagaBranchId(i), op: 'compensate' as const, url: s.compensate ?? '', data: payloads[i] ?? '' },
-          { branchId: sagaBranchId(i), op: 'action' as const, url: s.action ?? '', data: payloads[i] ?? '' },
-        ])
-      : steps.map((s, i) => ({
-          branchId: sagaBranchId(i),
-          op: 'action' as const,
-          url: s.action ?? '',
-          data: payloads[i] ?? '',
-        }));
+  const branches = branchRowsOf(definition);
   return { definition, branches };
 };
 
