@@ -1,3 +1,4 @@
 export * from './infra';
 export * from './run-main';
 export * from './observer';
+export { SERVED_PROTOCOLS } from './branch-transport';

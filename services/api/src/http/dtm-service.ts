@@ -8,6 +8,7 @@ import {
   type ActiveTransaction,
   type BranchDef,
   type Policy,
+  type Protocol,
   type TransDefinition,
 } from '@dtm-ts/domain';
 import { branchRecord, executeOnStream, nextWake, transactionRecord, type Driver } from '@dtm-ts/engine';
@@ -15,15 +16,17 @@ import type { EventLog, ReadModel, TopicLog } from '@dtm-ts/ports';
 import { currentTraceparent } from '@dtm-ts/telemetry';
 import { BadRequest } from './bad-request';
 import { buildTimeline, type Timeline } from './timeline';
+import { registrationRows, subscribeQuerySchema, topicParamSchema, unsubscribeQuerySchema } from '../edge/schemas';
+import { parseInput } from '../edge/wire';
 import {
-  bodyObject,
-  checkUrl,
   expandTopics,
+  outboundUrlsOf,
   parseAbort,
+  parseGidBody,
   parseGlobalRequest,
   parseRegisterBranch,
-  requireGid,
   type Limits,
+  type ParsedGlobal,
 } from './validate-global';
 
 export interface DtmServiceDeps {
@@ -37,6 +40,11 @@ export interface DtmServiceDeps {
   readonly policy: Policy;
   readonly version: string;
   readonly now: () => number;
+  /**
+   * The outbound policy: why the TM must not call `url` (a 422 naming it), or `null`. Asked for every
+   * URL of a request after parsing and before anything is written (see `outboundUrlsOf`).
+   */
+  readonly outboundRefusal?: (url: string, protocol: Protocol) => string | null;
 }
 
 export const SUCCESS = { dtm_result: 'SUCCESS' } as const;
@@ -48,14 +56,6 @@ export const newGid = (): string => {
   let s = '';
   for (const b of randomBytes(22)) s += ALPHABET[b % ALPHABET.length];
   return s;
-};
-
-const TOPIC_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
-const requireTopic = (topic: string): string => {
-  if (topic === '') throw new BadRequest('topic is required');
-  if (!TOPIC_NAME.test(topic))
-    throw new BadRequest(`topic '${topic}' has characters other than letters, digits, _ . : -`, 422);
-  return topic;
 };
 
 /**
@@ -79,10 +79,24 @@ export class DtmService {
     return foldTopic(events).subscribers.map((s) => s.url);
   }
 
-  private async parseGlobal(body: unknown): Promise<{ definition: TransDefinition; branches: BranchDef[] }> {
+  /** Refuses a request if the outbound policy refuses one of its URLs (422 naming it). */
+  private checkOutbound(req: Parameters<typeof outboundUrlsOf>[0], protocol?: Protocol): void {
+    const refusal = this.deps.outboundRefusal;
+    if (!refusal) return;
+    for (const { url, protocol: p } of outboundUrlsOf(req, protocol)) {
+      const why = refusal(url, p);
+      if (why !== null) throw new BadRequest(`the TM does not call ${url}: ${why}`, 422);
+    }
+  }
+
+  private async parseGlobal(body: unknown): Promise<ParsedGlobal> {
     const parsed = parseGlobalRequest(body, this.deps.limits);
-    if (parsed.definition.transType !== 'msg') return parsed;
-    return { ...parsed, branches: await expandTopics(parsed.branches, (t) => this.subscribersOf(t)) };
+    const expanded =
+      parsed.definition.transType === 'msg'
+        ? { ...parsed, branches: await expandTopics(parsed.branches, (t) => this.subscribersOf(t)) }
+        : parsed;
+    this.checkOutbound(expanded);
+    return expanded;
   }
 
   /** Stores a prepared transaction and asks for the pass that watches it (a timeout, a resume callback). */
@@ -179,8 +193,20 @@ export class DtmService {
     return SUCCESS;
   }
 
+  /** The protocol of a stored transaction; only read when the TM serves more than http. */
+  private async protocolOf(gid: string): Promise<Protocol> {
+    const served = this.deps.limits.protocols ?? ['http'];
+    if (served.length === 1 && served[0] === 'http') return 'http';
+    const tx = fold((await this.deps.log.read(gid)).events);
+    return tx.status === 'none' ? 'http' : tx.definition.protocol;
+  }
+
   async registerBranch(body: unknown): Promise<Json> {
-    const { gid, transType, branches } = parseRegisterBranch(body);
+    const registration = parseRegisterBranch(body);
+    const { gid, transType } = registration;
+    const protocol = await this.protocolOf(gid);
+    const branches = registrationRows(registration, protocol);
+    this.checkOutbound({ branches }, protocol);
     await this.deps.driver.execute(gid, (now) => ({
       type: 'RegisterBranch',
       data: { gid, transType, branches },
@@ -230,13 +256,13 @@ export class DtmService {
   }
 
   async forceStop(body: unknown): Promise<Json> {
-    const gid = requireGid(bodyObject(body));
+    const gid = parseGidBody(body);
     await this.deps.driver.execute(gid, (now) => ({ type: 'ForceStop', data: { gid }, metadata: { now } }));
     return SUCCESS;
   }
 
   async resetNextCronTime(body: unknown): Promise<Json> {
-    const gid = requireGid(bodyObject(body));
+    const gid = parseGidBody(body);
     const done = await this.deps.driver.execute(gid, (now) => ({
       type: 'ResetNextCronTime',
       data: { gid },
@@ -262,10 +288,9 @@ export class DtmService {
     return { has_remaining: count === limit, succeed_count: count };
   }
 
-  async subscribe(topic: string, url: string, remark: string): Promise<Json> {
-    requireTopic(topic);
-    if (url === '') throw new BadRequest('url is required');
-    checkUrl(url, 'url');
+  async subscribe(topicIn: string, urlIn: string, remarkIn: string): Promise<Json> {
+    const { topic, url, remark } = parseInput(subscribeQuerySchema, { topic: topicIn, url: urlIn, remark: remarkIn });
+    this.checkOutbound({ branches: [{ branchId: '', op: 'action', url, data: '' }] });
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'Subscribe' as const,
       data: { topic, url, remark },
@@ -274,9 +299,8 @@ export class DtmService {
     return SUCCESS;
   }
 
-  async unsubscribe(topic: string, url: string): Promise<Json> {
-    requireTopic(topic);
-    if (url === '') throw new BadRequest('url is required');
+  async unsubscribe(topicIn: string, urlIn: string): Promise<Json> {
+    const { topic, url } = parseInput(unsubscribeQuerySchema, { topic: topicIn, url: urlIn });
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'Unsubscribe' as const,
       data: { topic, url },
@@ -285,8 +309,8 @@ export class DtmService {
     return SUCCESS;
   }
 
-  async deleteTopic(topic: string): Promise<Json> {
-    requireTopic(topic);
+  async deleteTopic(topicIn: string): Promise<Json> {
+    const topic = parseInput(topicParamSchema, { topic: topicIn });
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'DeleteTopic' as const,
       data: { topic },
