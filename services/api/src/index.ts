@@ -7,3 +7,5 @@ export * from './http/bad-request';
 export * from './server';
 export * from './edge/auth';
 export * from './edge/schemas';
+export { BOUNDS, SECONDS, parseInput } from './edge/wire';
+export { branchHeadersProblem } from './edge/headers';

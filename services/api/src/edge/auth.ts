@@ -1,7 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import type { NextFunction, Request, Response } from 'express';
-import type { ApiToken, Scope, TrustedNet } from '@dtm-ts/config';
+import { ConfigError, parseApiTokens, type ApiToken, type Config, type Scope, type TrustedNet } from '@dtm-ts/config';
+import type { Logger } from '@dtm-ts/telemetry';
 
 export type { Scope };
 
@@ -144,6 +146,10 @@ export const scopeOfPath = (path: string): Scope | null => {
   return CLIENT_PATHS.has(p) ? 'client' : 'admin';
 };
 
+/** The scope a method of DTM's gRPC service (`dtmgimp.Dtm`) needs: the AP's calls client, topics admin. */
+export const scopeOfGrpcMethod = (method: string): Scope =>
+  ['NewGid', 'Submit', 'Prepare', 'Abort', 'RegisterBranch', 'PrepareWorkflow'].includes(method) ? 'client' : 'admin';
+
 /** gRPC peers read `ipv4:10.1.2.3:5000` or `ipv6:[::1]:5000`: the address part. */
 export const addressOfGrpcPeer = (peer: string): string => {
   const m = /^ipv[46]:\[?([^\]]+?)\]?:\d+$/.exec(peer);
@@ -176,3 +182,37 @@ export const isLoopbackHost = (host: string): boolean =>
   host === '::1' ||
   /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) ||
   host === '::ffff:127.0.0.1';
+
+/** The API's authorizer from API_TOKENS, API_TOKENS_FILE and API_TRUSTED_NETS; warns when an exposed API has none. */
+export const authorizerOf = (config: Config, logger: Logger): Authorizer => {
+  let fromFile: ReturnType<typeof parseApiTokens> = [];
+  if (config.apiTokensFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(config.apiTokensFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`API_TOKENS_FILE=${config.apiTokensFile}: ${(err as Error).message}`);
+    }
+    try {
+      fromFile = parseApiTokens(text);
+    } catch (err) {
+      throw new ConfigError(`API_TOKENS_FILE=${config.apiTokensFile}: ${(err as Error).message}`);
+    }
+  }
+  const tokens = [...(config.apiTokens ?? []), ...fromFile];
+  const auth = new Authorizer({ tokens, trustedNets: config.apiTrustedNets ?? [] });
+  if (auth.enabled) {
+    logger.info(
+      { tokens: tokens.length, trustedNets: (config.apiTrustedNets ?? []).length },
+      'API authentication on: bearer tokens with scopes, or a trusted network',
+    );
+  } else if (!isLoopbackHost(config.host)) {
+    logger.warn(
+      { host: config.host, port: config.port },
+      `the API listens on ${config.host} WITHOUT authentication: anyone who reaches port ${config.port} can submit, ` +
+        'forceStop, reset retries and delete topics. Set API_TOKENS (or API_TOKENS_FILE) and API_TRUSTED_NETS, ' +
+        'or HOST=127.0.0.1 (README, "Security")',
+    );
+  }
+  return auth;
+};

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseApiTokens, parseTrustedNets } from '@dtm-ts/config';
-import { addressOfGrpcPeer, Authorizer, isLoopbackHost, scopeOfPath } from './auth';
+import { addressOfGrpcPeer, Authorizer, isLoopbackHost, scopeOfGrpcMethod, scopeOfPath } from './auth';
 
 const CLIENT = 'client-token-0123456789';
 const ADMIN = 'admin-token-0123456789ab';
@@ -89,6 +89,12 @@ describe('scopes of the HTTP endpoints', () => {
     expect(scopeOfPath('/api/metrics')).toBeNull();
   });
 
+  it('gRPC: the AP methods need client, topics admin', () => {
+    expect(scopeOfGrpcMethod('Submit')).toBe('client');
+    expect(scopeOfGrpcMethod('DeleteTopic')).toBe('admin');
+    expect(scopeOfGrpcMethod('Anything')).toBe('admin');
+  });
+
   it('reads gRPC peers and loopback hosts', () => {
     expect(addressOfGrpcPeer('ipv4:10.1.2.3:5000')).toBe('10.1.2.3');
     expect(addressOfGrpcPeer('ipv6:[::1]:5000')).toBe('::1');
@@ -132,5 +138,40 @@ describe('configuration of auth', () => {
     } catch (err) {
       expect(String(err)).not.toContain(secret);
     }
+  });
+});
+
+describe('authorizer of a process', () => {
+  const logger = () => {
+    const lines: { level: string; msg: string }[] = [];
+    const at = (level: string) => (_o: unknown, msg: string) => lines.push({ level, msg });
+    return { lines, log: { warn: at('warn'), info: at('info') } as never };
+  };
+
+  it('when the API listens beyond loopback without tokens, then it warns loudly at start; on loopback it does not', async () => {
+    const { loadConfig } = await import('@dtm-ts/config');
+    const { authorizerOf } = await import('./auth');
+    const exposed = logger();
+    expect(authorizerOf(loadConfig({ HOST: '0.0.0.0' }), exposed.log).enabled).toBe(false);
+    expect(exposed.lines).toEqual([{ level: 'warn', msg: expect.stringMatching(/WITHOUT authentication/) as never }]);
+    const local = logger();
+    authorizerOf(loadConfig({ HOST: '127.0.0.1' }), local.log);
+    expect(local.lines).toEqual([]);
+  });
+
+  it('when API_TOKENS_FILE names a file, then its tokens are accepted along with API_TOKENS', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const os = await import('node:os');
+    const { loadConfig } = await import('@dtm-ts/config');
+    const { authorizerOf } = await import('./auth');
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dtm-tokens-')), 'tokens');
+    fs.writeFileSync(file, `# ops team\n${ADMIN}:admin\n`);
+    const l = logger();
+    const a = authorizerOf(loadConfig({ API_TOKENS: `${CLIENT}:client`, API_TOKENS_FILE: file }), l.log);
+    expect(a.check(`Bearer ${ADMIN}`, outside, 'admin').ok).toBe(true);
+    expect(a.check(`Bearer ${CLIENT}`, outside, 'client').ok).toBe(true);
+    expect(JSON.stringify(l.lines)).not.toContain(ADMIN);
+    expect(() => authorizerOf(loadConfig({ API_TOKENS_FILE: `${file}.missing` }), l.log)).toThrow(/API_TOKENS_FILE=/);
   });
 });
