@@ -1,7 +1,7 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { tracer, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
-import { authMiddleware, type Authorizer } from './edge/auth';
+import { authMiddleware, ENDPOINT_SCOPES, type Authorizer } from './edge/auth';
 import { dtmRouter, errorMiddleware } from './http/dtm-router';
 import { DtmService, type DtmServiceDeps } from './http/dtm-service';
 import { jsonRpcHandler } from './http/json-rpc';
@@ -15,29 +15,7 @@ export interface ApiDeps extends DtmServiceDeps {
 }
 
 /** DTM labels metrics by the API's last path segment; unknown paths share one label so it stays bounded. */
-const API_NAMES = new Set([
-  'version',
-  'newgid',
-  'prepare',
-  'submit',
-  'abort',
-  'registerbranch',
-  'registertccbranch',
-  'registerxabranch',
-  'query',
-  'all',
-  'forcestop',
-  'resetnextcrontime',
-  'resetcrontime',
-  'subscribe',
-  'unsubscribe',
-  'topic',
-  'events',
-  'prepareworkflow',
-  'json-rpc',
-  'ping',
-  'metrics',
-]);
+const API_NAMES = new Set(Object.keys(ENDPOINT_SCOPES));
 const apiLabel = (path: string): string => {
   const parts = path.toLowerCase().split('/').filter(Boolean);
   const name = parts[0] === 'api' && parts[1] === 'dtmsvr' ? parts[2] : parts[1];

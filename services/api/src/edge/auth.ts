@@ -114,25 +114,40 @@ export class Authorizer {
   }
 }
 
-/** The AP endpoints DTM's SDKs call: scope `client`. */
-const CLIENT_PATHS = new Set([
-  '/api/json-rpc',
-  ...[
-    'version',
-    'newgid',
-    'prepare',
-    'submit',
-    'abort',
-    'registerbranch',
-    'registertccbranch',
-    'registerxabranch',
-    'prepareworkflow',
-    'query',
-  ].map((p) => `/api/dtmsvr/${p}`),
-]);
+/**
+ * Every endpoint of the API by name (the last path segment, lower-cased, as DTM labels its metrics)
+ * and the scope it needs: `client` for the AP endpoints DTM's SDKs call, `admin` for the rest, `null`
+ * for the open ones (probes, and the Prometheus scrape: counts and durations, no ids, no payloads).
+ */
+export const ENDPOINT_SCOPES: Readonly<Record<string, Scope | null>> = {
+  version: 'client',
+  newgid: 'client',
+  prepare: 'client',
+  submit: 'client',
+  abort: 'client',
+  registerbranch: 'client',
+  registertccbranch: 'client',
+  registerxabranch: 'client',
+  prepareworkflow: 'client',
+  query: 'client',
+  'json-rpc': 'client',
+  all: 'admin',
+  forcestop: 'admin',
+  resetnextcrontime: 'admin',
+  resetcrontime: 'admin',
+  subscribe: 'admin',
+  unsubscribe: 'admin',
+  topic: 'admin',
+  events: 'admin',
+  ping: null,
+  metrics: null,
+};
 
-/** Open to anyone: liveness/readiness probes and the Prometheus scrape (counts and durations, no ids, no payloads). */
-const OPEN_PATHS = new Set(['/api/ping', '/api/metrics']);
+/** `/api/dtmsvr/<name>` or `/api/<name>`, exactly (case-insensitive, trailing slash allowed): the name. */
+const endpointName = (path: string): string | undefined => {
+  const p = path.toLowerCase().replace(/\/+$/, '');
+  return (/^\/api\/dtmsvr\/([^/]+)$/.exec(p) ?? /^\/api\/(json-rpc|ping|metrics)$/.exec(p))?.[1];
+};
 
 /**
  * The scope an HTTP request needs, or `null` for the open endpoints. Everything not listed as open
@@ -141,9 +156,9 @@ const OPEN_PATHS = new Set(['/api/ping', '/api/metrics']);
  * without a trailing slash.
  */
 export const scopeOfPath = (path: string): Scope | null => {
-  const p = path.toLowerCase().replace(/\/+$/, '');
-  if (OPEN_PATHS.has(p)) return null;
-  return CLIENT_PATHS.has(p) ? 'client' : 'admin';
+  const name = endpointName(path);
+  const scope = name !== undefined && Object.hasOwn(ENDPOINT_SCOPES, name) ? ENDPOINT_SCOPES[name] : 'admin';
+  return scope === undefined ? 'admin' : scope;
 };
 
 /** The scope a method of DTM's gRPC service (`dtmgimp.Dtm`) needs: the AP's calls client, topics admin. */
