@@ -15,6 +15,7 @@ import { msgDelay, sagaOrdering, workflowCustomData } from './custom-data';
 import { branchHeadersProblem } from './headers';
 import {
   base64,
+  BASE64,
   body,
   BOUNDS,
   gid,
@@ -210,7 +211,7 @@ const checkReqExtra = (x: Readonly<Record<string, string>>): void => {
   if (reason !== undefined && reason.length > BOUNDS.reason) {
     throw new BadRequest(`req_extra.rollback_reason is longer than ${BOUNDS.reason} characters`, 422);
   }
-  if (result !== undefined && !/^[A-Za-z0-9+/_-]*={0,2}$/.test(result)) {
+  if (result !== undefined && !BASE64.test(result)) {
     throw new BadRequest('req_extra.result must be base64 text', 422);
   }
 };

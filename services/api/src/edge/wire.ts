@@ -46,7 +46,7 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 export const hasControl = (s: string): boolean => CONTROL.test(s);
 
 /** `a.b[2].c` for a zod path, as the error messages name fields. */
-export const fieldPath = (path: readonly PropertyKey[]): string =>
+const fieldPath = (path: readonly PropertyKey[]): string =>
   path.reduce<string>(
     (acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc === '' ? String(k) : `${acc}.${String(k)}`),
     '',
@@ -195,22 +195,6 @@ export const httpUrlProblem = (url: string): string | null => {
   return null;
 };
 
-/** An optional http(s) URL (`''` when absent). */
-export const optHttpUrl = () =>
-  optText(BOUNDS.url).superRefine((url, ctx) => {
-    const problem = url === '' ? null : httpUrlProblem(url);
-    if (problem) ctx.addIssue(refuse(problem));
-  });
-
-/** A required http(s) URL. */
-export const httpUrl = () =>
-  text()
-    .refine((s) => s !== '', { error: 'is required', params: { status: 400 } })
-    .superRefine((url, ctx) => {
-      const problem = httpUrlProblem(url);
-      if (problem) ctx.addIssue(refuse(problem));
-    });
-
 /**
  * A gRPC branch target as DTM writes it, `host:port/package.Service/Method`, optionally
  * `dns:///host:port/…`: the host a name or an address (IPv6 in brackets), a port, a method path.
@@ -248,7 +232,7 @@ export const stringMap = () =>
  * DTM clients rely on snake_case) into an object without a prototype, and drops `null` values
  * (Go's zero value: as if absent). Anything else is left for the schema to refuse.
  */
-export const lowerKeys = (v: unknown): unknown => {
+const lowerKeys = (v: unknown): unknown => {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
   const out = Object.create(null) as Record<string, unknown>;
   for (const [k, x] of Object.entries(v)) if (x !== null) out[k.toLowerCase()] = x;
