@@ -9,3 +9,5 @@ export * from './edge/auth';
 export * from './edge/schemas';
 export { BOUNDS, SECONDS, parseInput } from './edge/wire';
 export { branchHeadersProblem } from './edge/headers';
+export * from './console/console-router';
+export * from './console/topic-directory';

@@ -6,6 +6,7 @@ import {
   EsdbEventLog,
   esdbTopicLog,
   type ClosableBranchTransport,
+  type OutboundPolicy,
   RedisEventLog,
   RedisPassLease,
   RedisReadModel,
@@ -18,7 +19,8 @@ import { Driver } from '@dtm-ts/engine';
 import { systemClock, type Clock, type EventFeed, type EventLog, type TopicLog } from '@dtm-ts/ports';
 import { initMetrics, initTracing, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
 import { driverObserver } from './observer';
-import { createBranchTransport } from './branch-transport';
+import { alertObserver, composeObservers } from './alerts';
+import { createBranchTransport, createOutboundPolicy } from './branch-transport';
 
 /** Everything a role needs, wired from one config. `close` releases it in reverse order. */
 export interface Infra {
@@ -35,6 +37,8 @@ export interface Infra {
   readonly queue: Queue;
   readonly scheduler: BullPassScheduler;
   readonly transport: ClosableBranchTransport;
+  /** Which hosts and topics branch calls may reach; the API checks submitted URLs against it. */
+  readonly outbound: OutboundPolicy;
   readonly driver: Driver;
   readonly clock: Clock;
   readonly queueName: string;
@@ -94,7 +98,8 @@ export const createInfra = async (
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
   const scheduler = new BullPassScheduler(queue);
   // HTTP, plus Kafka for `kafka://` msg steps when KAFKA_BROKERS is set.
-  const transport = createBranchTransport(config, logger);
+  const outbound = createOutboundPolicy(config);
+  const transport = createBranchTransport(config, logger, outbound);
   const policy: Policy = {
     retryIntervalS: config.retryIntervalS,
     timeoutToFailS: config.timeoutToFailS,
@@ -122,7 +127,17 @@ export const createInfra = async (
     },
   );
   const driver = new Driver({
-    observer: driverObserver(metrics, logger, () => clock.now()),
+    observer: composeObservers(
+      driverObserver(metrics, logger, () => clock.now()),
+      alertObserver({
+        redis,
+        prefix: config.prefix,
+        limit: config.alertRetryLimit,
+        webhook: config.alertWebhook,
+        logger,
+        now: () => clock.now(),
+      }),
+    ),
     log,
     transport,
     scheduler,
@@ -149,6 +164,7 @@ export const createInfra = async (
     queue,
     scheduler,
     transport,
+    outbound,
     driver,
     clock,
     queueName,

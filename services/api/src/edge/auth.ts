@@ -139,6 +139,9 @@ export const ENDPOINT_SCOPES: Readonly<Record<string, Scope | null>> = {
   unsubscribe: 'admin',
   topic: 'admin',
   events: 'admin',
+  scankv: 'admin',
+  querykv: 'admin',
+  console: 'admin',
   ping: null,
   metrics: null,
 };

@@ -421,6 +421,14 @@ export const subscribeQuerySchema = z.object({
 
 export const unsubscribeQuerySchema = z.object({ topic: topic(), url: requiredQ(BOUNDS.url) });
 
+/** `scanKV` (DTM's admin listing of KV rows; topics are `cat=topics`). */
+export const scanKvQuerySchema = z
+  .object({ cat: q(BOUNDS.filter), position: q(BOUNDS.position), limit: qInt(1, 1000, 100) })
+  .transform((x) => ({ cat: x.cat, position: x.position, limit: x.limit ?? 100 }));
+
+/** `queryKV`: one row of a category (every row when `key` is empty). */
+export const queryKvQuerySchema = z.object({ cat: q(BOUNDS.filter), key: q(BOUNDS.topic) });
+
 export const topicParamSchema = z.object({ topic: topic() }).transform((x) => x.topic);
 
 // --- JSON-RPC ------------------------------------------------------------------------------------

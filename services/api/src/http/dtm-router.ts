@@ -1,6 +1,12 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { TxRejected } from '@dtm-ts/domain';
-import { allQuerySchema, queryGidSchema, resetCronTimeQuerySchema } from '../edge/schemas';
+import {
+  allQuerySchema,
+  queryGidSchema,
+  queryKvQuerySchema,
+  resetCronTimeQuerySchema,
+  scanKvQuerySchema,
+} from '../edge/schemas';
 import { parseInput } from '../edge/wire';
 import { BadRequest } from './bad-request';
 import type { DtmService } from './dtm-service';
@@ -84,6 +90,20 @@ export const dtmRouter = (svc: DtmService, defaults: { timeoutToFailS: number })
   r.get(
     '/unsubscribe',
     route((req) => svc.unsubscribe(rawQuery(req, 'topic'), rawQuery(req, 'url'))),
+  );
+  r.get(
+    '/scanKV',
+    route((req) => {
+      const { cat, position, limit } = parseInput(scanKvQuerySchema, req.query);
+      return svc.scanKV(cat, position, limit);
+    }),
+  );
+  r.get(
+    '/queryKV',
+    route((req) => {
+      const { cat, key } = parseInput(queryKvQuerySchema, req.query);
+      return svc.queryKV(cat, key);
+    }),
   );
   r.delete(
     '/topic/:topicName',

@@ -38,13 +38,32 @@ export interface DtmServiceDeps {
   readonly requestTimeoutS: number;
   readonly timeoutToFailS: number;
   readonly policy: Policy;
+  /** The outbound policy: every URL a request would have the TM call is checked before anything is written. */
+  readonly outbound?: { refusal(url: string): string | null };
   readonly version: string;
   readonly now: () => number;
-  /**
-   * The outbound policy: why the TM must not call `url` (a 422 naming it), or `null`. Asked for every
-   * URL of a request after parsing and before anything is written (see `outboundUrlsOf`).
-   */
-  readonly outboundRefusal?: (url: string, protocol: Protocol) => string | null;
+  /** Topic names for `scanKV`/`queryKV` (DTM's admin listing); without it they list no topic. */
+  readonly topicIndex?: TopicIndex;
+}
+
+/** DTM's KV row (reference §6): topics are `cat: "topics"`, `v` the JSON text of their subscribers. */
+export interface KvRow {
+  readonly cat: string;
+  readonly k: string;
+  readonly v: string;
+  readonly version: number;
+  readonly create_time: string;
+  readonly update_time: string;
+}
+
+/** Where topic names are listed from; the topic streams stay the truth. */
+export interface TopicIndex {
+  /** Records the name; called before the topic's first event is appended, so no topic is missed. */
+  add(topic: string): Promise<void>;
+  /** Topics that exist, by name, after `position` (exclusive); `next` is '' on the last page. */
+  scan(position: string, limit: number): Promise<{ rows: KvRow[]; next: string }>;
+  /** The topic `key` (or every topic when `key` is empty). */
+  query(key: string): Promise<KvRow[]>;
 }
 
 export const SUCCESS = { dtm_result: 'SUCCESS' } as const;
@@ -79,13 +98,13 @@ export class DtmService {
     return foldTopic(events).subscribers.map((s) => s.url);
   }
 
-  /** Refuses a request if the outbound policy refuses one of its URLs (422 naming it). */
+  /** 422 naming the first URL of a parsed request (`outboundUrlsOf`) that the outbound policy refuses. */
   private checkOutbound(req: Parameters<typeof outboundUrlsOf>[0], protocol?: Protocol): void {
-    const refusal = this.deps.outboundRefusal;
-    if (!refusal) return;
-    for (const { url, protocol: p } of outboundUrlsOf(req, protocol)) {
-      const why = refusal(url, p);
-      if (why !== null) throw new BadRequest(`the TM does not call ${url}: ${why}`, 422);
+    const outbound = this.deps.outbound;
+    if (!outbound) return;
+    for (const { url } of outboundUrlsOf(req, protocol)) {
+      const refused = outbound.refusal(url);
+      if (refused) throw new BadRequest(`outbound URL refused: ${refused}`, 422);
     }
   }
 
@@ -291,12 +310,28 @@ export class DtmService {
   async subscribe(topicIn: string, urlIn: string, remarkIn: string): Promise<Json> {
     const { topic, url, remark } = parseInput(subscribeQuerySchema, { topic: topicIn, url: urlIn, remark: remarkIn });
     this.checkOutbound({ branches: [{ branchId: '', op: 'action', url, data: '' }] });
+    await this.deps.topicIndex?.add(topic);
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'Subscribe' as const,
       data: { topic, url, remark },
       metadata: { now: this.deps.now() },
     });
     return SUCCESS;
+  }
+
+  /** DTM's `scanKV`: the only category is `topics`; any other lists nothing, as in DTM. */
+  async scanKV(cat: string, position: string, limit: number): Promise<Json> {
+    if (cat === '') throw new BadRequest('cat is required');
+    if (cat !== 'topics' || !this.deps.topicIndex) return { kv: [], next_position: '' };
+    const page = await this.deps.topicIndex.scan(position, limit);
+    return { kv: page.rows, next_position: page.next };
+  }
+
+  /** DTM's `queryKV`: the row of `key` in `cat` (every row of the category when `key` is empty). */
+  async queryKV(cat: string, key: string): Promise<Json> {
+    if (cat === '') throw new BadRequest('cat is required');
+    if (cat !== 'topics' || !this.deps.topicIndex) return { kv: [] };
+    return { kv: await this.deps.topicIndex.query(key) };
   }
 
   async unsubscribe(topicIn: string, urlIn: string): Promise<Json> {

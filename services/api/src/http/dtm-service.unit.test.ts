@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequest } from './bad-request';
-import { DtmService, type DtmServiceDeps } from './dtm-service';
+import { DtmService } from './dtm-service';
 
 /** A service whose driver and log must never be reached: parsing and the outbound policy refuse first. */
-const service = (refusal: DtmServiceDeps['outboundRefusal']) => {
+const service = (refusal: (url: string) => string | null) => {
   const touched: string[] = [];
   const untouchable = new Proxy(
     {},
@@ -25,7 +25,7 @@ const service = (refusal: DtmServiceDeps['outboundRefusal']) => {
     policy: { retryIntervalS: 10, timeoutToFailS: 35, backoffCapS: 60 },
     version: 'test',
     now: () => 0,
-    outboundRefusal: refusal,
+    outbound: { refusal },
   });
   return { svc, touched };
 };
@@ -35,7 +35,7 @@ describe('the outbound policy sees every URL of a request before anything is wri
     const seen: string[] = [];
     const { svc, touched } = service((url) => {
       seen.push(url);
-      return url.includes('169.254') ? 'link-local address' : null;
+      return url.includes('169.254') ? `${url}: link-local address` : null;
     });
     const body = {
       gid: 'g1',
@@ -49,20 +49,20 @@ describe('the outbound policy sees every URL of a request before anything is wri
     expect(err).toBeInstanceOf(BadRequest);
     expect((err as BadRequest).status).toBe(422);
     expect((err as BadRequest).message).toBe(
-      'the TM does not call http://169.254.169.254/latest/meta-data/: link-local address',
+      'outbound URL refused: http://169.254.169.254/latest/meta-data/: link-local address',
     );
     expect(seen).toEqual(['http://rm/c', 'http://rm/a', 'http://169.254.169.254/latest/meta-data/']);
     expect(touched).toEqual([]);
   });
 
   it('when the policy refuses a subscriber or a registered branch, then those are refused too', async () => {
-    const { svc, touched } = service(() => 'denied');
+    const { svc, touched } = service((url) => `${url}: denied`);
     await expect(svc.subscribe('t', 'http://10.0.0.1/x', '')).rejects.toThrow(
-      /does not call http:\/\/10.0.0.1\/x: denied/,
+      /outbound URL refused: http:\/\/10.0.0.1\/x: denied/,
     );
     await expect(
       svc.registerBranch({ gid: 'g', trans_type: 'xa', branch_id: '01', url: 'http://rm/xa' }),
-    ).rejects.toThrow(/does not call http:\/\/rm\/xa: denied/);
+    ).rejects.toThrow(/outbound URL refused: http:\/\/rm\/xa: denied/);
     expect(touched).toEqual([]);
   });
 });
