@@ -287,16 +287,16 @@ describe('JSON-RPC envelope', () => {
 });
 
 describe('outbound URLs of a request', () => {
-  it('lists every URL the TM would call, once, without kafka:// rows', () => {
+  it('lists every URL the TM would call or produce to, once', () => {
     const parsed = parseGlobalRequest(
       {
         gid: 'm',
         trans_type: 'msg',
-        steps: [{ action: 'http://a/1' }, { action: 'http://a/1' }],
+        steps: [{ action: 'http://a/1' }, { action: 'http://a/1' }, { action: 'kafka://orders' }],
         query_prepared: 'http://ap/q',
       },
-      limits,
+      { ...limits, kafka: true },
     );
-    expect(outboundUrlsOf(parsed).map((u) => u.url)).toEqual(['http://a/1', 'http://ap/q']);
+    expect(outboundUrlsOf(parsed).map((u) => u.url)).toEqual(['http://a/1', 'kafka://orders', 'http://ap/q']);
   });
 });

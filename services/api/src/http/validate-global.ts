@@ -1,4 +1,4 @@
-import { KAFKA_SCHEME, TOPIC_SCHEME, type BranchDef, type Protocol, type TransDefinition } from '@dtm-ts/domain';
+import { TOPIC_SCHEME, type BranchDef, type Protocol, type TransDefinition } from '@dtm-ts/domain';
 import {
   abortSchema,
   gidBodySchema,
@@ -66,16 +66,14 @@ export const expandTopics = async (
 };
 
 /**
- * Every URL a parsed request makes the TM call (branch rows and the msg check-back or workflow
- * callback), once each, in order; `kafka://` rows are not calls to a host and are left out. The one
- * place an outbound policy sees a request's URLs before anything is written.
+ * Every URL a parsed request makes the TM call or produce to (branch rows, `kafka://` topics included,
+ * and the msg check-back or workflow callback), once each, in order. The one place an outbound policy
+ * sees a request's URLs before anything is written.
  */
 export const outboundUrlsOf = (
   req: { readonly definition?: TransDefinition; readonly branches: readonly BranchDef[] },
   protocol: Protocol = req.definition?.protocol ?? 'http',
 ): { url: string; protocol: Protocol }[] => {
   const urls = [...req.branches.map((b) => b.url), req.definition?.queryPrepared ?? ''];
-  return [...new Set(urls)]
-    .filter((u) => u !== '' && !u.startsWith(KAFKA_SCHEME) && !u.startsWith(TOPIC_SCHEME))
-    .map((url) => ({ url, protocol }));
+  return [...new Set(urls)].filter((u) => u !== '' && !u.startsWith(TOPIC_SCHEME)).map((url) => ({ url, protocol }));
 };
