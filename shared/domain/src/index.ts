@@ -13,3 +13,4 @@ export * from './global-transaction/branch-rows';
 export * from './branch/outcome';
 export * from './branch/url-schemes';
 export * from './topic/topic';
+export * from './time';

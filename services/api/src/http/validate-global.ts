@@ -1,4 +1,4 @@
-import { TOPIC_SCHEME, type BranchDef, type Protocol, type TransDefinition } from '@dtm-ts/domain';
+import { subscriberBranchId, TOPIC_SCHEME, type BranchDef, type Protocol, type TransDefinition } from '@dtm-ts/domain';
 import {
   abortSchema,
   gidBodySchema,
@@ -60,7 +60,7 @@ export const expandTopics = async (
     const topic = b.url.slice(TOPIC_SCHEME.length);
     const urls = await subscribersOf(topic);
     if (urls.length === 0) throw new BadRequest(`topic not found: ${topic} has no subscribers`, 422);
-    urls.forEach((url, k) => out.push({ ...b, branchId: `${b.branchId}-${String(k + 1).padStart(2, '0')}`, url }));
+    urls.forEach((url, k) => out.push({ ...b, branchId: subscriberBranchId(b.branchId, k), url }));
   }
   return out;
 };

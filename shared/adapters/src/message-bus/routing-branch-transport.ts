@@ -1,6 +1,7 @@
 import { kafkaTopicOf, KAFKA_SCHEME, KAFKA_TOPIC_NAME, type BranchOutcome } from '@dtm-ts/domain';
 import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
 import type { BusMessage, MessageBus } from './message-bus';
+import { describeError } from '../describe-error';
 
 /** The scheme and Kafka's topic naming rule live in the domain (one place for the API and this transport). */
 export { KAFKA_SCHEME, KAFKA_TOPIC_NAME };
@@ -66,9 +67,3 @@ export class RoutingBranchTransport implements ClosableBranchTransport {
     await this.routes.http.close();
   }
 }
-
-const describeError = (err: unknown): string => {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error && !err.message.includes(err.cause.message) ? `: ${err.cause.message}` : '';
-  return `${err.name}: ${err.message}${cause}`;
-};
