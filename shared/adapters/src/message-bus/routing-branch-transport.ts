@@ -1,15 +1,12 @@
-import { isHttpUrl, type BranchOutcome } from '@dtm-ts/domain';
+import { isHttpUrl, kafkaTopicOf, KAFKA_SCHEME, KAFKA_TOPIC_NAME, type BranchOutcome } from '@dtm-ts/domain';
 import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
 import { payloadBytes, withTextPayload } from '../grpc-branch/payload';
 import { jsonRpcMethodOf } from '../json-rpc-branch/json-rpc-branch-transport';
 import type { BusMessage, MessageBus } from './message-bus';
 import { describeError } from '../describe-error';
 
-/** A msg step whose action is `kafka://<topic>` is delivered by producing a record to that topic. */
-export const KAFKA_SCHEME = 'kafka://';
-
-/** Kafka's rule for topic names: at most 249 of a-z A-Z 0-9 . _ -, and not `.` or `..`. */
-export const KAFKA_TOPIC_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}$/;
+/** The scheme and Kafka's topic naming rule live in the domain (one place for the API and this transport). */
+export { KAFKA_SCHEME, KAFKA_TOPIC_NAME };
 
 /** Headers of every record the TM produces: the consumer contract (README, "Kafka delivery"). */
 export const DTM_RECORD_HEADERS = {
@@ -74,15 +71,13 @@ export class RoutingBranchTransport implements ClosableBranchTransport {
       if (rpc && req.protocol === 'json-rpc' && jsonRpcMethodOf(req.url) !== '') return rpc.call(text);
       return this.routes.http.call(text);
     }
-    if (req.url.startsWith(KAFKA_SCHEME)) return this.produce(req);
-    if (!this.routes.grpc) return { kind: 'error', detail: `no gRPC transport for ${req.url}` };
-    return this.routes.grpc.call(req);
-  }
-
-  private async produce(req: BranchRequest): Promise<BranchOutcome> {
-    const topic = req.url.slice(KAFKA_SCHEME.length);
+    const topic = kafkaTopicOf(req.url);
+    if (topic === null) {
+      if (!this.routes.grpc) return { kind: 'error', detail: `no gRPC transport for ${req.url}` };
+      return this.routes.grpc.call(req);
+    }
     // The API refuses such urls; this guards rows written before that rule or by hand.
-    if (!KAFKA_TOPIC_NAME.test(topic)) return { kind: 'error', detail: `not a Kafka topic name: ${req.url}` };
+    if (typeof topic !== 'string') return { kind: 'error', detail: `not a Kafka topic name: ${req.url}` };
     if (!this.routes.kafka) return { kind: 'error', detail: `kafka topic ${topic}: KAFKA_BROKERS is not set` };
     try {
       await this.routes.kafka.publish(busMessageOf(req, topic), { timeoutMs: req.timeoutMs });

@@ -37,8 +37,8 @@ export const retryDelayMs = (
 
 /** A registered row as stored: its data in the transaction's payload encoding, without the `binary` flag. */
 const storedBranch = ({ binary, ...b }: BranchDef, protocol: Protocol): BranchDef => {
-  const stored =
-    binary === undefined && protocol !== 'grpc' ? b : { ...b, data: storedPayload(b.data, binary ?? false, protocol) };
+  // Rows normally arrive in the transaction's encoding (the API converts them); `binary` says how to convert.
+  const stored = binary === undefined ? b : { ...b, data: storedPayload(b.data, binary, protocol) };
   // A json-rpc branch sends its data as the call's params: refuse what could never be sent, not retry it forever.
   if (protocol === 'json-rpc' && stored.data !== '' && !isJsonObject(stored.data)) {
     throw new TxRejected(

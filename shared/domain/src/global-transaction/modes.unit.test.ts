@@ -272,8 +272,20 @@ describe('msg', () => {
 describe('registering on a gRPC transaction (payloads are bytes, stored base64)', () => {
   const grpcTcc = def('tcc', { protocol: 'grpc' });
   const rows = (data: string, binary?: boolean): BranchDef[] => [
-    { branchId: '01', op: 'cancel', url: 'rm:9000/busi.Busi/Cancel', data, ...(binary ? { binary } : {}) },
-    { branchId: '01', op: 'confirm', url: 'rm:9000/busi.Busi/Confirm', data, ...(binary ? { binary } : {}) },
+    {
+      branchId: '01',
+      op: 'cancel',
+      url: 'rm:9000/busi.Busi/Cancel',
+      data,
+      ...(binary === undefined ? {} : { binary }),
+    },
+    {
+      branchId: '01',
+      op: 'confirm',
+      url: 'rm:9000/busi.Busi/Confirm',
+      data,
+      ...(binary === undefined ? {} : { binary }),
+    },
   ];
   const register = (branches: BranchDef[], d = grpcTcc) =>
     cmd({ type: 'RegisterBranch', data: { gid: 'g1', transType: d.transType, branches } }, 1);
@@ -287,14 +299,20 @@ describe('registering on a gRPC transaction (payloads are bytes, stored base64)'
   it('when text data is registered, then the base64 of its UTF-8 is stored (DTM: []byte(data))', () =>
     spec
       .given([prepared(grpcTcc)])
-      .when(register(rows('Zoë')))
+      .when(register(rows('Zoë', false)))
       .then([registered(rows(Buffer.from('Zoë').toString('base64')))]));
 
   it('when the same bytes are registered again as text, then it is the same registration', () =>
     spec
       .given([prepared(grpcTcc), registered(rows(Buffer.from('{"a":1}').toString('base64')))])
-      .when(register(rows('{"a":1}')))
+      .when(register(rows('{"a":1}', false)))
       .then([]));
+
+  it('when a row arrives already in the transaction encoding (no flag), then it is stored as it is', () =>
+    spec
+      .given([prepared(grpcTcc)])
+      .when(register(rows('CB4=')))
+      .then([registered(rows('CB4='))]));
 
   it('when bin_data is registered on an http transaction, then its UTF-8 text is stored', () =>
     spec

@@ -6,11 +6,11 @@ export type TransType = 'saga' | 'tcc' | 'xa' | 'msg' | 'workflow';
 export const TRANS_TYPES: readonly string[] = ['saga', 'tcc', 'xa', 'msg', 'workflow'];
 
 /**
- * How the TM calls a transaction's branches (DTM's `protocol`): HTTP (the default), gRPC, or JSON-RPC 2.0
- * over HTTP. A gRPC transaction stores every payload as the base64 of its bytes (they need not be text).
+ * How the TM calls a transaction's branches (DTM's `protocol`; empty on the wire means http): HTTP, gRPC, or
+ * JSON-RPC 2.0 over HTTP. A gRPC transaction stores every payload as the base64 of its bytes (they need not be text).
  */
 export type Protocol = 'http' | 'grpc' | 'json-rpc';
-export const PROTOCOLS: readonly string[] = ['http', 'grpc', 'json-rpc'];
+export const PROTOCOLS: readonly Protocol[] = ['http', 'grpc', 'json-rpc'];
 
 /** DTM's global statuses (`client/dtmcli/consts.go`). `succeed` and `failed` are final. */
 export type GlobalStatus = 'prepared' | 'submitted' | 'aborting' | 'succeed' | 'failed';
@@ -74,8 +74,9 @@ export interface BranchDef {
   /** Workflow rows are registered with their outcome already known; other rows start `prepared`. */
   readonly status?: BranchStatus;
   /**
-   * Only on a registration as received: `data` is base64 of bytes (`bin_data`) rather than text. The stored
-   * row never carries it: `decide` keeps the data in the transaction's encoding (see `storedPayload`).
+   * Only on a registration whose data is not yet in the transaction's encoding: true when `data` is base64 of
+   * bytes (`bin_data`), false when it is text. `decide` converts it (see `storedPayload`) and drops the flag;
+   * rows without it are stored as they are. The stored row never carries it.
    */
   readonly binary?: boolean;
 }
