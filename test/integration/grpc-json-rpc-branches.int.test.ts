@@ -97,12 +97,4 @@ describe('JSON-RPC branches', () => {
     expect(call!.query).toMatchObject({ gid, op: 'action', branch_id: '01' });
     expect(call!.body).toBe('{"amount":30}');
   });
-
-  it('when a payload is not a JSON object, then the submit is refused with 422 and nothing is written', async () => {
-    const gid = uniqueGid('rpc-bad');
-    const res = await fx.dtm.post('/submit', { ...rpcSaga(gid, 1), payloads: ['[1,2]'] });
-    expect(res.status).toBe(422);
-    expect(res.body.message).toMatch(/payloads\[0\] must be a JSON object/);
-    expect((await fx.dtm.query(gid)).transaction).toBeNull();
-  });
 });

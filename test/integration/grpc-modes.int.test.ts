@@ -345,7 +345,7 @@ describe('gRPC transactions: bad input is refused and nothing is written', () =>
         steps: [{ action: 'localhost/busi.Busi/TransOut', compensate: '' }],
       },
       422,
-      /steps\[0\]\.action is not a valid URL \(http\(s\), or host:port\/package\.Service\/Method\)/,
+      /steps\[0\]\.action must be a gRPC target host:port\/package\.Service\/Method/,
     ));
 
   it('refuses a gRPC url on an http transaction', () =>
@@ -358,12 +358,12 @@ describe('gRPC transactions: bad input is refused and nothing is written', () =>
   it('refuses bin_payloads that are not base64, and payloads given twice', async () => {
     await refused(
       { ...grpcSaga(uniqueGid('bad'), [['TransOut', 'TransOutRevert']]), bin_payloads: ['not base64!'] },
-      400,
-      /bin_payloads must be base64/,
+      422,
+      /bin_payloads/,
     );
     await refused(
       { ...grpcSaga(uniqueGid('bad'), [['TransOut', 'TransOutRevert']]), payloads: ['x'] },
-      400,
+      422,
       /payloads or bin_payloads, not both/,
     );
   });
@@ -372,16 +372,16 @@ describe('gRPC transactions: bad input is refused and nothing is written', () =>
     refused(
       { ...grpcSaga(uniqueGid('bad'), [['TransOut', 'TransOutRevert']]), branch_headers: { 'grpc-timeout': '1S' } },
       422,
-      /branch_headers\.grpc-timeout cannot be gRPC metadata/,
+      /branch_headers\.grpc-timeout is not a/,
     ));
 
   it('refuses registerBranch with bin_data that is not base64, or with data and bin_data', async () => {
     const gid = uniqueGid('bad-reg');
     await fx.dtm.post('/prepare', { gid, trans_type: 'tcc', protocol: 'grpc' });
     const reg = { gid, trans_type: 'tcc', branch_id: '01', confirm: fx.grpc.url('TransOutConfirm'), cancel: '' };
-    expect(await fx.dtm.post('/registerBranch', { ...reg, bin_data: '%%' })).toMatchObject({ status: 400 });
+    expect(await fx.dtm.post('/registerBranch', { ...reg, bin_data: '%%' })).toMatchObject({ status: 422 });
     expect(await fx.dtm.post('/registerBranch', { ...reg, bin_data: 'AA==', data: 'x' })).toMatchObject({
-      status: 400,
+      status: 422,
     });
     expect((await fx.dtm.query(gid)).branches).toEqual([]);
   });

@@ -57,7 +57,10 @@ export const msgDelay = (customData: string): number => {
  * (a query parameter and a metric label), so it is an identifier; `data` (decoded) is its body. Empty
  * custom_data gives no workflow (a submit need not repeat it).
  */
-export const workflowCustomData = (customData: string): TransDefinition['workflow'] => {
+export const workflowCustomData = (
+  customData: string,
+  protocol: TransDefinition['protocol'] = 'http',
+): TransDefinition['workflow'] => {
   if (customData === '') return undefined;
   const { name, data } = customDataObject(customData);
   if (typeof name !== 'string' || name === '') {
@@ -71,6 +74,8 @@ export const workflowCustomData = (customData: string): TransDefinition['workflo
   if (hasControl(name)) throw new BadRequest('custom_data.name has a control character', 422);
   if (data === undefined || data === null) return { name, input: '' };
   if (typeof data !== 'string' || !BASE64.test(data)) throw new BadRequest('custom_data.data must be base64 text', 422);
+  // A grpc workflow keeps the bytes (base64, as it stores every payload): its callback sends WorkflowData{Data}.
+  if (protocol === 'grpc') return { name, input: data };
   // As before: bytes that are not UTF-8 read as U+FFFD, so the callback body is always sendable text.
   return { name, input: Buffer.from(data, 'base64').toString('utf8') };
 };

@@ -174,7 +174,7 @@ const toDefinition = (w: GlobalWire, limits: Limits): TransDefinition => {
     const field = headers.key === '' ? 'branch_headers' : `branch_headers.${headers.key.slice(0, 100)}`;
     throw new BadRequest(`${field} ${headers.message}`, 422);
   }
-  const workflow = t === 'workflow' ? workflowCustomData(w.custom_data) : undefined;
+  const workflow = t === 'workflow' ? workflowCustomData(w.custom_data, p) : undefined;
   if (t === 'workflow') checkReqExtra(w.req_extra);
   return {
     gid: w.gid,
@@ -412,8 +412,9 @@ const requiredQ = (max: number) => q(max).refine((s) => s !== '', { error: 'is r
 
 export const subscribeQuerySchema = z.object({
   topic: topic(),
+  // A subscriber is an HTTP or a gRPC RM: each delivery is routed by its url's form.
   url: requiredQ(BOUNDS.url).superRefine((url, ctx) => {
-    const problem = httpUrlProblem(url);
+    const problem = httpUrlProblem(url) && grpcUrlProblem(url);
     if (problem) ctx.addIssue(refuse(problem));
   }),
   remark: q(BOUNDS.remark),

@@ -3,6 +3,7 @@ import {
   decideTopic,
   fold,
   foldTopic,
+  payloadBase64,
   topicStreamId,
   TxRejected,
   type ActiveTransaction,
@@ -162,7 +163,7 @@ export class DtmService {
       },
       progresses: tx.branches.map((b) => ({
         status: b.status,
-        bin_data: Buffer.from(b.data, 'utf8').toString('base64'),
+        bin_data: payloadBase64(b.data, tx.definition.protocol),
         branch_id: b.branchId,
         op: b.op,
       })),
@@ -238,7 +239,7 @@ export class DtmService {
     const wake = nextWake(tx, version, this.deps.requestTimeoutS * 1000, this.deps.policy);
     return {
       transaction: transactionRecord(tx, wake ? { at: wake.at, intervalS: 0 } : undefined),
-      branches: tx.branches.map((b) => branchRecord(tx.gid, b)),
+      branches: tx.branches.map((b) => branchRecord(tx.gid, b, tx.definition.protocol)),
     };
   }
 
