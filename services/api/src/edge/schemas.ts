@@ -414,8 +414,9 @@ export const subscribeQuerySchema = z.object({
   topic: topic(),
   // A subscriber is an HTTP or a gRPC RM: each delivery is routed by its url's form.
   url: requiredQ(BOUNDS.url).superRefine((url, ctx) => {
-    const problem = httpUrlProblem(url) && grpcUrlProblem(url);
-    if (problem) ctx.addIssue(refuse(problem));
+    const http = httpUrlProblem(url);
+    if (http && grpcUrlProblem(url))
+      ctx.addIssue(refuse(`${http} (or a gRPC target host:port/package.Service/Method)`));
   }),
   remark: q(BOUNDS.remark),
 });

@@ -274,6 +274,10 @@ describe('query strings', () => {
       /^url must be an http\(s\) URL/,
     );
     expect(refusal(() => parseInput(subscribeQuerySchema, { topic: 'a b', url: 'http://x' })).status).toBe(422);
+    // A gRPC RM subscribes with DTM's gRPC url.
+    expect(parseInput(subscribeQuerySchema, { topic: 't', url: 'rm:58081/busi.Busi/TransIn' }).url).toBe(
+      'rm:58081/busi.Busi/TransIn',
+    );
   });
 });
 
