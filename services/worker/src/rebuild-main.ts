@@ -4,6 +4,7 @@ import { createLogger } from '@dtm-ts/telemetry';
 import { randomUUID } from 'node:crypto';
 import { RedisReadModel } from '@dtm-ts/adapters';
 import { rebuildReadModel, verifyReadModel } from './rebuild';
+import { progressLine } from './progress';
 
 /**
  * `npm run read-model:rebuild`: replays the whole log into the read model, then exits.
@@ -15,6 +16,7 @@ const main = async (): Promise<void> => {
   const logger = createLogger(config.logLevel, 'dtm-rebuild');
   const infra = await createInfra(config, logger, { manageRedis: true });
   const started = Date.now();
+  const progress = progressLine(process.stderr, 'read-model:rebuild', 'appends');
   if (process.argv.includes('--verify')) {
     const scratch = `${config.prefix}-verify-${randomUUID().slice(0, 8)}`;
     const fresh = new RedisReadModel(infra.redis, { prefix: scratch, partitions: config.partitions });
@@ -27,7 +29,9 @@ const main = async (): Promise<void> => {
         requestTimeoutMs: config.requestTimeoutS * 1000,
         retentionMs: config.finishedRetentionS * 1000,
         policy: infra.policy,
+        onProgress: (n) => progress.add(n),
       });
+      progress.done();
       logger.info(
         { appends: r.appends, compared: r.compared, differences: r.differences.length, ms: Date.now() - started },
         'verified',
@@ -50,7 +54,9 @@ const main = async (): Promise<void> => {
     requestTimeoutMs: config.requestTimeoutS * 1000,
     retentionMs: config.finishedRetentionS * 1000,
     policy: infra.policy,
+    onProgress: (k) => progress.add(k),
   });
+  progress.done();
   logger.info({ appends: n, ms: Date.now() - started }, 'read model rebuilt from the log');
   await infra.close();
 };

@@ -15,6 +15,8 @@ export const rebuildReadModel = async (
     requestTimeoutMs: number;
     policy?: Policy;
     retentionMs?: number;
+    /** Told how many appends each page held (the CLI's progress line). */
+    onProgress?: (appends: number) => void;
   },
   pageSize = 1000,
 ): Promise<number> => {
@@ -25,6 +27,7 @@ export const rebuildReadModel = async (
     if (page.length === 0) return total;
     await projectEntries(deps, page);
     total += page.length;
+    deps.onProgress?.(page.length);
     checkpoint = page[page.length - 1]!.checkpoint;
   }
 };

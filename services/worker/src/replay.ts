@@ -1,4 +1,4 @@
-import { buildTimeline, formatTimeline, timelineWithin, type Timeline } from '@dtm-ts/api';
+import { buildTimeline, formatTimeline, timelineWithin, type Timeline } from '@dtm-ts/engine';
 import type { EventFeed, EventLog } from '@dtm-ts/ports';
 
 /** What `npm run replay` was asked for. */
@@ -67,6 +67,8 @@ export const replay = async (
   args: ReplayArgs,
   write: (text: string) => void,
   pageSize = 500,
+  /** Told of every transaction printed with `--all` (the CLI's progress line). */
+  onProgress?: (printed: number) => void,
 ): Promise<number> => {
   const print = (t: Timeline): void => write(args.json ? `${JSON.stringify(t)}\n` : formatTimeline(t));
   if (args.gid !== undefined) {
@@ -90,6 +92,7 @@ export const replay = async (
       if (t.events.length === 0) continue;
       print(t);
       printed++;
+      onProgress?.(1);
     }
     checkpoint = page.at(-1)?.checkpoint ?? checkpoint;
   }
