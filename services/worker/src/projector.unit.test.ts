@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OPTIONS, type TxEvent } from '@dtm-ts/domain';
+import { DEFAULT_OPTIONS, fold, type TxEvent } from '@dtm-ts/domain';
 import type { EventLog, FeedEntry, ReadModel, TransactionSummary } from '@dtm-ts/ports';
 import { FoldCache, projectEntries } from './projector';
 
@@ -89,5 +89,21 @@ describe('projector', () => {
     const f = fakes();
     await projectEntries(f.deps, [entry(2, 2)]);
     expect(f.reads).toEqual(['g1']);
+  });
+});
+
+describe('fold cache', () => {
+  it('when many transactions with large payloads pass through, then the cache stays within its byte budget', () => {
+    const cache = new FoldCache(1024 * 1024);
+    const big = fold([prepared]);
+    if (big.status === 'none') throw new Error('fixture');
+    for (let i = 0; i < 500; i++) {
+      const state = { ...big, gid: `g${i}`, definition: { ...big.definition, payloads: ['x'.repeat(10_000)] } };
+      cache.set(`g${i}`, { state, version: 0 });
+      expect(cache.bytes).toBeLessThanOrEqual(1024 * 1024);
+    }
+    // The newest are kept, the oldest went.
+    expect(cache.get('g499')).toBeDefined();
+    expect(cache.get('g0')).toBeUndefined();
   });
 });
