@@ -1,5 +1,5 @@
 import { fold, type GlobalTransaction, type Policy } from '@dtm-ts/domain';
-import { summarize } from '@dtm-ts/engine';
+import { readState, summarize } from '@dtm-ts/engine';
 import type { EventLog, FeedEntry, ReadModel } from '@dtm-ts/ports';
 import { ByteLru } from '@dtm-ts/adapters';
 
@@ -77,8 +77,7 @@ const stateAfter = async (
     if (whole) cur = { state, version };
   }
   if (!cur) {
-    const { events, version } = await deps.log.read(gid);
-    cur = { state: fold(events), version };
+    cur = await readState(deps.log, gid);
   }
   deps.cache?.set(gid, cur);
   return cur;

@@ -16,7 +16,7 @@ const main = async (): Promise<void> => {
   const logger = createLogger(config.logLevel, 'dtm-rebuild');
   const infra = await createInfra(config, logger, { manageRedis: true });
   const started = Date.now();
-  const progress = progressLine(process.stderr, 'read-model:rebuild', 'appends');
+  const progress = progressLine(process.stderr, 'read-model:rebuild', 'transactions');
   if (process.argv.includes('--verify')) {
     const scratch = `${config.prefix}-verify-${randomUUID().slice(0, 8)}`;
     const fresh = new RedisReadModel(infra.redis, { prefix: scratch, partitions: config.partitions });
@@ -33,7 +33,12 @@ const main = async (): Promise<void> => {
       });
       progress.done();
       logger.info(
-        { appends: r.appends, compared: r.compared, differences: r.differences.length, ms: Date.now() - started },
+        {
+          transactions: r.transactions,
+          compared: r.compared,
+          differences: r.differences.length,
+          ms: Date.now() - started,
+        },
         'verified',
       );
       for (const d of r.differences.slice(0, 50)) process.stdout.write(`${JSON.stringify(d)}\n`);
@@ -57,7 +62,7 @@ const main = async (): Promise<void> => {
     onProgress: (k) => progress.add(k),
   });
   progress.done();
-  logger.info({ appends: n, ms: Date.now() - started }, 'read model rebuilt from the log');
+  logger.info({ transactions: n, ms: Date.now() - started }, 'read model rebuilt from the log');
   await infra.close();
 };
 
