@@ -9,7 +9,8 @@ export interface RedisArchiverOptions extends RedisKeyOptions {
   readonly batch?: number;
   /**
    * How long the marker left behind refuses a new stream under an archived gid, ms; covers an append that
-   * checked the archive just before the stream was dropped. Default one hour.
+   * checked the archive just before the stream was dropped (after that, the archive check refuses it). Each
+   * marker costs Redis memory while it lives, so it is short. Default 30 s.
    */
   readonly markerTtlMs?: number;
 }
@@ -18,7 +19,7 @@ export interface RedisArchiverOptions extends RedisKeyOptions {
  * Moves finished transactions' streams out of Redis into the archive once their retention is over (the read
  * model lists them in each partition's archive-due set). Crash-safe in this order: the archive is written
  * durably first, then one script drops the stream, its snapshot and its archive-due entry, only if the stream
- * still holds exactly what was archived. A crash between the two leaves both copies (they read the same) and
+ * still holds exactly what was archived, and leaves a short-lived marker. A crash between the two leaves both copies (they read the same) and
  * the entry, so the next run archives it again: never a loss. Every key it touches for one gid shares that
  * gid's hash slot, so it works on Redis Cluster.
  */
@@ -36,7 +37,7 @@ export class RedisArchiver {
     this.keys = new RedisKeys(options);
     this.scripts = redisScripts(redis);
     this.batch = Math.max(1, options.batch ?? 200);
-    this.markerTtlMs = options.markerTtlMs ?? 3_600_000;
+    this.markerTtlMs = options.markerTtlMs ?? 30_000;
   }
 
   /**
