@@ -6,13 +6,9 @@ import { NO_STREAM } from '@dtm-ts/ports';
 import { RedisEventLog, RedisFeedSubscriber, RedisKeys, trimFeed, type RedisFeedEntry } from '@dtm-ts/adapters';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 
-const waitFor = async (what: string, ok: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-};
+/** Polls `ok` until it holds, failing with `what` after a generous deadline (the machine may be busy). */
+const waitFor = (what: string, ok: () => Promise<boolean>): Promise<void> =>
+  expect.poll(ok, { message: `waiting for ${what}`, timeout: 20_000, interval: 25 }).toBe(true);
 
 const event = (n: number): TxEvent => ({
   type: 'TransactionAborting',

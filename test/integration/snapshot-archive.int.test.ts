@@ -4,35 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_OPTIONS, fold, type TxEvent } from '@dtm-ts/domain';
+import { fold, type TxEvent } from '@dtm-ts/domain';
 import { NO_STREAM, VersionConflict } from '@dtm-ts/ports';
 import { FileArchive, RedisArchiver, RedisEventLog, RedisKeys, type TxArchive } from '@dtm-ts/adapters';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { preparedSaga, startRedis, type RedisProcess } from '@dtm-ts/testing';
 
 const at = (s: number): string => new Date(Date.UTC(2026, 0, 1) + s * 1000).toISOString();
 
-const prepared: TxEvent = {
-  type: 'TransactionPrepared',
-  data: {
-    definition: {
-      gid: 'g',
-      transType: 'saga',
-      protocol: 'http',
-      steps: [{ action: 'http://rm/a', compensate: 'http://rm/c' }],
-      payloads: [''],
-      customData: '',
-      queryPrepared: '',
-      options: DEFAULT_OPTIONS,
-      ordering: { concurrent: false, orders: {} },
-      delayS: 0,
-    },
-    branches: [
-      { branchId: '01', op: 'compensate', url: 'http://rm/c', data: '' },
-      { branchId: '01', op: 'action', url: 'http://rm/a', data: '' },
-    ],
-    at: at(0),
-  },
-};
+const prepared = preparedSaga({ gid: 'g', at: at(0) });
 const retry = (i: number): TxEvent => ({
   type: 'BranchRetryScheduled',
   data: { branchId: '01', op: 'action', outcome: 'ongoing', detail: `try ${i}`, at: at(i), retryAt: at(i + 10) },

@@ -1,36 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OPTIONS, type TxEvent } from '@dtm-ts/domain';
+import type { TxEvent } from '@dtm-ts/domain';
+import { preparedSaga } from '@dtm-ts/testing';
 import { buildTimeline, formatTimeline, timelineWithin } from './timeline';
 
 const at = (s: number): string => new Date(Date.UTC(2026, 0, 1) + s * 1000).toISOString();
 
-const prepared: TxEvent = {
-  type: 'TransactionPrepared',
-  data: {
-    definition: {
-      gid: 'g1',
-      transType: 'saga',
-      protocol: 'http',
-      steps: [
-        { action: 'http://rm/a1', compensate: 'http://rm/c1' },
-        { action: 'http://rm/a2', compensate: 'http://rm/c2' },
-      ],
-      payloads: ['', ''],
-      customData: '',
-      queryPrepared: '',
-      options: DEFAULT_OPTIONS,
-      ordering: { concurrent: false, orders: {} },
-      delayS: 0,
-    },
-    branches: [
-      { branchId: '01', op: 'compensate', url: 'http://rm/c1', data: '' },
-      { branchId: '01', op: 'action', url: 'http://rm/a1', data: '' },
-      { branchId: '02', op: 'compensate', url: 'http://rm/c2', data: '' },
-      { branchId: '02', op: 'action', url: 'http://rm/a2', data: '' },
-    ],
-    at: at(0),
-  },
-};
+const prepared = preparedSaga({ steps: 2, at: at(0) });
 
 /** Step 1 succeeds, step 2 errs once then refuses, step 1 is compensated after one error. */
 const stream: TxEvent[] = [
@@ -69,19 +44,19 @@ describe('timeline', () => {
     expect(t.events[3]).toMatchObject({
       branchId: '02',
       op: 'action',
-      url: 'http://rm/a2',
+      url: 'http://rm/a1',
       outcome: 'error',
       reason: 'HTTP 503',
       retryAt: at(12),
     });
-    expect(t.events[4]).toMatchObject({ url: 'http://rm/a2', outcome: 'failed', reason: 'no funds' });
+    expect(t.events[4]).toMatchObject({ url: 'http://rm/a1', outcome: 'failed', reason: 'no funds' });
   });
 
   it('when compensations were answered, then they are listed in recorded order, errors included', () => {
     const t = buildTimeline('g1', stream);
     expect(t.compensations).toEqual([
-      { branchId: '01', op: 'compensate', at: at(13), outcome: 'error', url: 'http://rm/c1' },
-      { branchId: '01', op: 'compensate', at: at(23), outcome: 'succeed', url: 'http://rm/c1' },
+      { branchId: '01', op: 'compensate', at: at(13), outcome: 'error', url: 'http://rm/c0' },
+      { branchId: '01', op: 'compensate', at: at(23), outcome: 'succeed', url: 'http://rm/c0' },
     ]);
   });
 
@@ -109,8 +84,8 @@ describe('timeline', () => {
     expect(lines).toHaveLength(1 + 9 + 1 + 2);
     expect(lines[2]).toContain('→ submitted');
     expect(lines[3]).not.toContain('→');
-    expect(lines[4]).toContain('02/action http://rm/a2 answered error: HTTP 503; retry at');
+    expect(lines[4]).toContain('02/action http://rm/a1 answered error: HTTP 503; retry at');
     expect(lines[10]).toBe('  compensations, in order:');
-    expect(lines[12]).toBe(`    2. ${at(23)}  01/compensate  succeed  http://rm/c1`);
+    expect(lines[12]).toBe(`    2. ${at(23)}  01/compensate  succeed  http://rm/c0`);
   });
 });
