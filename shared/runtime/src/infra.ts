@@ -9,6 +9,7 @@ import {
   EsdbEventLog,
   esdbTopicLog,
   type ClosableBranchTransport,
+  type OutboundPolicy,
   RedisEventLog,
   RedisPassLease,
   RedisReadModel,
@@ -21,7 +22,8 @@ import { Driver } from '@dtm-ts/engine';
 import { systemClock, type Clock, type EventFeed, type EventLog, type TopicLog } from '@dtm-ts/ports';
 import { initMetrics, initTracing, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
 import { driverObserver } from './observer';
-import { createBranchTransport } from './branch-transport';
+import { alertObserver, composeObservers } from './alerts';
+import { createBranchTransport, createOutboundPolicy } from './branch-transport';
 
 /** Everything a role needs, wired from one config. `close` releases it in reverse order. */
 export interface Infra {
@@ -38,6 +40,8 @@ export interface Infra {
   readonly queue: Queue;
   readonly scheduler: BullPassScheduler;
   readonly transport: ClosableBranchTransport;
+  /** Which hosts and topics branch calls may reach; the API checks submitted URLs against it. */
+  readonly outbound: OutboundPolicy;
   readonly driver: Driver;
   readonly clock: Clock;
   readonly queueName: string;
@@ -105,7 +109,8 @@ export const createInfra = async (
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
   const scheduler = new BullPassScheduler(queue);
   // HTTP, plus Kafka for `kafka://` msg steps when KAFKA_BROKERS is set.
-  const transport = createBranchTransport(config, logger);
+  const outbound = createOutboundPolicy(config);
+  const transport = createBranchTransport(config, logger, outbound);
   const policy: Policy = {
     retryIntervalS: config.retryIntervalS,
     timeoutToFailS: config.timeoutToFailS,
@@ -133,7 +138,17 @@ export const createInfra = async (
     },
   );
   const driver = new Driver({
-    observer: driverObserver(metrics, logger, () => clock.now()),
+    observer: composeObservers(
+      driverObserver(metrics, logger, () => clock.now()),
+      alertObserver({
+        redis,
+        prefix: config.prefix,
+        limit: config.alertRetryLimit,
+        webhook: config.alertWebhook,
+        logger,
+        now: () => clock.now(),
+      }),
+    ),
     log,
     transport,
     scheduler,
@@ -160,6 +175,7 @@ export const createInfra = async (
     queue,
     scheduler,
     transport,
+    outbound,
     driver,
     clock,
     queueName,
