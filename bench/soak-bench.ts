@@ -9,7 +9,6 @@
  *    through the log port, against a fresh one: the median time of a pass (read state, call the branch, which
  *    answers ONGOING, append the retry), beside the cost of folding the whole stream (a pass without snapshots).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +16,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
+import { startTmProcess } from './tm-process';
 import { fold, type TxEvent } from '@dtm-ts/domain';
 import { RedisEventLog } from '@dtm-ts/adapters';
 import { Driver } from '@dtm-ts/engine';
@@ -62,31 +62,12 @@ const memorySoak = async (): Promise<void> => {
   const dataDir = mkdtempSync(join(tmpdir(), 'dtm-soak-'));
   const archiveDir = join(dataDir, 'archive');
   const port = await freePort();
-  const tm = spawn(process.execPath, ['--import', 'tsx', 'services/tm/src/main.ts'], {
-    env: {
-      ...process.env,
-      REDIS_URL: server.url,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      FINISHED_RETENTION: String(RETENTION),
-      DATA_DIR: dataDir,
-      ARCHIVE_DIR: archiveDir,
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
   const client = new Agent({ connections: 64 });
-  const api = `http://127.0.0.1:${port}/api/dtmsvr`;
-  for (let i = 0; ; i++) {
-    try {
-      const r = await request(`${api}/version`, { dispatcher: client });
-      await r.body.text();
-      if (r.statusCode === 200) break;
-    } catch {
-      if (i > 300) throw new Error('TM did not start');
-    }
-    await sleep(100);
-  }
+  const { tm, api } = await startTmProcess(
+    port,
+    { REDIS_URL: server.url, FINISHED_RETENTION: String(RETENTION), DATA_DIR: dataDir, ARCHIVE_DIR: archiveDir },
+    client,
+  );
 
   const rows: { t: number; used: number; keys: number; submitted: number; archived: number }[] = [];
   let submitted = 0;

@@ -1,31 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OPTIONS, fold, type TxEvent } from '@dtm-ts/domain';
+import { fold, type TxEvent } from '@dtm-ts/domain';
+import { preparedSaga } from '@dtm-ts/testing';
 import type { EventLog, FeedEntry, ReadModel, TransactionSummary } from '@dtm-ts/ports';
 import { FoldCache, projectEntries } from './projector';
 
 const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
-const prepared: TxEvent = {
-  type: 'TransactionPrepared',
-  data: {
-    definition: {
-      gid: 'g1',
-      transType: 'saga',
-      protocol: 'http',
-      steps: [{ action: 'http://rm/a', compensate: 'http://rm/c' }],
-      payloads: [''],
-      customData: '',
-      queryPrepared: '',
-      options: DEFAULT_OPTIONS,
-      ordering: { concurrent: false, orders: {} },
-      delayS: 0,
-    },
-    branches: [
-      { branchId: '01', op: 'compensate', url: 'http://rm/c', data: '' },
-      { branchId: '01', op: 'action', url: 'http://rm/a', data: '' },
-    ],
-    at: at(0),
-  },
-};
+const prepared = preparedSaga({ at: at(0) });
 const stream: TxEvent[] = [
   prepared,
   { type: 'TransactionSubmitted', data: { at: at(0) } },
