@@ -153,9 +153,10 @@ const memorySoak = async (): Promise<void> => {
   const steady = loadRows.slice(Math.ceil((RETENTION * 2) / SAMPLE) + 1);
   const last = rows.at(-1)!;
   const steadyUsed = steady.map((r) => r.used);
-  console.log(
-    `  start ${kb(first.used)}, steady load min/max ${kb(Math.min(...steadyUsed))}/${kb(Math.max(...steadyUsed))}, end ${kb(last.used)}`,
-  );
+  const steadyText = steadyUsed.length
+    ? `steady load min/max ${kb(Math.min(...steadyUsed))}/${kb(Math.max(...steadyUsed))}`
+    : 'load too short for a steady phase';
+  console.log(`  start ${kb(first.used)}, ${steadyText}, end ${kb(last.used)}`);
   console.log(
     `  ${submitted} sagas (${failed} refused), ${last.archived} archived; end − start = ${kb(last.used - first.used)}: fixed structures (BullMQ's event stream, capped at 10,000 entries; consumer groups; scripts), not per saga (before: ~2,950 bytes per finished saga, for ever: ${kb(submitted * 2950)} here)`,
   );
