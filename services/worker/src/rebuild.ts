@@ -14,7 +14,7 @@ export const rebuildReadModel = async (deps: {
   feed: EventFeed;
   readModel: ReadModel;
   requestTimeoutMs: number;
-  policy?: Policy;
+  policy: Policy;
   retentionMs?: number;
   /** Told how many transactions each page held (the CLI's progress line). */
   onProgress?: (transactions: number) => void;

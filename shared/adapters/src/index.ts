@@ -21,3 +21,4 @@ export * from './byte-lru';
 export * from './redis/archiver';
 export * from './redis/snapshot';
 export * from './archive/file-archive';
+export * from './describe-error';
