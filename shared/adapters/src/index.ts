@@ -20,4 +20,8 @@ export * from './kafka/dedup-consumer';
 export * from './grpc-branch/grpc-branch-transport';
 export * from './grpc-branch/payload';
 export * from './json-rpc-branch/json-rpc-branch-transport';
+export * from './byte-lru';
+export * from './redis/archiver';
+export * from './redis/snapshot';
+export * from './archive/file-archive';
 export * from './describe-error';
