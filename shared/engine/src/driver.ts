@@ -12,15 +12,15 @@ import {
 } from '@dtm-ts/domain';
 import {
   NO_STREAM,
-  VersionConflict,
   type BranchTransport,
   type Clock,
   type EventLog,
   type PassLease,
   type PassScheduler,
 } from '@dtm-ts/ports';
-import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { Attr, contextFrom, currentTraceparent, inSpan } from '@dtm-ts/telemetry';
+import { appendDecided, type Appended, type Decision, type StreamAt } from './append-decided';
+import { CallsInFlight } from './calls-in-flight';
+import { inPassSpan, tracedEventLog, tracedTransport, traceFor } from './tracing';
 import { immediateKey, waitKey } from './views';
 
 export interface DriverDeps {
@@ -54,21 +54,17 @@ export interface DriverObserver {
   ): void;
 }
 
+/** A transaction's stream as a driver holds it. */
+export type HeldTransaction = StreamAt<GlobalTransaction>;
+
 export interface PassOptions {
   /** The time the pass was scheduled for (see runPass). */
   readonly notBefore?: number;
   /** The state and version the caller already holds (skips a read). */
-  readonly from?: { state: GlobalTransaction; version: number };
+  readonly from?: HeldTransaction;
   /** W3C traceparent to continue (from the job); else the transaction's own. */
   readonly trace?: string;
 }
-
-/**
- * The trace a scheduled pass should join: the active one, else the transaction's own; `''` when
- * there is none, so the pass does not read the log just to find that out.
- */
-const traceFor = (state?: GlobalTransaction): string =>
-  currentTraceparent() ?? (state && state.status !== 'none' ? state.trace : undefined) ?? '';
 
 /** How a pass ended. `lastOutcome` is the last non-success answer seen in the pass, if any. */
 export interface PassResult {
@@ -79,32 +75,31 @@ export interface PassResult {
   readonly skipped?: boolean;
 }
 
-const MAX_CONFLICTS = 100;
+/**
+ * Most plan steps (an append, or a wait for one call) one pass takes before it declares itself stuck.
+ * A saga of MAX_BRANCHES steps takes a few thousand; only a planner bug that never settles gets near it.
+ */
+export const MAX_STEPS_PER_PASS = 100_000;
 
-/** Appends that follow from a decision at once (a failure → aborting, the last success → succeed), merged into one append. */
-const withFollowUps = (
-  state: GlobalTransaction,
-  events: TxEvent[],
-  now: number,
-  policy: Policy,
-): { events: TxEvent[]; state: GlobalTransaction } => {
-  let s = fold(events, state);
-  const all = [...events];
-  for (let i = 0; i < 4; i++) {
-    const p = plan(s, now, policy);
-    if (p.kind !== 'append') break;
-    all.push(...p.events);
-    s = fold(p.events, s);
-  }
-  return { events: all, state: s };
-};
+/** Plans that follow from a decision at once (a failure → aborting, the last success → succeed), merged into one append. */
+const MAX_FOLLOW_UPS = 4;
+
+/** The stream before its first append: what a submit of a new gid decides against. */
+const NEW_STREAM: HeldTransaction = { state: fold([]), version: NO_STREAM };
 
 /**
  * Runs the pure core against the ports: decide → append (with the expected revision) → plan → call
  * branches → append each result → … until nothing is due, then asks for the next pass.
  */
 export class Driver {
-  constructor(private readonly deps: DriverDeps) {}
+  private readonly log: EventLog;
+  private readonly transport: BranchTransport;
+  private readonly inline = new Set<Promise<unknown>>();
+
+  constructor(private readonly deps: DriverDeps) {
+    this.log = tracedEventLog(deps.log);
+    this.transport = tracedTransport(deps.transport);
+  }
 
   /**
    * Decides a command against the current stream and appends the outcome, re-reading and
@@ -117,42 +112,16 @@ export class Driver {
   ): Promise<{ state: GlobalTransaction; version: number; appended: number }> {
     // A submit is nearly always of a new gid: decide against the empty stream and let a conflict
     // (the gid exists) send us back to read it, saving a round trip on the hot path.
-    let { events, version } = opts.assumeNew
-      ? { events: [] as TxEvent[], version: NO_STREAM }
-      : await this.deps.log.read(gid);
-    let state = fold(events);
-    for (let attempt = 0; ; attempt++) {
-      const now = this.deps.clock.now();
-      const decided = decide(command(now), state);
-      if (decided.length === 0) return { state, version, appended: 0 };
-      const next = withFollowUps(state, decided, now, this.deps.policy);
-      try {
-        version = await this.append(gid, state, next, version);
-        return { state: next.state, version, appended: next.events.length };
-      } catch (err) {
-        if (!(err instanceof VersionConflict) || attempt >= MAX_CONFLICTS) throw err;
-        ({ events, version } = await this.deps.log.read(gid));
-        state = fold(events);
-      }
-    }
-  }
-
-  /** Appends with the expected revision, timed and traced; observers see each state change. */
-  private async append(
-    gid: string,
-    before: GlobalTransaction,
-    next: { events: TxEvent[]; state: GlobalTransaction },
-    expected: number,
-  ): Promise<number> {
-    const t0 = performance.now();
-    const version = await inSpan('dtm.append', { [Attr.gid]: gid, 'dtm.events': next.events.length }, () =>
-      this.deps.log.append(gid, next.events, expected),
+    const done = await this.appendDecided(
+      gid,
+      (state) => {
+        const now = this.deps.clock.now();
+        return this.withFollowUps(state, decide(command(now), state), now);
+      },
+      opts.assumeNew ? NEW_STREAM : undefined,
     );
-    this.deps.observer?.onAppend?.(gid, before, next.state, next.events, performance.now() - t0);
-    return version;
+    return { state: done.state, version: done.version, appended: done.events.length };
   }
-
-  private readonly inline = new Set<Promise<unknown>>();
 
   /**
    * Gets a pass going at once (after a submit or a reset). With room for inline passes, this
@@ -160,7 +129,7 @@ export class Driver {
    * otherwise (or in the API role) it is queued for the workers, keyed by the stream version so
    * repeats collapse. A process dying mid-pass is covered by the recovery sweep either way.
    */
-  async kick(gid: string, version: number, from?: { state: GlobalTransaction; version: number }): Promise<void> {
+  async kick(gid: string, version: number, from?: HeldTransaction): Promise<void> {
     const trace = traceFor(from?.state);
     if (this.inline.size < (this.deps.inlinePasses ?? 0)) {
       const pass: Promise<unknown> = this.runPass(gid, { from })
@@ -201,31 +170,18 @@ export class Driver {
     // `''` from a job means "known: no trace"; only a pass that knows nothing looks it up.
     if (opts.trace === undefined && !from) {
       // A pass from the queue without trace context joins the trace of the request that created it.
-      const { events } = await this.deps.log.read(gid);
-      const s = fold(events);
+      const s = (await this.read(gid)).state;
       trace = s.status !== 'none' ? s.trace : undefined;
     }
-    const parent = trace && !trace.startsWith('00-00000000') ? contextFrom(trace) : context.active();
-    return inSpan(
-      'dtm.pass',
-      { [Attr.gid]: gid },
-      async (span) => {
-        const result = await this.leased(gid, opts.notBefore ?? 0, from);
-        span.setAttribute(Attr.status, result.state.status);
-        if (result.skipped) span.setAttribute('dtm.pass.skipped', true);
-        this.deps.observer?.onPass?.(gid, result);
-        return result;
-      },
-      parent,
-    );
+    return inPassSpan(gid, trace, async () => {
+      const result = await this.leased(gid, opts.notBefore ?? 0, from);
+      this.deps.observer?.onPass?.(gid, result);
+      return result;
+    });
   }
 
-  private async leased(
-    gid: string,
-    notBefore: number,
-    from?: { state: GlobalTransaction; version: number },
-  ): Promise<PassResult> {
-    const { lease, clock, scheduler, log } = this.deps;
+  private async leased(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
+    const { lease, clock, scheduler } = this.deps;
     if (!lease) return this.drive(gid, notBefore, from);
     const ttl = this.deps.leaseTtlMs ?? 10_000;
     const got = await lease.acquire(gid, ttl);
@@ -234,9 +190,8 @@ export class Driver {
       // if it lives, that pass finds nothing due and changes nothing.
       const at = clock.now() + got.heldForMs + 50;
       await scheduler.schedule(gid, at, `held.${Math.ceil(at / 1000)}`, traceFor(from?.state));
-      if (from) return { ...from, lastOutcome: null, skipped: true };
-      const { events, version } = await log.read(gid);
-      return { state: fold(events), version, lastOutcome: null, skipped: true };
+      const { state, version } = from ?? (await this.read(gid));
+      return { state, version, lastOutcome: null, skipped: true };
     }
     const renew = setInterval(() => {
       lease.renew(gid, got.token, ttl).catch(() => undefined);
@@ -249,114 +204,111 @@ export class Driver {
     }
   }
 
-  private async drive(
-    gid: string,
-    notBefore: number,
-    from?: { state: GlobalTransaction; version: number },
-  ): Promise<PassResult> {
-    const { log, transport, clock, policy } = this.deps;
-    let events: TxEvent[] = [];
-    let version: number;
-    let state: GlobalTransaction;
-    if (from) ({ state, version } = from);
-    else {
-      ({ events, version } = await log.read(gid));
-      state = fold(events);
-    }
+  /**
+   * The pass itself: plan, append what is due, start the calls that are due, record each answer before the next
+   * step, until nothing is due and nothing is in flight; then ask for the pass at the planner's wake time.
+   */
+  private async drive(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
+    const { clock, policy } = this.deps;
+    let held = from ?? (await this.read(gid));
     let lastOutcome: BranchOutcome | null = null;
-    const inflight = new Map<string, Promise<{ call: BranchCall; outcome: BranchOutcome; ms: number }>>();
+    const calls = new CallsInFlight();
     const now = (): number => Math.max(clock.now(), notBefore);
-
-    const reread = async (): Promise<void> => {
-      ({ events, version } = await log.read(gid));
-      state = fold(events);
-    };
-
-    const appendPlanned = async (planned: TxEvent[]): Promise<void> => {
-      const next = withFollowUps(state, planned, now(), policy);
-      try {
-        version = await this.append(gid, state, next, version);
-        state = next.state;
-      } catch (err) {
-        if (!(err instanceof VersionConflict)) throw err;
-        await reread();
-      }
-    };
-
-    const record = async (call: BranchCall, outcome: BranchOutcome): Promise<void> => {
-      for (let attempt = 0; attempt <= MAX_CONFLICTS; attempt++) {
-        const t = now();
-        const cmd: TxCommand = { type: 'RecordBranchResult', data: { ...call, outcome }, metadata: { now: t, policy } };
-        const decided = decide(cmd, state);
-        if (decided.length === 0) return;
-        const next = withFollowUps(state, decided, t, policy);
-        try {
-          version = await this.append(gid, state, next, version);
-          state = next.state;
-          return;
-        } catch (err) {
-          if (!(err instanceof VersionConflict)) throw err;
-          await reread();
-        }
-      }
-      throw new Error(`gave up recording ${call.branchId}/${call.op} of ${gid} after ${MAX_CONFLICTS} conflicts`);
-    };
-
-    const start = (tx: ActiveTransaction, call: BranchCall): void => {
-      const key = `${call.branchId}/${call.op}`;
-      const timeoutS = tx.definition.options.requestTimeout || this.deps.requestTimeoutS;
-      const t0 = performance.now();
-      const attrs = { [Attr.gid]: gid, [Attr.branchId]: call.branchId, [Attr.op]: call.op, 'url.full': call.url };
-      inflight.set(
-        key,
-        inSpan(
-          `dtm.branch ${call.op}`,
-          attrs,
-          async (span) => {
-            // The RM's own spans join this trace through the W3C traceparent header.
-            const traceparent = currentTraceparent();
-            const branchHeaders = tx.definition.options.branchHeaders;
-            const outcome = await transport.call({
-              ...call,
-              gid,
-              transType: tx.definition.transType,
-              headers: traceparent ? { ...branchHeaders, traceparent } : branchHeaders,
-              timeoutMs: timeoutS * 1000,
-            });
-            span.setAttribute(Attr.outcome, outcome.kind);
-            if (outcome.kind === 'error') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.detail });
-            return { call, outcome, ms: performance.now() - t0 };
-          },
-          undefined,
-          SpanKind.CLIENT,
-        ),
-      );
-    };
-
-    for (let step = 0; step < 100_000; step++) {
-      const p = plan(state, now(), policy);
+    for (let step = 0; step < MAX_STEPS_PER_PASS; step++) {
+      const p = plan(held.state, now(), policy);
       if (p.kind === 'append') {
-        await appendPlanned(p.events);
+        // Re-planned against the stream on a conflict: someone else may have appended the same.
+        held = await this.appendDecided(gid, (state) => this.appendDue(state, now()), held);
         continue;
       }
-      if (p.kind === 'call' && state.status !== 'none') {
-        // No compensation starts while a forward call may still be running.
-        const mayStart = state.status !== 'aborting' || inflight.size === 0;
-        if (mayStart) for (const c of p.calls) if (!inflight.has(`${c.branchId}/${c.op}`)) start(state, c);
+      const tx = held.state;
+      // No compensation starts while a forward call may still be running.
+      if (p.kind === 'call' && tx.status !== 'none' && (tx.status !== 'aborting' || calls.size === 0)) {
+        for (const call of p.calls) calls.start(call, (c) => this.call(gid, tx, c));
       }
-      if (inflight.size === 0) {
+      if (calls.size === 0) {
         if (p.kind === 'wait') {
           const at = Math.max(p.until, clock.now() + 10);
-          await this.deps.scheduler.schedule(gid, at, waitKey(version, p.until), traceFor(state));
+          await this.deps.scheduler.schedule(gid, at, waitKey(held.version, p.until), traceFor(tx));
         }
-        return { state, version, lastOutcome };
+        return { state: held.state, version: held.version, lastOutcome };
       }
-      const done = await Promise.race(inflight.values());
-      inflight.delete(`${done.call.branchId}/${done.call.op}`);
+      const done = await calls.next();
       if (done.outcome.kind !== 'success') lastOutcome = done.outcome;
-      this.deps.observer?.onBranchResult?.(gid, state, done.call, done.outcome, done.ms);
-      await record(done.call, done.outcome);
+      this.deps.observer?.onBranchResult?.(gid, held.state, done.call, done.outcome, done.ms);
+      // Record before you move on (DESIGN invariant 3).
+      held = await this.appendDecided(
+        gid,
+        (state) => {
+          const t = now();
+          const cmd: TxCommand = {
+            type: 'RecordBranchResult',
+            data: { ...done.call, outcome: done.outcome },
+            metadata: { now: t, policy },
+          };
+          return this.withFollowUps(state, decide(cmd, state), t);
+        },
+        held,
+      );
     }
-    throw new Error(`pass over ${gid} did not settle`);
+    throw new Error(`pass over ${gid} did not settle in ${MAX_STEPS_PER_PASS} steps`);
+  }
+
+  /** One branch call of `tx`, with the transaction's headers and timeout. */
+  private call(gid: string, tx: ActiveTransaction, call: BranchCall): Promise<BranchOutcome> {
+    const timeoutS = tx.definition.options.requestTimeout || this.deps.requestTimeoutS;
+    return this.transport.call({
+      ...call,
+      gid,
+      transType: tx.definition.transType,
+      headers: tx.definition.options.branchHeaders,
+      timeoutMs: timeoutS * 1000,
+    });
+  }
+
+  /** What the planner wants appended now, if anything (with its follow-ups). */
+  private appendDue(state: GlobalTransaction, now: number): Decision<TxEvent, GlobalTransaction> | null {
+    const p = plan(state, now, this.deps.policy);
+    return p.kind === 'append' ? this.withFollowUps(state, p.events, now) : null;
+  }
+
+  /** `events`, plus what the planner appends at once after them (a failure → aborting, the last success → succeed). */
+  private withFollowUps(
+    state: GlobalTransaction,
+    events: readonly TxEvent[],
+    now: number,
+  ): Decision<TxEvent, GlobalTransaction> | null {
+    if (events.length === 0) return null;
+    let s = fold(events, state);
+    const all = [...events];
+    for (let i = 0; i < MAX_FOLLOW_UPS; i++) {
+      const p = plan(s, now, this.deps.policy);
+      if (p.kind !== 'append') break;
+      all.push(...p.events);
+      s = fold(p.events, s);
+    }
+    return { events: all, state: s };
+  }
+
+  private async read(gid: string): Promise<HeldTransaction> {
+    const { events, version } = await this.log.read(gid);
+    return { state: fold(events), version };
+  }
+
+  /** {@link appendDecided} on the transaction's stream, timed, with observers told of each state change. */
+  private appendDecided(
+    gid: string,
+    decideFn: (state: GlobalTransaction) => Decision<TxEvent, GlobalTransaction> | null,
+    from?: HeldTransaction,
+  ): Promise<Appended<TxEvent, GlobalTransaction>> {
+    return appendDecided(this.log, gid, fold, decideFn, {
+      from,
+      append: async (events, expected, before, after) => {
+        const t0 = performance.now();
+        const version = await this.log.append(gid, events, expected);
+        this.deps.observer?.onAppend?.(gid, before, after, events, performance.now() - t0);
+        return version;
+      },
+    });
   }
 }

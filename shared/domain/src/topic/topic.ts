@@ -42,7 +42,8 @@ export const evolveTopic = (s: TopicState, e: TopicEvent): TopicState => {
   }
 };
 
-export const foldTopic = (events: readonly TopicEvent[]): TopicState => events.reduce(evolveTopic, initialTopic);
+export const foldTopic = (events: readonly TopicEvent[], from: TopicState = initialTopic): TopicState =>
+  events.reduce(evolveTopic, from);
 
 export const decideTopic = (cmd: TopicCommand, s: TopicState): TopicEvent[] => {
   const at = new Date(cmd.metadata.now).toISOString();

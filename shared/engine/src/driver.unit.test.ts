@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import { fold, type TxEvent } from '@dtm-ts/domain';
+import { VersionConflict } from '@dtm-ts/ports';
+import { driverWith, gate, MemoryLease, sagaOf, submit, T0 } from './driver-fakes.unit-support';
+import { waitKey } from './views';
+
+const reset = (t: number): TxEvent => ({ type: 'RetryScheduleReset', data: { at: new Date(t).toISOString() } });
+
+describe('driver', () => {
+  it('when a saga runs, then each answer is appended before the next step is called', async () => {
+    const { driver, log, rm } = driverWith();
+    const seenAtCall: string[][] = [];
+    for (const url of ['http://rm/a0', 'http://rm/a1']) {
+      rm.replies.set(url, () => {
+        seenAtCall.push(log.types('g1'));
+        return { kind: 'success' };
+      });
+    }
+    await submit(driver, sagaOf('g1', 2));
+    const pass = await driver.runPass('g1');
+    expect(pass.state.status).toBe('succeed');
+    expect(rm.urls()).toEqual(['http://rm/a0', 'http://rm/a1']);
+    expect(seenAtCall).toEqual([
+      ['TransactionPrepared', 'TransactionSubmitted'],
+      ['TransactionPrepared', 'TransactionSubmitted', 'BranchSucceeded'],
+    ]);
+    expect(log.types('g1').at(-1)).toBe('TransactionSucceeded');
+  });
+
+  it('when another writer appends between the read and the append, then the driver re-reads and decides again', async () => {
+    const { driver, log, clock } = driverWith();
+    await submit(driver, sagaOf('g1', 1));
+    let slipped = false;
+    log.beforeAppend = (gid) => {
+      // Once, just before the driver records the answer: the API resets the retry schedule.
+      if (!slipped) log.push(gid, reset(clock.now()));
+      slipped = true;
+    };
+    const pass = await driver.runPass('g1');
+    expect(pass.state.status).toBe('succeed');
+    // The other writer's event is kept, the answer recorded once after it: nothing overwritten, nothing doubled.
+    expect(log.types('g1')).toEqual([
+      'TransactionPrepared',
+      'TransactionSubmitted',
+      'RetryScheduleReset',
+      'BranchSucceeded',
+      'TransactionSucceeded',
+    ]);
+    expect(pass.version).toBe(4);
+  });
+
+  it('when a command meets a stream that moved, then it is decided again against the stream as it is', async () => {
+    const { driver, log } = driverWith();
+    const saga = sagaOf('g1', 1);
+    await submit(driver, saga);
+    // A second submit of the same gid, first decided as if new: the conflict sends it to read the stream.
+    const again = await driver.execute(
+      'g1',
+      (now) => ({ type: 'SubmitGlobalTransaction', data: saga, metadata: { now } }),
+      { assumeNew: true },
+    );
+    expect(again.appended).toBe(0);
+    expect(again.state.status).toBe('submitted');
+    expect(log.types('g1')).toEqual(['TransactionPrepared', 'TransactionSubmitted']);
+  });
+
+  it('when every append conflicts, then it gives up with the conflict instead of looping for ever', async () => {
+    const { driver, log, clock } = driverWith();
+    await submit(driver, sagaOf('g1', 1));
+    log.beforeAppend = (gid) => log.push(gid, reset(clock.now()));
+    await expect(
+      driver.execute('g1', (now) => ({ type: 'ResetNextCronTime', data: { gid: 'g1' }, metadata: { now } })),
+    ).rejects.toBeInstanceOf(VersionConflict);
+  });
+
+  it('when a concurrent step fails while another is in flight, then no compensation starts before that call ended', async () => {
+    const { driver, log, rm } = driverWith();
+    const slow = gate<{ kind: 'success' }>();
+    rm.replies.set('http://rm/a0', () => slow.promise);
+    rm.replies.set('http://rm/a1', () => ({ kind: 'failure', detail: 'no' }));
+    await submit(driver, sagaOf('g1', 2, { concurrent: true, orders: {} }));
+    const pass = driver.runPass('g1');
+    // The refusal is recorded (the saga is aborting) while a0 is still running.
+    await expect.poll(() => log.types('g1')).toContain('TransactionAborting');
+    expect(rm.urls()).toEqual(['http://rm/a0', 'http://rm/a1']);
+    slow.open({ kind: 'success' });
+    const result = await pass;
+    expect(result.state.status).toBe('failed');
+    // Compensations only after a0's answer, in reverse order; a1's compensation too (it may have acted).
+    expect(rm.urls().slice(2).sort()).toEqual(['http://rm/c0', 'http://rm/c1']);
+    const a0Recorded = log.types('g1').indexOf('BranchSucceeded');
+    expect(a0Recorded).toBeGreaterThan(log.types('g1').indexOf('TransactionAborting'));
+  });
+
+  it('when a branch answers ONGOING, then the pass ends and asks for the next one at the retry time', async () => {
+    const { driver, scheduler, rm } = driverWith();
+    rm.replies.set('http://rm/a0', () => ({ kind: 'ongoing', detail: 'later' }));
+    await submit(driver, sagaOf('g1', 1));
+    const pass = await driver.runPass('g1');
+    expect(pass.state.status).toBe('submitted');
+    expect(pass.lastOutcome).toEqual({ kind: 'ongoing', detail: 'later' });
+    const retryAt = T0 + 10_000;
+    expect(scheduler.passes).toEqual([{ gid: 'g1', at: retryAt, key: waitKey(pass.version, retryAt) }]);
+  });
+
+  it('when a worker whose clock lags runs a pass planned for later, then what was due then is due now', async () => {
+    const { driver, scheduler, rm } = driverWith();
+    let answers = 0;
+    rm.replies.set('http://rm/a0', () =>
+      answers++ === 0 ? { kind: 'ongoing', detail: 'later' } : { kind: 'success' },
+    );
+    await submit(driver, sagaOf('g1', 1));
+    await driver.runPass('g1');
+    const retryAt = scheduler.passes[0]!.at;
+    // The clock still says T0, but the pass was planned for the retry time: the retry is made, not re-scheduled.
+    const pass = await driver.runPass('g1', { notBefore: retryAt });
+    expect(pass.state.status).toBe('succeed');
+    expect(rm.urls()).toEqual(['http://rm/a0', 'http://rm/a0']);
+    expect(scheduler.passes).toHaveLength(1);
+  });
+
+  it('when another driver holds the lease, then the pass does nothing and comes back when the lease would lapse', async () => {
+    const lease = new MemoryLease();
+    const { driver, scheduler, rm } = driverWith({ lease });
+    await submit(driver, sagaOf('g1', 1));
+    lease.steal('g1');
+    const pass = await driver.runPass('g1');
+    expect(pass.skipped).toBe(true);
+    expect(rm.calls).toEqual([]);
+    expect(scheduler.passes).toHaveLength(1);
+    expect(scheduler.passes[0]!.key).toMatch(/^held\./);
+    expect(scheduler.passes[0]!.at).toBe(T0 + 1000 + 50);
+  });
+
+  it('when a pass records answers, then the stream folds to the state the pass reports', async () => {
+    const { driver, log } = driverWith();
+    await submit(driver, sagaOf('g1', 3));
+    const pass = await driver.runPass('g1');
+    const { events, version } = await log.read('g1');
+    expect(pass.version).toBe(version);
+    expect(fold(events)).toEqual(pass.state);
+  });
+});
