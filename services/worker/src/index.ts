@@ -1,4 +1,4 @@
 export * from './worker';
-export * from './projector';
+export * from './projector/projector';
 export * from './sweep';
 export * from './rebuild';

@@ -1,6 +1,6 @@
 import type { Policy } from '@dtm-ts/domain';
 import type { EventFeed, EventLog, ReadModel } from '@dtm-ts/ports';
-import { projectEntries } from './projector';
+import { projectEntries } from './projector/projector';
 
 /**
  * Rebuilds the read model from the whole log (DESIGN invariant 8): reads the feed from the

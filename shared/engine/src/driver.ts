@@ -129,7 +129,7 @@ export class Driver {
    * otherwise (or in the API role) it is queued for the workers, keyed by the stream version so
    * repeats collapse. A process dying mid-pass is covered by the recovery sweep either way.
    */
-  async kick(gid: string, version: number, from?: HeldTransaction): Promise<void> {
+  async startPass(gid: string, version: number, from?: HeldTransaction): Promise<void> {
     const trace = traceFor(from?.state);
     if (this.inline.size < (this.deps.inlinePasses ?? 0)) {
       const pass: Promise<unknown> = this.runPass(gid, { from })
@@ -174,15 +174,15 @@ export class Driver {
       trace = s.status !== 'none' ? s.trace : undefined;
     }
     return inPassSpan(gid, trace, async () => {
-      const result = await this.leased(gid, opts.notBefore ?? 0, from);
+      const result = await this.runUnderLease(gid, opts.notBefore ?? 0, from);
       this.deps.observer?.onPass?.(gid, result);
       return result;
     });
   }
 
-  private async leased(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
+  private async runUnderLease(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
     const { lease, clock, scheduler } = this.deps;
-    if (!lease) return this.drive(gid, notBefore, from);
+    if (!lease) return this.runSteps(gid, notBefore, from);
     const ttl = this.deps.leaseTtlMs ?? 10_000;
     const got = await lease.acquire(gid, ttl);
     if (!('token' in got)) {
@@ -197,7 +197,7 @@ export class Driver {
       lease.renew(gid, got.token, ttl).catch(() => undefined);
     }, ttl / 3);
     try {
-      return await this.drive(gid, notBefore, from);
+      return await this.runSteps(gid, notBefore, from);
     } finally {
       clearInterval(renew);
       await lease.release(gid, got.token).catch(() => undefined);
@@ -205,10 +205,10 @@ export class Driver {
   }
 
   /**
-   * The pass itself: plan, append what is due, start the calls that are due, record each answer before the next
+   * The steps of a pass: plan, append what is due, start the calls that are due, record each answer before the next
    * step, until nothing is due and nothing is in flight; then ask for the pass at the planner's wake time.
    */
-  private async drive(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
+  private async runSteps(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
     const { clock, policy } = this.deps;
     let held = from ?? (await this.read(gid));
     let lastOutcome: BranchOutcome | null = null;

@@ -1,6 +1,5 @@
 import type { BranchOutcome } from '@dtm-ts/domain';
-import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
-import type { BusMessage, MessageBus } from './message-bus';
+import type { BranchRequest, BranchTransport, BusMessage, MessageBus } from '@dtm-ts/ports';
 
 /** A msg step whose action is `kafka://<topic>` is delivered by producing a record to that topic. */
 export const KAFKA_SCHEME = 'kafka://';

@@ -82,12 +82,12 @@ export class RedisKeys {
     return `${this.tag(partition)}:feed`;
   }
 
-  /** HASH with the read model of one transaction: v = version, j = summary JSON, m = its index member. */
   /** The pass lease of one gid: who drives it now. */
   leaseKey(gid: Gid): string {
     return `${this.tag(this.partitionOf(gid))}:lease:${gid}`;
   }
 
+  /** HASH with the read model of one transaction: v = version, j = summary JSON, m = its index member. */
   readModelKey(gid: Gid): string {
     return `${this.tag(this.partitionOf(gid))}:rm:${gid}`;
   }
