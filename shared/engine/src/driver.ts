@@ -44,6 +44,8 @@ export interface DriverDeps {
 export interface DriverObserver {
   onBranchResult?(gid: string, tx: GlobalTransaction, call: BranchCall, outcome: BranchOutcome, ms: number): void;
   onPass?(gid: string, result: PassResult): void;
+  /** A pass threw; `error` is what {@link PassResult.failure} and the PassFailed event say. */
+  onPassFailed?(gid: string, tx: GlobalTransaction, error: string, cause: unknown): void;
   /** Called after every successful append, with the state before and after. */
   onAppend?(
     gid: string,
@@ -73,7 +75,20 @@ export interface PassResult {
   readonly lastOutcome: BranchOutcome | null;
   /** True when another driver held the transaction, so this pass did nothing. */
   readonly skipped?: boolean;
+  /** The error of a pass that threw; it was recorded (PassFailed) and the next pass asked for after a backoff. */
+  readonly failure?: string;
 }
+
+/** Longest error text a PassFailed event keeps. */
+const MAX_ERROR_CHARS = 512;
+
+/** An unexpected throwable, in one line: name, code when it has one (undici's `UND_ERR_…`), message. */
+export const describeThrown = (err: unknown): string => {
+  if (!(err instanceof Error)) return String(err).slice(0, MAX_ERROR_CHARS);
+  const code = (err as { code?: unknown }).code;
+  const text = `${err.name}${typeof code === 'string' ? ` ${code}` : ''}: ${err.message}`;
+  return text.slice(0, MAX_ERROR_CHARS);
+};
 
 /**
  * Most plan steps (an append, or a wait for one call) one pass takes before it declares itself stuck.
@@ -182,7 +197,7 @@ export class Driver {
 
   private async runUnderLease(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
     const { lease, clock, scheduler } = this.deps;
-    if (!lease) return this.runSteps(gid, notBefore, from);
+    if (!lease) return this.runRecordingFailure(gid, notBefore, from);
     const ttl = this.deps.leaseTtlMs ?? 10_000;
     const got = await lease.acquire(gid, ttl);
     if (!('token' in got)) {
@@ -197,10 +212,41 @@ export class Driver {
       lease.renew(gid, got.token, ttl).catch(() => undefined);
     }, ttl / 3);
     try {
-      return await this.runSteps(gid, notBefore, from);
+      return await this.runRecordingFailure(gid, notBefore, from);
     } finally {
       clearInterval(renew);
       await lease.release(gid, got.token).catch(() => undefined);
+    }
+  }
+
+  /**
+   * The steps of a pass; when they throw (a bug, a value the transport cannot send), the error is recorded as a
+   * PassFailed event and the next pass asked for after the same backoff as a branch error (DESIGN invariant 9),
+   * so the transaction neither disappears nor keeps a worker busy. Rethrows only when even that record fails
+   * (the log unreachable): the pass job's own retries and the recovery sweep take over then.
+   */
+  private async runRecordingFailure(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
+    try {
+      return await this.runSteps(gid, notBefore, from);
+    } catch (err) {
+      const error = describeThrown(err);
+      const { clock, policy } = this.deps;
+      const recorded = await this.appendDecided(gid, (state) => {
+        const now = clock.now();
+        return this.withFollowUps(
+          state,
+          decide({ type: 'RecordPassFailure', data: { gid, error }, metadata: { now, policy } }, state),
+          now,
+        );
+      }).catch(() => {
+        throw err;
+      });
+      const { state, version } = recorded;
+      this.deps.observer?.onPassFailed?.(gid, state, error, err);
+      if (state.status === 'none' || recorded.events.length === 0) throw err;
+      const retryAt = state.passFailures.retryAt;
+      await this.deps.scheduler.schedule(gid, retryAt, waitKey(version, retryAt), traceFor(state));
+      return { state, version, lastOutcome: null, failure: error };
     }
   }
 

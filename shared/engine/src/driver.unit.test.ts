@@ -140,4 +140,80 @@ describe('driver', () => {
     expect(pass.version).toBe(version);
     expect(fold(events)).toEqual(pass.state);
   });
+
+  describe('a pass that throws (DESIGN invariant 9)', () => {
+    const undiciError = (): Error =>
+      Object.assign(new TypeError('invalid transfer-encoding header'), { code: 'UND_ERR_INVALID_ARG' });
+
+    it('when the transport throws, then PassFailed is recorded with the error and the next pass waits for the backoff', async () => {
+      const { driver, log, rm, scheduler } = driverWith();
+      rm.replies.set('http://rm/a0', () => {
+        throw undiciError();
+      });
+      await submit(driver, sagaOf('g1', 1));
+      const pass = await driver.runPass('g1');
+      expect(pass.failure).toBe('TypeError UND_ERR_INVALID_ARG: invalid transfer-encoding header');
+      const last = (await log.read('g1')).events.at(-1)!;
+      expect(last).toEqual({
+        type: 'PassFailed',
+        data: { error: pass.failure, at: new Date(T0).toISOString(), retryAt: new Date(T0 + 10_000).toISOString() },
+      });
+      expect(scheduler.passes).toEqual([{ gid: 'g1', at: T0 + 10_000, key: waitKey(pass.version, T0 + 10_000) }]);
+    });
+
+    it('when it keeps throwing, then the delay doubles up to the cap, and a pass before the retry time calls nothing', async () => {
+      const { driver, rm, scheduler, clock } = driverWith();
+      rm.replies.set('http://rm/a0', () => {
+        throw new URIError('URI malformed');
+      });
+      await submit(driver, sagaOf('g1', 1));
+      const delays: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const before = clock.now();
+        await driver.runPass('g1');
+        const at = scheduler.passes.at(-1)!.at;
+        delays.push(at - before);
+        // Early: nothing is called, nothing recorded, the same wait asked for again.
+        const calls = rm.calls.length;
+        const early = await driver.runPass('g1');
+        expect(early.failure).toBeUndefined();
+        expect(rm.calls.length).toBe(calls);
+        clock.set(at);
+      }
+      // Base interval 10 s, doubling, capped at the policy's 60 s: like a branch error.
+      expect(delays).toEqual([10_000, 20_000, 40_000, 60_000, 60_000]);
+    });
+
+    it('when the transaction moves again, then its earlier failures no longer count', async () => {
+      const { driver, log, rm, clock } = driverWith();
+      let throws = 2;
+      rm.replies.set('http://rm/a0', () => {
+        if (throws-- > 0) throw new URIError('URI malformed');
+        return { kind: 'success' };
+      });
+      await submit(driver, sagaOf('g1', 2));
+      for (let i = 0; i < 3; i++) {
+        const pass = await driver.runPass('g1');
+        const tx = pass.state.status === 'none' ? null : pass.state;
+        if (tx?.passFailures.retryAt) clock.set(tx.passFailures.retryAt);
+      }
+      const { events } = await log.read('g1');
+      expect(events.filter((e) => e.type === 'PassFailed')).toHaveLength(2);
+      const state = fold(events);
+      expect(state.status).toBe('succeed');
+      expect(state.status !== 'none' && state.passFailures).toEqual({ count: 0, error: '', retryAt: 0 });
+    });
+
+    it('when even recording the failure fails, then the pass rethrows the original error', async () => {
+      const { driver, log, rm } = driverWith();
+      rm.replies.set('http://rm/a0', () => {
+        throw new URIError('URI malformed');
+      });
+      await submit(driver, sagaOf('g1', 1));
+      log.beforeAppend = () => {
+        throw new Error('log unreachable');
+      };
+      await expect(driver.runPass('g1')).rejects.toThrow('URI malformed');
+    });
+  });
 });

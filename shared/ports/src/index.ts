@@ -104,6 +104,11 @@ export interface ReadModel {
   list(q: ListQuery): Promise<{ items: TransactionSummary[]; next: string }>;
   /** Unfinished transactions that should have been driven before `before` (epoch ms). */
   overdue(before: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]>;
+  /**
+   * The recovery sweep re-queued these overdue transactions: look at them again at `until` (epoch ms), unless a
+   * newer projection moves their wake time first. Keeps a set of ever-overdue transactions from hiding the rest.
+   */
+  postpone(overdue: readonly { gid: Gid; wakeAt: number }[], until: number): Promise<void>;
   /** Unfinished transactions that will not be driven before `after` (epoch ms): long back-offs. */
   scheduledAfter(after: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]>;
   /**

@@ -83,7 +83,7 @@ const optionsFromUrl = (url: string): RedisOptions => {
 export const createInfra = async (
   config: Config,
   logger: Logger,
-  opts: { manageRedis?: boolean; clock?: Clock } = {},
+  opts: { manageRedis?: boolean; clock?: Clock; transport?: ClosableBranchTransport } = {},
 ): Promise<Infra> => {
   let stopManaged: (() => Promise<void>) | undefined;
   let base: RedisOptions;
@@ -136,7 +136,7 @@ export const createInfra = async (
         })
       : new RedisFeedSubscriber(redis, { ...shape, group: purpose, consumer, onError });
   // HTTP, plus Kafka for `kafka://` msg steps when KAFKA_BROKERS is set.
-  const transport = createBranchTransport(config, logger);
+  const transport = opts.transport ?? createBranchTransport(config, logger);
   const policy: Policy = {
     retryIntervalS: config.retryIntervalS,
     timeoutToFailS: config.timeoutToFailS,

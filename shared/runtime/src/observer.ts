@@ -12,6 +12,10 @@ export const driverObserver = (metrics: DtmMetrics, logger: Logger, now: () => n
   onBranchResult(_gid, tx, call, outcome) {
     metrics.branchProcess.add(1, { model: model(tx), branchtype: call.op, status: outcome.kind });
   },
+  onPassFailed(gid, tx, error) {
+    metrics.passFailures.add(1, { model: model(tx) });
+    logger.error({ gid, err: error }, 'pass failed; recorded as PassFailed, the next pass comes after a backoff');
+  },
   onPass(_gid, result) {
     metrics.transactionProcess.add(1, { model: model(result.state), status: result.state.status });
   },

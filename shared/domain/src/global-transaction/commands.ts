@@ -34,5 +34,6 @@ export type TxCommand =
       data: { branchId: string; op: CallOp; url: string; outcome: BranchOutcome };
       metadata: { now: number; policy: Policy };
     }
+  | { type: 'RecordPassFailure'; data: { gid: string; error: string }; metadata: { now: number; policy: Policy } }
   | { type: 'ForceStop'; data: { gid: string }; metadata: { now: number } }
   | { type: 'ResetNextCronTime'; data: { gid: string }; metadata: { now: number } };

@@ -30,7 +30,9 @@ export type TxEvent =
   /** `result`: a workflow's result (base64), as its client submitted it. */
   | { type: 'TransactionSucceeded'; data: { at: string; result?: string } }
   | { type: 'TransactionFailed'; data: { reason: string; forced: boolean; at: string; result?: string } }
-  | { type: 'RetryScheduleReset'; data: { at: string } };
+  | { type: 'RetryScheduleReset'; data: { at: string } }
+  /** A pass threw (a bug, a value the transport cannot send): the error, and when the next pass may run. */
+  | { type: 'PassFailed'; data: { error: string; at: string; retryAt: string } };
 
 export type TxEventType = TxEvent['type'];
 

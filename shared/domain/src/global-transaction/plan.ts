@@ -16,6 +16,8 @@ const defaultPolicy: Policy = { retryIntervalS: 10, timeoutToFailS: 35, backoffC
  */
 export const plan = (state: GlobalTransaction, now: number, policy: Policy = defaultPolicy): Plan => {
   if (state.status === 'none' || state.status === 'succeed' || state.status === 'failed') return { kind: 'done' };
+  // The last pass threw: nothing until its backoff has passed (DESIGN invariant 9).
+  if (state.passFailures.retryAt > now) return { kind: 'wait', until: state.passFailures.retryAt };
   switch (state.definition.transType) {
     case 'saga':
       return planSaga(state, now);
