@@ -119,6 +119,11 @@ export class MemoryLease implements PassLease {
   steal(gid: string): void {
     this.holder.set(gid, 'someone-else');
   }
+
+  /** The lease lapses: nobody holds it until the next acquire. */
+  expire(gid: string): void {
+    this.holder.delete(gid);
+  }
 }
 
 /** What one call of the scripted RM answers; may wait or look at the log first. */
@@ -170,6 +175,23 @@ export const driverWith = (overrides: Partial<DriverDeps> = {}) => {
   };
   return { driver: new Driver(deps), log, scheduler, rm, clock };
 };
+
+/** A two-phase message with one HTTP step (`http://rm/deliver`) and its check-back (`http://rm/query`). */
+export const msgOf = (gid: string): { definition: TransDefinition; branches: BranchDef[] } => ({
+  definition: {
+    gid,
+    transType: 'msg',
+    protocol: 'http',
+    steps: [{ action: 'http://rm/deliver' }],
+    payloads: [''],
+    customData: '',
+    queryPrepared: 'http://rm/query',
+    options: DEFAULT_OPTIONS,
+    ordering: { concurrent: false, orders: {} },
+    delayS: 0,
+  },
+  branches: [{ branchId: sagaBranchId(0), op: 'action', url: 'http://rm/deliver', data: '' }],
+});
 
 /** Submits `saga` through the driver, as the API does. */
 export const submit = (driver: Driver, saga: ReturnType<typeof sagaOf>) =>

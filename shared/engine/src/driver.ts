@@ -20,6 +20,7 @@ import {
 } from '@dtm-ts/ports';
 import { appendDecided, type Appended, type Decision, type StreamAt } from './append-decided';
 import { CallsInFlight } from './calls-in-flight';
+import { LeaseFence, NO_FENCE, type Fence } from './lease-fence';
 import { inPassSpan, tracedEventLog, tracedTransport, traceFor } from './tracing';
 import { immediateKey, waitKey } from './views';
 
@@ -35,6 +36,8 @@ export interface DriverDeps {
   /** One driver per transaction at a time; without it, two drivers are still correct, just wasteful. */
   readonly lease?: PassLease;
   readonly leaseTtlMs?: number;
+  /** A clock that never jumps, to judge how long the lease is surely held. Default: `performance.now`. */
+  readonly monotonic?: Clock;
   /** How many passes this process may run itself after a submit (0: always queue them). */
   readonly inlinePasses?: number;
   readonly onInlineError?: (gid: string, err: unknown) => void;
@@ -75,6 +78,8 @@ export interface PassResult {
   readonly lastOutcome: BranchOutcome | null;
   /** True when another driver held the transaction, so this pass did nothing. */
   readonly skipped?: boolean;
+  /** True when the pass lost its lease midway and stopped before its next call, leaving the rest to a new pass. */
+  readonly handedOff?: boolean;
   /** The error of a pass that threw; it was recorded (PassFailed) and the next pass asked for after a backoff. */
   readonly failure?: string;
 }
@@ -197,8 +202,10 @@ export class Driver {
 
   private async runUnderLease(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
     const { lease, clock, scheduler } = this.deps;
-    if (!lease) return this.runRecordingFailure(gid, notBefore, from);
+    if (!lease) return this.runRecordingFailure(gid, notBefore, NO_FENCE, from);
     const ttl = this.deps.leaseTtlMs ?? 10_000;
+    const monotonic = this.deps.monotonic ?? { now: () => performance.now() };
+    const asked = monotonic.now();
     const got = await lease.acquire(gid, ttl);
     if (!('token' in got)) {
       // Another driver is on it. Come back when its lease would lapse, in case it died meanwhile;
@@ -208,13 +215,11 @@ export class Driver {
       const { state, version } = from ?? (await this.read(gid));
       return { state, version, lastOutcome: null, skipped: true };
     }
-    const renew = setInterval(() => {
-      lease.renew(gid, got.token, ttl).catch(() => undefined);
-    }, ttl / 3);
+    const fence = new LeaseFence(lease, gid, got.token, ttl, monotonic, asked);
     try {
-      return await this.runRecordingFailure(gid, notBefore, from);
+      return await this.runRecordingFailure(gid, notBefore, fence, from);
     } finally {
-      clearInterval(renew);
+      fence.stop();
       await lease.release(gid, got.token).catch(() => undefined);
     }
   }
@@ -225,9 +230,14 @@ export class Driver {
    * so the transaction neither disappears nor keeps a worker busy. Rethrows only when even that record fails
    * (the log unreachable): the pass job's own retries and the recovery sweep take over then.
    */
-  private async runRecordingFailure(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
+  private async runRecordingFailure(
+    gid: string,
+    notBefore: number,
+    fence: Fence,
+    from?: HeldTransaction,
+  ): Promise<PassResult> {
     try {
-      return await this.runSteps(gid, notBefore, from);
+      return await this.runSteps(gid, notBefore, fence, from);
     } catch (err) {
       const error = describeThrown(err);
       const { clock, policy } = this.deps;
@@ -253,24 +263,40 @@ export class Driver {
   /**
    * The steps of a pass: plan, append what is due, start the calls that are due, record each answer before the next
    * step, until nothing is due and nothing is in flight; then ask for the pass at the planner's wake time.
+   *
+   * One driver at a time (DESIGN invariant 4): before each call it checks that it still holds the lease, and after
+   * a conflict (someone else appended) it asks the lease store. Once the lease is lost, it starts no more calls,
+   * records the answers of those in flight (they are facts), and hands the transaction to a new pass.
    */
-  private async runSteps(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
+  private async runSteps(gid: string, notBefore: number, fence: Fence, from?: HeldTransaction): Promise<PassResult> {
     const { clock, policy } = this.deps;
     let held = from ?? (await this.read(gid));
     let lastOutcome: BranchOutcome | null = null;
+    let lostLease = false;
     const calls = new CallsInFlight();
     const now = (): number => Math.max(clock.now(), notBefore);
+    const afterAppend = async (done: Appended<TxEvent, GlobalTransaction>): Promise<HeldTransaction> => {
+      if (done.conflicts > 0 && !lostLease) lostLease = !(await fence.confirm());
+      return done;
+    };
     for (let step = 0; step < MAX_STEPS_PER_PASS; step++) {
       const p = plan(held.state, now(), policy);
-      if (p.kind === 'append') {
+      if (p.kind === 'append' && !lostLease) {
         // Re-planned against the stream on a conflict: someone else may have appended the same.
-        held = await this.appendDecided(gid, (state) => this.appendDue(state, now()), held);
+        held = await afterAppend(await this.appendDecided(gid, (state) => this.appendDue(state, now()), held));
         continue;
       }
       const tx = held.state;
       // No compensation starts while a forward call may still be running.
       if (p.kind === 'call' && tx.status !== 'none' && (tx.status !== 'aborting' || calls.size === 0)) {
-        for (const call of p.calls) calls.start(call, (c) => this.call(gid, tx, c));
+        const due = p.calls.filter((c) => !calls.has(c));
+        if (due.length && !lostLease) lostLease = !(await fence.holds());
+        if (!lostLease) for (const call of due) calls.start(call, (c) => this.call(gid, tx, c));
+      }
+      if (calls.size === 0 && lostLease) {
+        // Someone else drives it now; should nobody, this pass comes (and finds it held while the other lives).
+        await this.deps.scheduler.schedule(gid, clock.now(), immediateKey(held.version), traceFor(tx));
+        return { state: held.state, version: held.version, lastOutcome, handedOff: true };
       }
       if (calls.size === 0) {
         if (p.kind === 'wait') {
@@ -283,18 +309,20 @@ export class Driver {
       if (done.outcome.kind !== 'success') lastOutcome = done.outcome;
       this.deps.observer?.onBranchResult?.(gid, held.state, done.call, done.outcome, done.ms);
       // Record before you move on (DESIGN invariant 3).
-      held = await this.appendDecided(
-        gid,
-        (state) => {
-          const t = now();
-          const cmd: TxCommand = {
-            type: 'RecordBranchResult',
-            data: { ...done.call, outcome: done.outcome },
-            metadata: { now: t, policy },
-          };
-          return this.withFollowUps(state, decide(cmd, state), t);
-        },
-        held,
+      held = await afterAppend(
+        await this.appendDecided(
+          gid,
+          (state) => {
+            const t = now();
+            const cmd: TxCommand = {
+              type: 'RecordBranchResult',
+              data: { ...done.call, outcome: done.outcome },
+              metadata: { now: t, policy },
+            };
+            return this.withFollowUps(state, decide(cmd, state), t);
+          },
+          held,
+        ),
       );
     }
     throw new Error(`pass over ${gid} did not settle in ${MAX_STEPS_PER_PASS} steps`);

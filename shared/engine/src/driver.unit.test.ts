@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { fold, type TxEvent } from '@dtm-ts/domain';
 import { VersionConflict } from '@dtm-ts/ports';
-import { driverWith, gate, MemoryLease, sagaOf, submit, T0 } from './driver-fakes.unit-support';
+import { Driver } from './driver';
+import {
+  driverWith,
+  gate,
+  manualClock,
+  MemoryLease,
+  msgOf,
+  policy,
+  sagaOf,
+  submit,
+  T0,
+} from './driver-fakes.unit-support';
 import { waitKey } from './views';
 
 const reset = (t: number): TxEvent => ({ type: 'RetryScheduleReset', data: { at: new Date(t).toISOString() } });
@@ -214,6 +225,123 @@ describe('driver', () => {
         throw new Error('log unreachable');
       };
       await expect(driver.runPass('g1')).rejects.toThrow('URI malformed');
+    });
+  });
+
+  describe('one driver at a time (issue 15)', () => {
+    it('when a renewal finds the lease lost, then the driver makes no further branch call and hands off', async () => {
+      const lease = new MemoryLease();
+      const { driver, rm, scheduler } = driverWith({ lease, leaseTtlMs: 30 });
+      rm.replies.set('http://rm/a0', async () => {
+        // The lease lapses and another driver takes it; wait until a renewal has found out.
+        lease.steal('g1');
+        const seen = lease.renewals;
+        while (lease.renewals === seen) await new Promise((r) => setTimeout(r, 2));
+        return { kind: 'success' };
+      });
+      await submit(driver, sagaOf('g1', 2));
+      const pass = await driver.runPass('g1');
+      expect(rm.urls()).toEqual(['http://rm/a0']);
+      expect(pass.handedOff).toBe(true);
+      // The answer it had was still recorded: it is a fact.
+      expect(pass.state.status !== 'none' && pass.state.branches.find((b) => b.url === 'http://rm/a0')?.status).toBe(
+        'succeed',
+      );
+      expect(scheduler.passes.at(-1)).toMatchObject({ gid: 'g1', key: `${pass.version}` });
+    });
+
+    it('when the process was paused past its lease during a call, then it asks again before the next call and stops', async () => {
+      const lease = new MemoryLease();
+      const monotonic = manualClock(0);
+      const { driver, rm } = driverWith({ lease, leaseTtlMs: 10_000, monotonic });
+      rm.replies.set('http://rm/a0', () => {
+        // A pause (SIGSTOP) longer than the lease: no timer ran, the lease lapsed and someone else holds it.
+        monotonic.set(60_000);
+        lease.steal('g1');
+        return { kind: 'success' };
+      });
+      await submit(driver, sagaOf('g1', 2));
+      const renewals = lease.renewals;
+      const pass = await driver.runPass('g1');
+      expect(rm.urls()).toEqual(['http://rm/a0']);
+      expect(pass.handedOff).toBe(true);
+      expect(lease.renewals).toBeGreaterThan(renewals);
+    });
+
+    it('when it loses an append conflict to another driver, then it re-reads and stops instead of calling on', async () => {
+      const lease = new MemoryLease();
+      const { driver, log, rm } = driverWith({ lease });
+      rm.replies.set('http://rm/a0', () => {
+        // Meanwhile another driver took the lapsed lease and recorded the same answer first.
+        lease.steal('g1');
+        log.push('g1', {
+          type: 'BranchSucceeded',
+          data: { branchId: '01', op: 'action', at: new Date(T0).toISOString() },
+        });
+        return { kind: 'success' };
+      });
+      await submit(driver, sagaOf('g1', 2));
+      const pass = await driver.runPass('g1');
+      expect(rm.urls()).toEqual(['http://rm/a0']);
+      expect(pass.handedOff).toBe(true);
+      // Nothing of its own was appended over the other driver's record.
+      expect(log.types('g1')).toEqual(['TransactionPrepared', 'TransactionSubmitted', 'BranchSucceeded']);
+    });
+
+    it('when a conflict comes from the API while it still holds the lease, then it carries on', async () => {
+      const lease = new MemoryLease();
+      const { driver, log, rm, clock } = driverWith({ lease });
+      rm.replies.set('http://rm/a0', () => {
+        log.push('g1', reset(clock.now()));
+        return { kind: 'success' };
+      });
+      await submit(driver, sagaOf('g1', 2));
+      const pass = await driver.runPass('g1');
+      expect(pass.state.status).toBe('succeed');
+      expect(rm.urls()).toEqual(['http://rm/a0', 'http://rm/a1']);
+    });
+
+    it('when a msg submit races an in-flight check-back, then the message is delivered once', async () => {
+      const lease = new MemoryLease();
+      const a = driverWith({ lease });
+      const { log, rm, clock, scheduler } = a;
+      const b = new Driver({
+        log,
+        transport: rm,
+        scheduler,
+        clock,
+        policy,
+        requestTimeoutS: 3,
+        lease,
+      });
+      const msg = msgOf('m1');
+      await a.driver.execute('m1', (now) => ({ type: 'PrepareGlobalTransaction', data: msg, metadata: { now } }));
+      // Past the timeout: the check-back is due.
+      clock.set(T0 + 40_000);
+      const checkBack = gate<{ kind: 'success' }>();
+      const delivery = gate<{ kind: 'success' }>();
+      let deliveries = 0;
+      rm.replies.set('http://rm/query', () => checkBack.promise);
+      rm.replies.set('http://rm/deliver', () => {
+        deliveries++;
+        return delivery.promise;
+      });
+      const passA = a.driver.runPass('m1');
+      await expect.poll(() => rm.urls()).toEqual(['http://rm/query']);
+      // A's lease lapses while its check-back hangs; the AP submits; B drives the submitted message.
+      lease.expire('m1');
+      await b.execute('m1', (now) => ({ type: 'SubmitGlobalTransaction', data: msg, metadata: { now } }));
+      const passB = b.runPass('m1');
+      await expect.poll(() => deliveries).toBe(1);
+      // A's check-back now answers SUCCESS, while B's delivery is still in flight.
+      checkBack.open({ kind: 'success' });
+      const resultA = await passA;
+      delivery.open({ kind: 'success' });
+      const resultB = await passB;
+      expect(resultA.handedOff).toBe(true);
+      expect(resultB.state.status).toBe('succeed');
+      expect(deliveries).toBe(1);
+      expect(log.types('m1').filter((t) => t === 'BranchSucceeded')).toHaveLength(1);
     });
   });
 });
