@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Infra } from '@dtm-ts/runtime';
+import { listAlerts, type Infra } from '@dtm-ts/runtime';
+import { TopicDirectory } from './console/topic-directory';
 import { createApiApp } from './app';
 
 export const VERSION = 'v1.19.0 (dtm-ts 0.1.0)';
@@ -24,16 +25,32 @@ export const startApi = async (infra: Infra, port = infra.config.port): Promise<
     requestTimeoutS: config.requestTimeoutS,
     timeoutToFailS: config.timeoutToFailS,
     policy: infra.policy,
+    outbound: infra.outbound,
     now: () => infra.clock.now(),
     version: VERSION,
     logger,
     metrics: infra.metrics,
     maxBodyBytes: config.maxBodyBytes,
+    topicIndex: new TopicDirectory(infra.redis, config.prefix, infra.topics),
+    console: {
+      readModel: infra.readModel,
+      log: infra.log,
+      alerts: (limit) => listAlerts(infra.redis, config.prefix, limit),
+      unfinishedCount: () => infra.readModel.unfinishedCount(),
+      settings: {
+        traceUrlTemplate: config.traceUrlTemplate,
+        alertRetryLimit: config.alertRetryLimit,
+        alertWebhook: config.alertWebhook !== undefined,
+      },
+      now: () => infra.clock.now(),
+    },
   });
   const server = app.listen(port, config.host);
   await once(server, 'listening');
   server.keepAliveTimeout = 65_000;
   const addr = server.address() as AddressInfo;
+  // Port 0 (tests): the policy learns the port the API got.
+  infra.outbound.addOwnPort(addr.port);
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   return {
     url: `http://${host}:${addr.port}`,

@@ -81,6 +81,37 @@ const settings = {
     schema: z.string().optional(),
     doc: 'Kafka SASL password (never logged)',
   },
+  kafkaTopicAllow: {
+    env: 'KAFKA_TOPIC_ALLOW',
+    schema: z.string().optional(),
+    doc: 'Topics `kafka://` steps may name: comma-separated globs (`orders.*`, `audit-?`). Unset: any but internal `__*` topics',
+  },
+  kafkaAutoCreateTopics: {
+    env: 'KAFKA_AUTO_CREATE_TOPICS',
+    schema: z.stringbool().default(false),
+    doc: 'Let the brokers create a missing topic on its first record (where they allow it); off, a missing topic is an error',
+  },
+  outboundAllow: {
+    env: 'OUTBOUND_ALLOW',
+    schema: z.string().optional(),
+    doc: 'Only these hosts may be called: comma-separated hosts, `.suffix` domains, CIDRs, `*`, each optionally `:port`',
+  },
+  outboundDeny: {
+    env: 'OUTBOUND_DENY',
+    schema: z.string().optional(),
+    doc: 'Hosts never called (same forms as OUTBOUND_ALLOW; deny wins), beyond the built-in denials (Security)',
+  },
+  branchSigningKey: {
+    env: 'BRANCH_SIGNING_KEY',
+    // Its length is checked where it is used, so that an error never prints the key.
+    schema: z.string().optional(),
+    doc: 'Key of the HMAC-SHA256 `dtm-signature` on every branch call (never logged). Unset: calls are not signed',
+  },
+  branchSigningKeyFile: {
+    env: 'BRANCH_SIGNING_KEY_FILE',
+    schema: z.string().optional(),
+    doc: 'File holding BRANCH_SIGNING_KEY (surrounding whitespace ignored), e.g. a mounted secret',
+  },
   retryIntervalS: {
     env: 'RETRY_INTERVAL',
     schema: z.coerce.number().int().min(1).default(10),
@@ -178,6 +209,24 @@ const settings = {
     env: 'OTEL_TRACES_SAMPLE_RATIO',
     schema: z.coerce.number().min(0).max(1).default(1),
     doc: "Fraction of new traces recorded (an incoming traceparent's decision is followed)",
+  },
+  traceUrlTemplate: {
+    env: 'TRACE_URL_TEMPLATE',
+    schema: z
+      .string()
+      .regex(/^https?:\/\/\S*\{traceId\}\S*$/, 'expected an http(s) URL containing {traceId}')
+      .optional(),
+    doc: 'Console: link of a trace id, `{traceId}` replaced, e.g. `http://jaeger:16686/trace/{traceId}`. Unset: no link',
+  },
+  alertRetryLimit: {
+    env: 'ALERT_RETRY_LIMIT',
+    schema: z.coerce.number().int().min(1).max(1000).default(3),
+    doc: 'Alert once a branch has failed this many times in a row (DTM AlertRetryLimit); listed in the console',
+  },
+  alertWebhook: {
+    env: 'ALERT_WEBHOOK',
+    schema: z.string().url().optional(),
+    doc: 'URL the TM POSTs a JSON alert to, once per crossing of ALERT_RETRY_LIMIT (DTM AlertWebHook). Unset: console only',
   },
   logLevel: {
     env: 'LOG_LEVEL',

@@ -109,6 +109,8 @@ export interface ReadModel {
    * newer projection moves their wake time first. Keeps a set of ever-overdue transactions from hiding the rest.
    */
   postpone(overdue: readonly { gid: Gid; wakeAt: number }[], until: number): Promise<void>;
+  /** How many transactions are unfinished. */
+  unfinishedCount(): Promise<number>;
   /** Unfinished transactions that will not be driven before `after` (epoch ms): long back-offs. */
   scheduledAfter(after: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]>;
   /**

@@ -10,6 +10,7 @@ import {
   EsdbFeedSubscriber,
   esdbTopicLog,
   type ClosableBranchTransport,
+  type OutboundPolicy,
   RedisEventLog,
   RedisFeedSubscriber,
   RedisPassLease,
@@ -34,7 +35,8 @@ import {
 } from '@dtm-ts/ports';
 import { initMetrics, initTracing, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
 import { driverObserver } from './observer';
-import { createBranchTransport } from './branch-transport';
+import { alertObserver, composeObservers } from './alerts';
+import { createBranchTransport, createOutboundPolicy } from './branch-transport';
 
 /** Everything a role needs, wired from one config. `close` releases it in reverse order. */
 export interface Infra {
@@ -56,6 +58,8 @@ export interface Infra {
    */
   subscribeFeed(purpose: string, onError: (err: unknown) => void): FeedSubscription;
   readonly transport: ClosableBranchTransport;
+  /** Which hosts and topics branch calls may reach; the API checks submitted URLs against it. */
+  readonly outbound: OutboundPolicy;
   readonly driver: Driver;
   readonly clock: Clock;
   readonly metrics: DtmMetrics;
@@ -136,7 +140,8 @@ export const createInfra = async (
         })
       : new RedisFeedSubscriber(redis, { ...shape, group: purpose, consumer, onError });
   // HTTP, plus Kafka for `kafka://` msg steps when KAFKA_BROKERS is set.
-  const transport = opts.transport ?? createBranchTransport(config, logger);
+  const outbound = createOutboundPolicy(config);
+  const transport = opts.transport ?? createBranchTransport(config, logger, outbound);
   const policy: Policy = {
     retryIntervalS: config.retryIntervalS,
     timeoutToFailS: config.timeoutToFailS,
@@ -164,7 +169,17 @@ export const createInfra = async (
     },
   );
   const driver = new Driver({
-    observer: driverObserver(metrics, logger, () => clock.now()),
+    observer: composeObservers(
+      driverObserver(metrics, logger, () => clock.now()),
+      alertObserver({
+        redis,
+        prefix: config.prefix,
+        limit: config.alertRetryLimit,
+        webhook: config.alertWebhook,
+        logger,
+        now: () => clock.now(),
+      }),
+    ),
     log,
     transport,
     scheduler,
@@ -190,6 +205,7 @@ export const createInfra = async (
     passJobs,
     subscribeFeed,
     transport,
+    outbound,
     driver,
     clock,
     metrics,

@@ -35,8 +35,32 @@ export interface DtmServiceDeps {
   readonly requestTimeoutS: number;
   readonly timeoutToFailS: number;
   readonly policy: Policy;
+  /** The outbound policy: every URL a request would have the TM call is checked before anything is written. */
+  readonly outbound?: { refusal(url: string): string | null };
   readonly version: string;
   readonly now: () => number;
+  /** Topic names for `scanKV`/`queryKV` (DTM's admin listing); without it they list no topic. */
+  readonly topicIndex?: TopicIndex;
+}
+
+/** DTM's KV row (reference §6): topics are `cat: "topics"`, `v` the JSON text of their subscribers. */
+export interface KvRow {
+  readonly cat: string;
+  readonly k: string;
+  readonly v: string;
+  readonly version: number;
+  readonly create_time: string;
+  readonly update_time: string;
+}
+
+/** Where topic names are listed from; the topic streams stay the truth. */
+export interface TopicIndex {
+  /** Records the name; called before the topic's first event is appended, so no topic is missed. */
+  add(topic: string): Promise<void>;
+  /** Topics that exist, by name, after `position` (exclusive); `next` is '' on the last page. */
+  scan(position: string, limit: number): Promise<{ rows: KvRow[]; next: string }>;
+  /** The topic `key` (or every topic when `key` is empty). */
+  query(key: string): Promise<KvRow[]>;
 }
 
 export const SUCCESS = { dtm_result: 'SUCCESS' } as const;
@@ -81,8 +105,23 @@ export class DtmService {
 
   private async parseGlobal(body: unknown): Promise<{ definition: TransDefinition; branches: BranchDef[] }> {
     const parsed = parseGlobalRequest(body, this.deps.limits);
-    if (parsed.definition.transType !== 'msg') return parsed;
-    return { ...parsed, branches: await expandTopics(parsed.branches, (t) => this.subscribersOf(t)) };
+    if (parsed.definition.transType !== 'msg') return this.checkOutbound(parsed);
+    return this.checkOutbound({
+      ...parsed,
+      branches: await expandTopics(parsed.branches, (t) => this.subscribersOf(t)),
+    });
+  }
+
+  /** 422 naming the first URL of a parsed request (branches, query_prepared) that the outbound policy refuses. */
+  private checkOutbound<T extends { branches: readonly BranchDef[]; definition?: TransDefinition; url?: string }>(
+    parsed: T,
+  ): T {
+    const urls = [parsed.definition?.queryPrepared ?? '', parsed.url ?? '', ...parsed.branches.map((b) => b.url)];
+    for (const url of urls) {
+      const refused = this.deps.outbound?.refusal(url);
+      if (refused) throw new BadRequest(`outbound URL refused: ${refused}`, 422);
+    }
+    return parsed;
   }
 
   /** Stores a prepared transaction and asks for the pass that watches it (a timeout, a resume callback). */
@@ -180,7 +219,7 @@ export class DtmService {
   }
 
   async registerBranch(body: unknown): Promise<Json> {
-    const { gid, transType, branches } = parseRegisterBranch(body);
+    const { gid, transType, branches } = this.checkOutbound(parseRegisterBranch(body));
     await this.deps.driver.execute(gid, (now) => ({
       type: 'RegisterBranch',
       data: { gid, transType, branches },
@@ -266,12 +305,29 @@ export class DtmService {
     requireTopic(topic);
     if (url === '') throw new BadRequest('url is required');
     checkUrl(url, 'url');
+    this.checkOutbound({ branches: [], url });
+    await this.deps.topicIndex?.add(topic);
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'Subscribe' as const,
       data: { topic, url, remark },
       metadata: { now: this.deps.now() },
     });
     return SUCCESS;
+  }
+
+  /** DTM's `scanKV`: the only category is `topics`; any other lists nothing, as in DTM. */
+  async scanKV(cat: string, position: string, limit: number): Promise<Json> {
+    if (cat === '') throw new BadRequest('cat is required');
+    if (cat !== 'topics' || !this.deps.topicIndex) return { kv: [], next_position: '' };
+    const page = await this.deps.topicIndex.scan(position, limit);
+    return { kv: page.rows, next_position: page.next };
+  }
+
+  /** DTM's `queryKV`: the row of `key` in `cat` (every row of the category when `key` is empty). */
+  async queryKV(cat: string, key: string): Promise<Json> {
+    if (cat === '') throw new BadRequest('cat is required');
+    if (cat !== 'topics' || !this.deps.topicIndex) return { kv: [] };
+    return { kv: await this.deps.topicIndex.query(key) };
   }
 
   async unsubscribe(topic: string, url: string): Promise<Json> {
