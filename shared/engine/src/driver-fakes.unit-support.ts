@@ -173,7 +173,7 @@ export const driverWith = (overrides: Partial<DriverDeps> = {}) => {
     requestTimeoutS: 3,
     ...overrides,
   };
-  return { driver: new Driver(deps), log, scheduler, rm, clock };
+  return { driver: new Driver(deps), deps, log, scheduler, rm, clock };
 };
 
 /** A two-phase message with one HTTP step (`http://rm/deliver`) and its check-back (`http://rm/query`). */

@@ -2,17 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { fold, type TxEvent } from '@dtm-ts/domain';
 import { VersionConflict } from '@dtm-ts/ports';
 import { Driver } from './driver';
-import {
-  driverWith,
-  gate,
-  manualClock,
-  MemoryLease,
-  msgOf,
-  policy,
-  sagaOf,
-  submit,
-  T0,
-} from './driver-fakes.unit-support';
+import { driverWith, gate, manualClock, MemoryLease, msgOf, sagaOf, submit, T0 } from './driver-fakes.unit-support';
 import { waitKey } from './views';
 
 const reset = (t: number): TxEvent => ({ type: 'RetryScheduleReset', data: { at: new Date(t).toISOString() } });
@@ -304,16 +294,9 @@ describe('driver', () => {
     it('when a msg submit races an in-flight check-back, then the message is delivered once', async () => {
       const lease = new MemoryLease();
       const a = driverWith({ lease });
-      const { log, rm, clock, scheduler } = a;
-      const b = new Driver({
-        log,
-        transport: rm,
-        scheduler,
-        clock,
-        policy,
-        requestTimeoutS: 3,
-        lease,
-      });
+      const { log, rm, clock } = a;
+      // A second driver on the same log, RM and lease: another worker.
+      const b = new Driver(a.deps);
       const msg = msgOf('m1');
       await a.driver.execute('m1', (now) => ({ type: 'PrepareGlobalTransaction', data: msg, metadata: { now } }));
       // Past the timeout: the check-back is due.
