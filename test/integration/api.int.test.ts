@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { sagaBody, uniqueGid, useTmFixture } from '../support/tm-harness';
+import { pause } from '../support/wait';
 
 const fx = useTmFixture({ maxBodyBytes: 64 * 1024, maxBranches: 5 });
 
@@ -26,7 +27,7 @@ describe('bad input changes nothing', () => {
       'unknown trans_type',
       () => fx.dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'sagaa' }),
       422,
-      /unknown trans_type 'sagaa'/,
+      /trans_type is unknown: 'sagaa'/,
     ],
     ['malformed JSON', () => fx.dtm.postRaw('/submit', '{"gid": "x", '), 400, /malformed JSON/],
     ['a JSON array', () => fx.dtm.postRaw('/submit', '[1,2]'), 400, /must be a JSON object/],
@@ -120,10 +121,16 @@ describe('bad input changes nothing', () => {
       /branch_headers\.a must be a string/,
     ],
     [
-      'an unsupported protocol',
+      'an unknown protocol',
+      () => fx.dtm.post('/submit', sagaBody(uniqueGid('x'), [], { protocol: 'soap' })),
+      422,
+      /protocol 'soap' is not supported/,
+    ],
+    [
+      'a protocol this TM has no transport for',
       () => fx.dtm.post('/submit', sagaBody(uniqueGid('x'), [], { protocol: 'grpc' })),
       422,
-      /protocol 'grpc' is not supported/,
+      /protocol 'grpc' is not served by this TM/,
     ],
     ['forceStop without gid', () => fx.dtm.post('/forceStop', {}), 400, /gid is required/],
     [
@@ -190,7 +197,7 @@ describe('endpoints', () => {
       gids.push(gid);
       if (i === 2) fx.peer.script(`${gid}/a0`, [409]);
       await fx.dtm.post('/submit', sagaBody(gid, steps(gid, 1), { wait_result: true }));
-      await new Promise((r) => setTimeout(r, 5));
+      await pause(5); // distinct create times: the order is newest first
     }
     const mine = (list: Record<string, unknown>[]) =>
       list.filter((t) => String(t.gid).startsWith(label)).map((t) => t.gid);

@@ -1,9 +1,10 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { listAlerts, type Infra } from '@dtm-ts/runtime';
+import { listAlerts, SERVED_PROTOCOLS, type Infra } from '@dtm-ts/runtime';
 import { TopicDirectory } from './console/topic-directory';
 import { createApiApp } from './app';
+import { authorizerOf } from './edge/auth';
 
 export const VERSION = 'v1.19.0 (dtm-ts 0.1.0)';
 
@@ -21,7 +22,7 @@ export const startApi = async (infra: Infra, port = infra.config.port): Promise<
     log: infra.log,
     topics: infra.topics,
     readModel: infra.readModel,
-    limits: { maxBranches: config.maxBranches, kafka: config.kafkaBrokers !== undefined },
+    limits: { maxBranches: config.maxBranches, kafka: config.kafkaBrokers !== undefined, protocols: SERVED_PROTOCOLS },
     requestTimeoutS: config.requestTimeoutS,
     timeoutToFailS: config.timeoutToFailS,
     policy: infra.policy,
@@ -31,6 +32,7 @@ export const startApi = async (infra: Infra, port = infra.config.port): Promise<
     logger,
     metrics: infra.metrics,
     maxBodyBytes: config.maxBodyBytes,
+    auth: authorizerOf(config, logger),
     topicIndex: new TopicDirectory(infra.redis, config.prefix, infra.topics),
     console: {
       readModel: infra.readModel,

@@ -316,7 +316,7 @@ export class Driver {
             const t = now();
             const cmd: TxCommand = {
               type: 'RecordBranchResult',
-              data: { ...done.call, outcome: done.outcome },
+              data: { gid, ...done.call, outcome: done.outcome },
               metadata: { now: t, policy },
             };
             return this.withFollowUps(state, decide(cmd, state), t);

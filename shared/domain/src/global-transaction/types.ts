@@ -5,6 +5,10 @@ export type Gid = string;
 export type TransType = 'saga' | 'tcc' | 'xa' | 'msg' | 'workflow';
 export const TRANS_TYPES: readonly string[] = ['saga', 'tcc', 'xa', 'msg', 'workflow'];
 
+/** How the TM calls a transaction's branches (DTM's `protocol`; empty on the wire means http). */
+export type Protocol = 'http' | 'grpc' | 'json-rpc';
+export const PROTOCOLS: readonly Protocol[] = ['http', 'grpc', 'json-rpc'];
+
 /** DTM's global statuses (`client/dtmcli/consts.go`). `succeed` and `failed` are final. */
 export type GlobalStatus = 'prepared' | 'submitted' | 'aborting' | 'succeed' | 'failed';
 export const FINAL_STATUSES: ReadonlySet<string> = new Set(['succeed', 'failed']);
@@ -38,7 +42,7 @@ export interface SagaOrdering {
 export interface TransDefinition {
   readonly gid: Gid;
   readonly transType: TransType;
-  readonly protocol: 'http';
+  readonly protocol: Protocol;
   readonly steps: readonly Readonly<Record<string, string>>[];
   readonly payloads: readonly string[];
   readonly customData: string;
@@ -78,8 +82,14 @@ export interface Policy {
 /** Branch key inside one transaction. */
 export const branchKey = (branchId: string, op: CallOp): string => `${branchId}/${op}`;
 
+/** DTM's two-digit numbering: `01`, `02`, … for i = 0, 1, … */
+const twoDigits = (i: number): string => String(i + 1).padStart(2, '0');
+
 /** Saga branch id of step i (0-based): `01`, `02`, … as DTM numbers them. */
-export const sagaBranchId = (i: number): string => String(i + 1).padStart(2, '0');
+export const sagaBranchId = (i: number): string => twoDigits(i);
+
+/** Branch id of subscriber k (0-based) of a msg step `topic://name` with branch id `stepId`: `01-01`, `01-02`, … */
+export const subscriberBranchId = (stepId: string, k: number): string => `${stepId}-${twoDigits(k)}`;
 
 /** Options as a request that sets none of them: every value is the server default. */
 export const DEFAULT_OPTIONS: TransOptions = Object.freeze({
