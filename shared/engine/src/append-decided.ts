@@ -25,6 +25,8 @@ export interface Appended<E, S> extends StreamAt<S> {
 export interface AppendDecidedOptions<E, S> {
   /** The stream as the caller already holds it, which saves the first read. */
   readonly from?: StreamAt<S>;
+  /** Reads the stream in place of `log.read` + `fold` (say, from snapshots). */
+  readonly read?: () => Promise<StreamAt<S>>;
   /** Appends in place of `log.append`, with the same contract (to time it, or to tell observers). */
   readonly append?: (events: readonly E[], expected: number, before: S, after: S) => Promise<number>;
 }
@@ -42,10 +44,12 @@ export const appendDecided = async <E, S>(
   decide: (state: S) => Decision<E, S> | null,
   opts: AppendDecidedOptions<E, S> = {},
 ): Promise<Appended<E, S>> => {
-  const read = async (): Promise<StreamAt<S>> => {
-    const { events, version } = await log.read(id);
-    return { state: fold(events), version };
-  };
+  const read =
+    opts.read ??
+    (async (): Promise<StreamAt<S>> => {
+      const { events, version } = await log.read(id);
+      return { state: fold(events), version };
+    });
   let at = opts.from ?? (await read());
   for (let conflicts = 0; ; conflicts++) {
     const decision = decide(at.state);

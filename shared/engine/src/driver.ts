@@ -23,6 +23,7 @@ import { CallsInFlight } from './calls-in-flight';
 import { LeaseFence, NO_FENCE, type Fence } from './lease-fence';
 import { inPassSpan, tracedEventLog, tracedTransport, traceFor } from './tracing';
 import { immediateKey, waitKey } from './views';
+import { readState } from './read-state';
 
 export interface DriverDeps {
   readonly log: EventLog;
@@ -364,9 +365,9 @@ export class Driver {
     return { events: all, state: s };
   }
 
-  private async read(gid: string): Promise<HeldTransaction> {
-    const { events, version } = await this.log.read(gid);
-    return { state: fold(events), version };
+  /** The transaction as it stands (from the log's snapshots where it keeps them). */
+  private read(gid: string): Promise<HeldTransaction> {
+    return readState(this.deps.log, gid);
   }
 
   /** {@link appendDecided} on the transaction's stream, timed, with observers told of each state change. */
@@ -377,6 +378,7 @@ export class Driver {
   ): Promise<Appended<TxEvent, GlobalTransaction>> {
     return appendDecided(this.log, gid, fold, decideFn, {
       from,
+      read: () => this.read(gid),
       append: async (events, expected, before, after) => {
         const t0 = performance.now();
         const version = await this.log.append(gid, events, expected);
