@@ -1,8 +1,7 @@
 import { isHttpUrl, kafkaTopicOf, KAFKA_SCHEME, KAFKA_TOPIC_NAME, type BranchOutcome } from '@dtm-ts/domain';
-import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
+import type { BranchRequest, BranchTransport, BusMessage, MessageBus } from '@dtm-ts/ports';
 import { payloadBytes, withTextPayload } from '../grpc-branch/payload';
 import { jsonRpcMethodOf } from '../json-rpc-branch/json-rpc-branch-transport';
-import type { BusMessage, MessageBus } from './message-bus';
 import { describeError } from '../describe-error';
 
 /** The scheme and Kafka's topic naming rule live in the domain (one place for the API and this transport). */
