@@ -121,9 +121,15 @@ describe('bad input changes nothing', () => {
     ],
     [
       'an unsupported protocol',
-      () => fx.dtm.post('/submit', sagaBody(uniqueGid('x'), [], { protocol: 'grpc' })),
+      () => fx.dtm.post('/submit', sagaBody(uniqueGid('x'), [], { protocol: 'dubbo' })),
       422,
-      /protocol 'grpc' is not supported/,
+      /protocol 'dubbo' is not supported/,
+    ],
+    [
+      'bin_payloads on an http transaction',
+      () => fx.dtm.post('/submit', { gid: uniqueGid('x'), trans_type: 'saga', steps: [], bin_payloads: [] }),
+      422,
+      /bin_payloads is for protocol grpc/,
     ],
     ['forceStop without gid', () => fx.dtm.post('/forceStop', {}), 400, /gid is required/],
     [

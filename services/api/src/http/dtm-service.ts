@@ -129,7 +129,8 @@ export class DtmService {
       },
       progresses: tx.branches.map((b) => ({
         status: b.status,
-        bin_data: Buffer.from(b.data, 'utf8').toString('base64'),
+        // A grpc transaction stores its payloads as base64 already.
+        bin_data: tx.definition.protocol === 'grpc' ? b.data : Buffer.from(b.data, 'utf8').toString('base64'),
         branch_id: b.branchId,
         op: b.op,
       })),
@@ -265,7 +266,8 @@ export class DtmService {
   async subscribe(topic: string, url: string, remark: string): Promise<Json> {
     requireTopic(topic);
     if (url === '') throw new BadRequest('url is required');
-    checkUrl(url, 'url');
+    // A subscriber serves HTTP or gRPC: the message's branch is called by its URL's format.
+    checkUrl(url, 'url', 'grpc');
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'Subscribe' as const,
       data: { topic, url, remark },

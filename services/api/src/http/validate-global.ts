@@ -75,17 +75,51 @@ const stringMap = (v: unknown, what: string): Record<string, string> => {
   return v as Record<string, string>;
 };
 
-export const checkUrl = (url: string, what: string): void => {
+/** The protocols a transaction may name; `''` is http. */
+export type Protocol = TransDefinition['protocol'];
+
+/** DTM's gRPC branch URL, `host:port/package.Service/Method` (optionally `dns:///host:port/…`). */
+const GRPC_TARGET = /^(dns:\/\/\/)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
+
+/**
+ * An http(s) URL, or for `protocol` grpc also a gRPC target: as in DTM, an http(s) URL in a grpc
+ * transaction is called over HTTP, anything else over gRPC.
+ */
+export const checkUrl = (url: string, what: string, protocol: Protocol = 'http'): void => {
   if (url === '') return;
+  if (protocol === 'grpc' && GRPC_TARGET.test(url)) return;
   let u: URL;
   try {
     u = new URL(url);
   } catch {
+    if (protocol === 'grpc')
+      throw new BadRequest(`${what} must be host:port/package.Service/Method or an http(s) URL: ${url}`, 422);
     throw new BadRequest(`${what} is not a valid URL: ${url}`, 422);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    if (protocol === 'grpc')
+      throw new BadRequest(`${what} must be host:port/package.Service/Method or an http(s) URL: ${url}`, 422);
     throw new BadRequest(`${what} must be an http(s) URL: ${url}`, 422);
+  }
 };
+
+/** `protocol`: '' or http (the default), or grpc. */
+const parseProtocol = (b: Record<string, unknown>): Protocol => {
+  const protocol = optString(b, 'protocol');
+  if (protocol === '' || protocol === 'http') return 'http';
+  if (protocol === 'grpc') return 'grpc';
+  throw new BadRequest(`protocol '${protocol}' is not supported (http or grpc)`, 422);
+};
+
+/** A base64 field, as it stands (stored payloads of grpc transactions are base64). */
+const base64Field = (v: unknown, what: string): string => {
+  if (typeof v !== 'string' || !BASE64.test(v)) throw new BadRequest(`${what} must be base64 text`);
+  return v;
+};
+
+/** A payload string given as text: grpc transactions store its UTF-8 bytes as base64 (DTM's `[]byte(p)`). */
+const storedPayload = (text: string, protocol: Protocol): string =>
+  protocol === 'grpc' ? Buffer.from(text, 'utf8').toString('base64') : text;
 
 /** `custom_data` is JSON text holding an object, whatever the mode. */
 const customDataObject = (customData: string): Record<string, unknown> => {
@@ -177,16 +211,15 @@ const checkKafkaAction = (action: string, what: string, kafka: boolean): void =>
 export const TOPIC_SCHEME = 'topic://';
 
 /** The part shared by `prepare` and `submit` of every mode: gid, trans_type and the options. */
-const parseHeader = (b: Record<string, unknown>): { gid: string; transType: TransType; options: TransOptions } => {
+const parseHeader = (
+  b: Record<string, unknown>,
+): { gid: string; transType: TransType; protocol: Protocol; options: TransOptions } => {
   const gid = requireGid(b);
   const transType = b.trans_type;
   if (transType === undefined || transType === '' || transType === null) throw new BadRequest('trans_type is required');
   if (typeof transType !== 'string') throw new BadRequest('trans_type must be a string');
   if (!TRANS_TYPES.includes(transType)) throw new BadRequest(`unknown trans_type '${transType}'`, 422);
-  const protocol = optString(b, 'protocol');
-  if (protocol !== '' && protocol !== 'http') {
-    throw new BadRequest(`protocol '${protocol}' is not supported (only http)`, 422);
-  }
+  const protocol = parseProtocol(b);
   const options: TransOptions = {
     timeoutToFail: optSeconds(b, 'timeout_to_fail'),
     requestTimeout: optSeconds(b, 'request_timeout'),
@@ -195,10 +228,10 @@ const parseHeader = (b: Record<string, unknown>): { gid: string; transType: Tran
     branchHeaders: stringMap(b.branch_headers, 'branch_headers'),
     waitResult: optBool(b, 'wait_result'),
   };
-  return { gid, transType: transType as TransType, options };
+  return { gid, transType: transType as TransType, protocol, options };
 };
 
-const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: TransType) => {
+const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: TransType, protocol: Protocol) => {
   const rawSteps = b.steps ?? [];
   if (!Array.isArray(rawSteps)) throw new BadRequest('steps must be an array');
   if (rawSteps.length > limits.maxBranches) {
@@ -211,18 +244,28 @@ const parseSteps = (b: Record<string, unknown>, limits: Limits, transType: Trans
       if (step.action.length === TOPIC_SCHEME.length) throw new BadRequest(`steps[${i}].action names no topic`, 422);
     } else if (transType === 'msg' && step.action.startsWith(KAFKA_SCHEME)) {
       checkKafkaAction(step.action, `steps[${i}].action`, limits.kafka ?? false);
-    } else checkUrl(step.action, `steps[${i}].action`);
-    checkUrl(step.compensate ?? '', `steps[${i}].compensate`);
+    } else checkUrl(step.action, `steps[${i}].action`, protocol);
+    checkUrl(step.compensate ?? '', `steps[${i}].compensate`, protocol);
     return step;
   });
-  const rawPayloads = b.payloads ?? [];
+  const binary = b.bin_payloads !== undefined && b.bin_payloads !== null;
+  if (binary && protocol !== 'grpc') throw new BadRequest('bin_payloads is for protocol grpc', 422);
+  if (binary && b.payloads !== undefined && b.payloads !== null) {
+    throw new BadRequest('give payloads or bin_payloads, not both');
+  }
+  const key = binary ? 'bin_payloads' : 'payloads';
+  const rawPayloads = (binary ? b.bin_payloads : b.payloads) ?? [];
   if (!Array.isArray(rawPayloads) || rawPayloads.some((p) => typeof p !== 'string')) {
-    throw new BadRequest('payloads must be an array of strings');
+    throw new BadRequest(`${key} must be an array of strings`);
   }
   if (rawPayloads.length > steps.length) {
-    throw new BadRequest(`payloads has ${rawPayloads.length} entries for ${steps.length} steps`, 422);
+    throw new BadRequest(`${key} has ${rawPayloads.length} entries for ${steps.length} steps`, 422);
   }
-  const payloads = steps.map((s, i) => (rawPayloads[i] as string | undefined) ?? s.data ?? '');
+  const payloads = steps.map((s, i) => {
+    const p = rawPayloads[i] as string | undefined;
+    if (binary && p !== undefined) return base64Field(p, `bin_payloads[${i}]`);
+    return storedPayload(p ?? s.data ?? '', protocol);
+  });
   return { steps, payloads };
 };
 
@@ -237,19 +280,19 @@ export const parseGlobalRequest = (
   limits: Limits,
 ): { definition: TransDefinition; branches: BranchDef[] } => {
   const b = bodyObject(body);
-  const { gid, transType, options } = parseHeader(b);
+  const { gid, transType, protocol, options } = parseHeader(b);
   const twoPhase = transType === 'tcc' || transType === 'xa' || transType === 'workflow';
   // tcc, xa and workflow carry no steps: their branches arrive through registerBranch.
-  const { steps, payloads } = twoPhase ? { steps: [], payloads: [] } : parseSteps(b, limits, transType);
+  const { steps, payloads } = twoPhase ? { steps: [], payloads: [] } : parseSteps(b, limits, transType, protocol);
   const customData = optString(b, 'custom_data');
   const queryPrepared = optString(b, 'query_prepared');
-  if (transType === 'msg' || transType === 'workflow') checkUrl(queryPrepared, 'query_prepared');
+  if (transType === 'msg' || transType === 'workflow') checkUrl(queryPrepared, 'query_prepared', protocol);
   const workflow = transType === 'workflow' ? workflowCustomData(customData) : undefined;
   const reqExtra = stringMap(b.req_extra, 'req_extra');
   const definition: TransDefinition = {
     gid,
     transType,
-    protocol: 'http',
+    protocol,
     steps,
     payloads,
     customData,
@@ -300,13 +343,20 @@ export const expandTopics = async (
   return out;
 };
 
-/** `registerBranch` (and its aliases): a flat object of strings, as DTM's binder requires. */
+/**
+ * `registerBranch` (and its aliases): a flat object of strings, as DTM's binder requires. `protocol`
+ * grpc (the gRPC API sets it) allows gRPC URLs and `bin_data`, the payload's bytes as base64.
+ */
 export const parseRegisterBranch = (body: unknown): { gid: string; transType: string; branches: BranchDef[] } => {
   const raw = bodyObject(body);
   for (const [k, v] of Object.entries(raw)) {
     if (typeof v !== 'string') throw new BadRequest(`${k} must be a string (registerBranch takes string values only)`);
   }
   const b = raw as Record<string, string>;
+  const protocol = parseProtocol(b);
+  if (b.bin_data !== undefined && protocol !== 'grpc') throw new BadRequest('bin_data is for protocol grpc', 422);
+  if (b.bin_data !== undefined && b.data !== undefined) throw new BadRequest('give data or bin_data, not both');
+  const checkBranchUrl = (url: string, what: string) => checkUrl(url, what, protocol);
   const gid = requireGid(b);
   const transType = b.trans_type ?? '';
   const branchId = b.branch_id ?? '';
@@ -314,12 +364,12 @@ export const parseRegisterBranch = (body: unknown): { gid: string; transType: st
   if (branchId === '') throw new BadRequest('branch_id is required');
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(branchId))
     throw new BadRequest(`branch_id '${branchId}' has characters other than letters, digits, _ . -`, 422);
-  const data = b.data ?? '';
+  const data = b.bin_data !== undefined ? base64Field(b.bin_data, 'bin_data') : storedPayload(b.data ?? '', protocol);
   if (transType === 'tcc') {
     const confirm = b.confirm ?? '';
     const cancel = b.cancel ?? '';
-    checkUrl(confirm, 'confirm');
-    checkUrl(cancel, 'cancel');
+    checkBranchUrl(confirm, 'confirm');
+    checkBranchUrl(cancel, 'cancel');
     return {
       gid,
       transType,
@@ -332,7 +382,7 @@ export const parseRegisterBranch = (body: unknown): { gid: string; transType: st
   if (transType === 'xa') {
     const url = b.url ?? '';
     if (url === '') throw new BadRequest('url is required for an xa branch');
-    checkUrl(url, 'url');
+    checkBranchUrl(url, 'url');
     return {
       gid,
       transType,

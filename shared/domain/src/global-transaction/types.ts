@@ -38,7 +38,8 @@ export interface SagaOrdering {
 export interface TransDefinition {
   readonly gid: Gid;
   readonly transType: TransType;
-  readonly protocol: 'http';
+  /** How branches are called: http, or grpc (payloads stored as base64 of their bytes), or json-rpc. */
+  readonly protocol: 'http' | 'grpc' | 'json-rpc';
   readonly steps: readonly Readonly<Record<string, string>>[];
   readonly payloads: readonly string[];
   readonly customData: string;
