@@ -79,7 +79,14 @@ const main = async (): Promise<void> => {
   mkdirSync('.bench', { recursive: true });
   const nodeArgs = PROFILE ? ['--cpu-prof', '--cpu-prof-dir=.bench'] : [];
   const tm = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'services/tm/src/main.ts'], {
-    env: { ...process.env, REDIS_URL: redis.url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    env: {
+      ...process.env,
+      REDIS_URL: redis.url,
+      PORT: String(port),
+      GRPC_PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const api = `http://127.0.0.1:${port}/api/dtmsvr`;

@@ -5,3 +5,5 @@ export * from './http/json-rpc';
 export * from './http/validate-global';
 export * from './http/bad-request';
 export * from './server';
+export * from './grpc/grpc-api';
+export * from './grpc/dtmgimp';

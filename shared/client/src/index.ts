@@ -39,3 +39,16 @@ export {
 } from './express';
 export type { BranchInfo } from './express';
 export type { QueryLike } from './query-params';
+export {
+  DtmGrpcClient,
+  type DtmGrpcBranchRequest,
+  type DtmGrpcClientOptions,
+  type DtmGrpcProgresses,
+  type DtmGrpcRequest,
+  type GrpcPayload,
+} from './grpc/dtm-grpc-client';
+export { closeGrpcChannels, DTMGIMP_PROTO, errorOfGrpcStatus, invokeGrpcBranch, parseGrpcUrl } from './grpc/grpc-call';
+export { SagaGrpc } from './grpc/saga-grpc';
+export { MsgGrpc } from './grpc/msg-grpc';
+export { TccGrpc, tccGrpcGlobalTransaction } from './grpc/tcc-grpc';
+export { XaGrpc, xaGrpcGlobalTransaction } from './grpc/xa-grpc';

@@ -111,34 +111,26 @@ export class Msg {
    * delivers a committed message)
    */
   async doAndSubmit<T>(queryPrepared: string, busi: (bb: BranchBarrier) => Promise<T>): Promise<T> {
-    const bb = new BranchBarrier('msg', this.gid, MSG_BARRIER.branchId, MSG_BARRIER.op);
-    await this.prepare(queryPrepared);
-    let result: T;
-    try {
-      result = await busi(bb);
-    } catch (busiError) {
-      let verdict: unknown;
-      if (!(busiError instanceof DtmFailure)) {
-        verdict = await requestBranch({
-          method: 'GET',
-          url: queryPrepared,
-          dtm: this.dtm,
-          gid: this.gid,
-          transType: 'msg',
-          branchId: MSG_BARRIER.branchId,
-          op: MSG_BARRIER.op,
-          timeoutMs: this.timeoutMs,
-        }).then(
-          () => 'committed',
-          (e: unknown) => e,
-        );
-      }
-      if (busiError instanceof DtmFailure || verdict instanceof DtmFailure) await this.abort().catch(() => undefined);
-      else if (verdict === 'committed') await this.submit().catch(() => undefined);
-      throw busiError;
-    }
-    await this.submit();
-    return result;
+    return runDoAndSubmit(
+      {
+        gid: this.gid,
+        prepare: () => this.prepare(queryPrepared),
+        submit: () => this.submit(),
+        abort: () => this.abort(),
+        checkBack: () =>
+          requestBranch({
+            method: 'GET',
+            url: queryPrepared,
+            dtm: this.dtm,
+            gid: this.gid,
+            transType: 'msg',
+            branchId: MSG_BARRIER.branchId,
+            op: MSG_BARRIER.op,
+            timeoutMs: this.timeoutMs,
+          }),
+      },
+      busi,
+    );
   }
 
   /**
@@ -152,12 +144,48 @@ export class Msg {
     store: SqlBarrierStore<Tx>,
     busi: (tx: Tx) => Promise<T>,
   ): Promise<T> {
-    return this.doAndSubmit(queryPrepared, async (bb) => valueOf(await bb.call(store, busi)));
+    return this.doAndSubmit(queryPrepared, async (bb) => msgBarrierValue(await bb.call(store, busi)));
   }
 }
 
+/**
+ * DTM's `DoAndSubmit`, whatever the protocol: prepare; run `busi` behind the message's barrier; submit. When
+ * `busi` throws DtmFailure, abort; on any other error ask the check-back (FAILURE → abort, success → submit, no
+ * answer → leave it to the TM), then rethrow.
+ */
+export const runDoAndSubmit = async <T>(
+  msg: {
+    gid: string;
+    prepare(): Promise<void>;
+    submit(): Promise<void>;
+    abort(): Promise<void>;
+    checkBack(): Promise<unknown>;
+  },
+  busi: (bb: BranchBarrier) => Promise<T>,
+): Promise<T> => {
+  const bb = new BranchBarrier('msg', msg.gid, MSG_BARRIER.branchId, MSG_BARRIER.op);
+  await msg.prepare();
+  let result: T;
+  try {
+    result = await busi(bb);
+  } catch (busiError) {
+    let verdict: unknown;
+    if (!(busiError instanceof DtmFailure)) {
+      verdict = await msg.checkBack().then(
+        () => 'committed',
+        (e: unknown) => e,
+      );
+    }
+    if (busiError instanceof DtmFailure || verdict instanceof DtmFailure) await msg.abort().catch(() => undefined);
+    else if (verdict === 'committed') await msg.submit().catch(() => undefined);
+    throw busiError;
+  }
+  await msg.submit();
+  return result;
+};
+
 /** For op `msg` the barrier never skips: a repeat throws DtmDuplicated instead. */
-const valueOf = <T>(outcome: BarrierOutcome<T>): T => {
+export const msgBarrierValue = <T>(outcome: BarrierOutcome<T>): T => {
   if (outcome.status === 'executed') return outcome.value;
   throw new DtmDuplicated(`unexpected barrier skip for a msg: ${outcome.reason}`);
 };
