@@ -47,7 +47,14 @@ export {
   type DtmGrpcRequest,
   type GrpcPayload,
 } from './grpc/dtm-grpc-client';
-export { closeGrpcChannels, DTMGIMP_PROTO, errorOfGrpcStatus, invokeGrpcBranch, parseGrpcUrl } from './grpc/grpc-call';
+export {
+  closeGrpcChannels,
+  DTMGIMP_PROTO,
+  dtmgimpMethods,
+  errorOfGrpcStatus,
+  invokeGrpcBranch,
+  parseGrpcUrl,
+} from './grpc/grpc-call';
 export { SagaGrpc } from './grpc/saga-grpc';
 export { MsgGrpc } from './grpc/msg-grpc';
 export { TccGrpc, tccGrpcGlobalTransaction } from './grpc/tcc-grpc';

@@ -2,6 +2,7 @@ import { BranchBarrier, MSG_BARRIER, type BarrierOutcome, type SqlBarrierStore }
 import { DtmDuplicated, DtmFailure } from './errors';
 import { callTm, requestBranch } from './http';
 import { checkOptions, encodePayload, httpTimeout, wireOptions, type TransOptions } from './options';
+import { MsgSteps } from './steps';
 
 /** Options of a two-phase message. */
 export interface MsgOptions extends TransOptions {
@@ -25,37 +26,19 @@ export interface MsgOptions extends TransOptions {
  * });
  * ```
  */
-export class Msg {
-  private readonly steps: { action: string }[] = [];
-  private readonly payloads: string[] = [];
-  private delayS = 0;
-  private queryPreparedUrl = '';
-
+export class Msg extends MsgSteps<unknown, string> {
   constructor(
     readonly dtm: string,
     readonly gid: string,
     private readonly options: MsgOptions = {},
   ) {
+    super();
     checkOptions(options);
   }
 
-  /** Adds a step: the TM POSTs `payload` as JSON to `action` (GET with no body when `payload` is undefined). */
-  add(action: string, payload?: unknown): this {
-    this.steps.push({ action });
-    this.payloads.push(encodePayload(payload));
-    return this;
-  }
-
-  /** Adds a step delivered to every subscriber of `topic` (`topic://<topic>`). */
-  addTopic(topic: string, payload?: unknown): this {
-    return this.add(`topic://${topic}`, payload);
-  }
-
-  /** Delivers the steps no earlier than `seconds` after the message was created. */
-  setDelay(seconds: number): this {
-    if (!Number.isInteger(seconds) || seconds < 0) throw new TypeError('delay must be a whole number of seconds');
-    this.delayS = seconds;
-    return this;
+  /** Each step's payload is POSTed as JSON (undefined: a GET with no body). */
+  protected encode(payload: unknown): string {
+    return encodePayload(payload);
   }
 
   /** The prepare/submit body, as DTM's Go client builds it. */
@@ -68,7 +51,7 @@ export class Msg {
       payloads: this.payloads,
       concurrent: this.options.concurrent ?? false,
       ...(this.queryPreparedUrl ? { query_prepared: this.queryPreparedUrl } : {}),
-      ...(this.delayS > 0 ? { custom_data: JSON.stringify({ delay: this.delayS }) } : {}),
+      ...(this.delayS > 0 ? { custom_data: this.customData() } : {}),
       ...wireOptions(this.options),
     };
   }

@@ -1,28 +1,15 @@
-import { fileURLToPath } from 'node:url';
-import { loadPackageDefinition, type ServiceDefinition } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import { dtmgimpMethods } from '@dtm-ts/client';
 
-/** DTM's `dtmgimp.proto`, kept in the repo at shared/proto (the client SDK loads the same file). */
-export const DTMGIMP_PROTO = fileURLToPath(new URL('../../../../shared/proto/dtmgimp.proto', import.meta.url));
+/** DTM's `dtmgimp.proto`, kept in the repo at shared/proto; the client SDK loads it and the TM serves it. */
+export { DTMGIMP_PROTO } from '@dtm-ts/client';
 
 /**
- * The `dtmgimp.Dtm` service definition. `keepCase` keeps DTM's field names (`Gid`, `BinPayloads`, …);
- * `defaults` fills absent fields with proto3's zero values, as Go's generated structs read them; int64
- * fields arrive as numbers (the option ranges the API accepts are far below 2^53).
+ * The `dtmgimp.Dtm` service definition, as the client SDK loads it: DTM's field names (`keepCase`), absent fields
+ * as proto3's zero values (as Go's generated structs read them), int64 as numbers (the option ranges the API
+ * accepts are far below 2^53).
  */
-export const dtmServiceDefinition = (): ServiceDefinition => {
-  const pkg = loadPackageDefinition(
-    loadSync(DTMGIMP_PROTO, {
-      keepCase: true,
-      longs: Number,
-      enums: String,
-      defaults: true,
-      arrays: true,
-      objects: true,
-    }),
-  ) as unknown as { dtmgimp: { Dtm: { service: ServiceDefinition } } };
-  return pkg.dtmgimp.Dtm.service;
-};
+export const dtmServiceDefinition = (): ServiceDefinition => dtmgimpMethods();
 
 /** `DtmTransOptions` as decoded. */
 export interface DtmTransOptions {

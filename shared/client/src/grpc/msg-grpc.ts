@@ -2,6 +2,7 @@ import type { BranchBarrier, SqlBarrierStore } from '../barrier';
 import { MSG_BARRIER } from '../barrier';
 import { msgBarrierValue, runDoAndSubmit } from '../msg';
 import { checkOptions, httpTimeout, type TransOptions } from '../options';
+import { MsgSteps } from '../steps';
 import {
   dtmGrpcClient,
   grpcTransOptions,
@@ -18,11 +19,7 @@ import { invokeGrpcBranch } from './grpc-call';
  * too, called with metadata `dtm-branch_id: 00`, `dtm-op: msg`. DTM's `DtmRequest` has no `concurrent` field, so
  * the steps are delivered in order.
  */
-export class MsgGrpc {
-  private readonly steps: { action: string }[] = [];
-  private readonly payloads: Uint8Array[] = [];
-  private delayS = 0;
-  private queryPreparedUrl = '';
+export class MsgGrpc extends MsgSteps<GrpcPayload, Uint8Array> {
   private readonly client: DtmGrpcClient;
 
   constructor(
@@ -30,27 +27,14 @@ export class MsgGrpc {
     readonly gid: string,
     private readonly options: TransOptions = {},
   ) {
+    super();
     checkOptions(options);
     this.client = dtmGrpcClient(dtm);
   }
 
-  /** Adds a step: the TM calls `action` with `payload` (bytes, or a string sent as its UTF-8). */
-  add(action: string, payload?: GrpcPayload): this {
-    this.steps.push({ action });
-    this.payloads.push(payloadBytes(payload));
-    return this;
-  }
-
-  /** Adds a step delivered to every subscriber of `topic`. */
-  addTopic(topic: string, payload?: GrpcPayload): this {
-    return this.add(`topic://${topic}`, payload);
-  }
-
-  /** Delivers the steps no earlier than `seconds` after the message was created. */
-  setDelay(seconds: number): this {
-    if (!Number.isInteger(seconds) || seconds < 0) throw new TypeError('delay must be a whole number of seconds');
-    this.delayS = seconds;
-    return this;
+  /** Payloads are bytes; a string is sent as its UTF-8. */
+  protected encode(payload: GrpcPayload | undefined): Uint8Array {
+    return payloadBytes(payload);
   }
 
   /** The `DtmRequest`, as DTM's Go client builds it. */
@@ -61,7 +45,7 @@ export class MsgGrpc {
       Steps: JSON.stringify(this.steps),
       BinPayloads: this.payloads,
       QueryPrepared: this.queryPreparedUrl,
-      CustomedData: this.delayS > 0 ? JSON.stringify({ delay: this.delayS }) : '',
+      CustomedData: this.customData(),
       TransOptions: grpcTransOptions(this.options),
     };
   }

@@ -1,5 +1,6 @@
 import { checkOptions, httpTimeout } from '../options';
 import type { SagaOptions } from '../saga';
+import { SagaSteps } from '../steps';
 import {
   dtmGrpcClient,
   grpcTransOptions,
@@ -21,11 +22,7 @@ import {
  *   .submit();
  * ```
  */
-export class SagaGrpc {
-  private readonly steps: { action: string; compensate: string }[] = [];
-  private readonly payloads: Uint8Array[] = [];
-  private readonly orders: Record<number, number[]> = {};
-  private concurrent = false;
+export class SagaGrpc extends SagaSteps<GrpcPayload, Uint8Array> {
   private readonly client: DtmGrpcClient;
 
   /**
@@ -37,27 +34,14 @@ export class SagaGrpc {
     readonly gid: string,
     private readonly options: SagaOptions = {},
   ) {
+    super();
     checkOptions(options);
     this.client = dtmGrpcClient(dtm);
   }
 
-  /** Adds a step; `payload` (bytes, or a string sent as its UTF-8) goes to both methods. */
-  add(action: string, compensate: string, payload?: GrpcPayload): this {
-    this.steps.push({ action, compensate });
-    this.payloads.push(payloadBytes(payload));
-    return this;
-  }
-
-  /** Concurrent sagas: step `branch` starts only after every step in `preBranches` succeeded. */
-  addBranchOrder(branch: number, preBranches: readonly number[]): this {
-    this.orders[branch] = [...preBranches];
-    return this;
-  }
-
-  /** Lets the TM run steps at the same time (subject to {@link SagaGrpc.addBranchOrder}). */
-  enableConcurrent(): this {
-    this.concurrent = true;
-    return this;
+  /** Payloads are bytes; a string is sent as its UTF-8. */
+  protected encode(payload: GrpcPayload | undefined): Uint8Array {
+    return payloadBytes(payload);
   }
 
   /** The `DtmRequest`, as DTM's Go client builds it. */
@@ -67,7 +51,7 @@ export class SagaGrpc {
       TransType: 'saga',
       Steps: JSON.stringify(this.steps),
       BinPayloads: this.payloads,
-      CustomedData: this.concurrent ? JSON.stringify({ orders: this.orders, concurrent: true }) : '',
+      CustomedData: this.customData(),
       TransOptions: grpcTransOptions(this.options),
     };
   }
