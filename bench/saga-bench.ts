@@ -1,21 +1,35 @@
 /**
  * npm run bench: N two-step sagas against a local RM that answers 200 at once.
  * Prints sagas/s and p50/p99 (submit → last branch call), beside the raw rate of the same HTTP
- * client against the same RM without a TM, so the ratio is comparable across machines.
+ * client against the same RM without a TM, so the ratio is comparable across machines; then the
+ * figures that carry across machines: CPU-µs per saga of each process (TM, Redis, this load
+ * generator with its RM) and Redis commands per saga (INFO commandstats, scripts' inner calls
+ * included).
+ *
+ * Closed loop by default: BENCH_CONCURRENCY clients (default 256), each with one saga in flight.
+ * `npm run bench -- --rate 1000` runs open loop instead: sagas arrive at a fixed rate for
+ * BENCH_SECONDS (default 10), and latency counts from the planned arrival, so queueing shows.
  *
  * The TM runs as its own process (as users run it); Redis too. Env: BENCH_SAGAS (default 20000),
- * BENCH_CONCURRENCY (clients, each with one saga in flight, default 256), BENCH_PROFILE=1 writes a CPU profile of the TM
- * to .bench/.
+ * BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_PROFILE=1 writes a CPU profile of the TM to .bench/.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import { Agent, request } from 'undici';
 import { freePort, startRedis } from '@dtm-ts/testing';
+import { cpuMicros, redisCounters, type RedisCounters } from './cpu';
 
-const N = Number(process.env.BENCH_SAGAS ?? 20_000);
+const { values: args } = parseArgs({ options: { rate: { type: 'string' } } });
+/** Open loop at this many sagas/s; closed loop when unset. */
+const RATE = args.rate === undefined ? undefined : Number(args.rate);
+if (RATE !== undefined && !(RATE > 0)) throw new Error(`--rate must be a positive number, got '${args.rate}'`);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const N = RATE ? Math.round(RATE * SECONDS) : Number(process.env.BENCH_SAGAS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 256);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 
@@ -31,6 +45,31 @@ const pool = async (total: number, width: number, task: (i: number) => Promise<v
       while (next < total) await task(next++);
     }),
   );
+};
+
+/** CPU-µs per saga of each process and Redis commands per saga, over the measured window. */
+const printPerSaga = (
+  n: number,
+  tmBefore: number,
+  tmAfter: number,
+  self: NodeJS.CpuUsage,
+  redisBefore: RedisCounters,
+  redisAfter: RedisCounters,
+): void => {
+  const per = (x: number): string => (x / n).toFixed(0).padStart(6);
+  console.log('per saga (measured window):');
+  console.log(`  TM        ${per(tmAfter - tmBefore)} CPU-µs`);
+  console.log(`  Redis     ${per(redisAfter.cpuMicros - redisBefore.cpuMicros)} CPU-µs`);
+  console.log(`  bench+RM  ${per(self.user + self.system)} CPU-µs   (this process: load generator and RM)`);
+  const calls = new Map<string, number>();
+  for (const [cmd, c] of redisAfter.calls) calls.set(cmd, c - (redisBefore.calls.get(cmd) ?? 0));
+  const total = [...calls.values()].reduce((a, b) => a + b, 0);
+  const top = [...calls.entries()]
+    .filter(([, c]) => c > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([cmd, c]) => `${cmd} ${(c / n).toFixed(1)}`)
+    .join(', ');
+  console.log(`  Redis     ${(total / n).toFixed(1).padStart(6)} commands (${top})`);
 };
 
 const main = async (): Promise<void> => {
@@ -130,25 +169,58 @@ const main = async (): Promise<void> => {
   });
   while ([...warmStarts.keys()].some((g) => !lastCall.has(g))) await sleep(20);
 
-  // Closed loop: each of CONCURRENCY clients submits a saga, waits until its last branch call
-  // reached the RM, then submits the next; so latency is per saga, not queueing behind a flood.
+  // The window the CPU and command figures cover: the measured sagas only.
+  const redisClient = new Redis(redis.url, { lazyConnect: false });
+  const appendfsync = ((await redisClient.config('GET', 'appendfsync')) as string[])[1] ?? '?';
+  const before = { tm: cpuMicros(tm.pid!), self: process.cpuUsage(), redis: await redisCounters(redisClient) };
+
   const starts = new Map<string, number>();
   const runId = Date.now().toString(36);
   const t1 = performance.now();
-  await pool(N, CONCURRENCY, async (i) => {
-    const gid = `b${runId}-${i}`;
+  const finished = (gid: string): Promise<void> => {
+    if (lastCall.has(gid)) return Promise.resolve();
     const reached = new Promise<void>((resolve) => waiting.set(gid, resolve));
-    starts.set(gid, await submit(gid));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`saga ${gid} did not finish in 60 s`)), 60_000);
     });
-    await Promise.race([reached, timeout]).finally(() => clearTimeout(timer));
-    waiting.delete(gid);
-  });
+    return Promise.race([reached, timeout]).finally(() => {
+      clearTimeout(timer);
+      waiting.delete(gid);
+    });
+  };
+  if (RATE) {
+    // Open loop: saga i is due at t1 + i/RATE, whatever happened to the ones before it; its latency
+    // counts from that planned time, so a TM that falls behind shows it (no coordinated omission).
+    const all: Promise<void>[] = [];
+    for (let i = 0; i < N; i++) {
+      const due = t1 + (i * 1000) / RATE;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      const gid = `b${runId}-${i}`;
+      starts.set(gid, due);
+      all.push(submit(gid).then(() => finished(gid)));
+    }
+    await Promise.all(all);
+  } else {
+    // Closed loop: each of CONCURRENCY clients submits a saga, waits until its last branch call
+    // reached the RM, then submits the next; so latency is per saga, not queueing behind a flood.
+    await pool(N, CONCURRENCY, async (i) => {
+      const gid = `b${runId}-${i}`;
+      const done = finished(gid);
+      starts.set(gid, await submit(gid));
+      await done;
+    });
+  }
   const lastEnd = Math.max(...[...starts.keys()].map((g) => lastCall.get(g)!));
   const sagaSecs = (lastEnd - t1) / 1000;
   const lat = [...starts.entries()].map(([g, s]) => lastCall.get(g)! - s).sort((a, b) => a - b);
+  const after = {
+    tm: cpuMicros(tm.pid!),
+    self: process.cpuUsage(before.self),
+    redis: await redisCounters(redisClient),
+  };
+  redisClient.disconnect();
 
   tm.kill('SIGINT');
   await new Promise((r) => tm.once('exit', r));
@@ -160,14 +232,18 @@ const main = async (): Promise<void> => {
   const rawRate = rawN / rawSecs;
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}`);
   console.log(
-    `sagas: ${N} two-step sagas, ${CONCURRENCY} clients with one saga in flight each, TM = one all-in-one process`,
+    RATE
+      ? `sagas: ${N} two-step sagas, open loop at ${RATE}/s for ${SECONDS} s, TM = one all-in-one process`
+      : `sagas: ${N} two-step sagas, ${CONCURRENCY} clients with one saga in flight each, TM = one all-in-one process`,
   );
+  console.log(`redis: appendonly yes, appendfsync ${appendfsync}`);
   console.log(
     `  TM        ${sagaRate.toFixed(0).padStart(7)} sagas/s   p50 ${pct(lat, 50).toFixed(1)} ms   p99 ${pct(lat, 99).toFixed(1)} ms  (submit → last branch call)`,
   );
   console.log(`  raw       ${rawRate.toFixed(0).padStart(7)} pairs/s   (same client, 2 calls to the same RM, no TM)`);
   console.log(`  ratio     ${(sagaRate / rawRate).toFixed(3)} (TM sagas/s ÷ raw pairs/s)`);
   console.log(`  rm calls  ${rmCalls}`);
+  printPerSaga(N, before.tm, after.tm, after.self, before.redis, after.redis);
   if (PROFILE) console.log('  CPU profile of the TM written to .bench/ (open in Chrome DevTools)');
 };
 
