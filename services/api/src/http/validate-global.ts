@@ -179,9 +179,10 @@ const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 /**
  * Parses `custom_data` of a workflow: `{"name":…,"data":<base64>}`. `name` is the op of the resume
- * callback, `data` (decoded) its body. Empty custom_data gives no workflow (a submit need not repeat it).
+ * callback, `data` (decoded) its body; a grpc workflow keeps it base64, as it stores every payload. Empty
+ * custom_data gives no workflow (a submit need not repeat it).
  */
-const workflowCustomData = (customData: string): TransDefinition['workflow'] => {
+const workflowCustomData = (customData: string, protocol: Protocol): TransDefinition['workflow'] => {
   if (customData === '') return undefined;
   const parsed = customDataObject(customData);
   const { name, data } = parsed;
@@ -190,7 +191,8 @@ const workflowCustomData = (customData: string): TransDefinition['workflow'] => 
   if (data !== undefined && data !== null && (typeof data !== 'string' || !BASE64.test(data))) {
     throw new BadRequest('custom_data.data must be base64 text', 422);
   }
-  const input = typeof data === 'string' ? Buffer.from(data, 'base64').toString('utf8') : '';
+  const input =
+    typeof data !== 'string' ? '' : protocol === 'grpc' ? data : Buffer.from(data, 'base64').toString('utf8');
   return { name, input };
 };
 
@@ -287,7 +289,7 @@ export const parseGlobalRequest = (
   const customData = optString(b, 'custom_data');
   const queryPrepared = optString(b, 'query_prepared');
   if (transType === 'msg' || transType === 'workflow') checkUrl(queryPrepared, 'query_prepared', protocol);
-  const workflow = transType === 'workflow' ? workflowCustomData(customData) : undefined;
+  const workflow = transType === 'workflow' ? workflowCustomData(customData, protocol) : undefined;
   const reqExtra = stringMap(b.req_extra, 'req_extra');
   const definition: TransDefinition = {
     gid,
