@@ -126,7 +126,10 @@ const unary =
     );
   };
 
-/** The handlers of `dtmgimp.Dtm`, each mapping its message to the body `DtmService` takes. */
+/**
+ * The handlers of `dtmgimp.Dtm`, each mapping its message to the body `DtmService` takes. Scopes as
+ * the HTTP routes: the AP's calls need `client`, the topic calls (an operator's) `admin`.
+ */
 export const dtmGrpcHandlers = (deps: GrpcApiDeps): UntypedServiceImplementation => {
   const { svc } = deps;
   const empty = async (p: Promise<unknown>): Promise<Empty> => {
@@ -144,11 +147,11 @@ export const dtmGrpcHandlers = (deps: GrpcApiDeps): UntypedServiceImplementation
     PrepareWorkflow: unary(deps, 'PrepareWorkflow', 'client', async (r: DtmRequest): Promise<DtmProgressesReply> =>
       progressesReply(await svc.prepareWorkflow(globalBody(r))),
     ),
-    Subscribe: unary(deps, 'Subscribe', 'client', (r: DtmTopicRequest) =>
+    Subscribe: unary(deps, 'Subscribe', 'admin', (r: DtmTopicRequest) =>
       empty(svc.subscribe(r.Topic, r.URL, r.Remark)),
     ),
-    Unsubscribe: unary(deps, 'Unsubscribe', 'client', (r: DtmTopicRequest) => empty(svc.unsubscribe(r.Topic, r.URL))),
-    DeleteTopic: unary(deps, 'DeleteTopic', 'client', (r: DtmTopicRequest) => empty(svc.deleteTopic(r.Topic))),
+    Unsubscribe: unary(deps, 'Unsubscribe', 'admin', (r: DtmTopicRequest) => empty(svc.unsubscribe(r.Topic, r.URL))),
+    DeleteTopic: unary(deps, 'DeleteTopic', 'admin', (r: DtmTopicRequest) => empty(svc.deleteTopic(r.Topic))),
   };
 };
 

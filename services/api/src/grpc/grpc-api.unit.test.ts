@@ -31,6 +31,10 @@ const svc = {
     seen.push({ method: 'submit', body });
     return body.gid === 'bad' ? Promise.reject(new BadRequest('gid is required')) : Promise.resolve({});
   },
+  subscribe: (topic: string, url: string, remark: string) => {
+    seen.push({ method: 'subscribe', body: { topic, url, remark } });
+    return Promise.resolve({});
+  },
 } as unknown as DtmService;
 
 /** Metrics that remember what was recorded. */
@@ -42,13 +46,13 @@ const metrics = {
   },
 } as unknown as DtmMetrics;
 
-/** Token 'client' may call; 'nobody' is known but not allowed; no token is refused. */
-const authorize: Authorize = (header) =>
-  header === 'Bearer client'
-    ? { ok: true }
-    : header === 'Bearer nobody'
-      ? { ok: false, status: 403, message: 'token nobody lacks scope client' }
-      : { ok: false, status: 401, message: 'a bearer token is required' };
+/** Token 'admin' may do anything, 'client' what needs scope client; 'nobody' is known but has no scope; no token is refused. */
+const scopes: Record<string, string[]> = { admin: ['client', 'admin'], client: ['client'], nobody: [] };
+const authorize: Authorize = (header, _peer, scope) => {
+  const granted = scopes[header?.replace(/^Bearer /, '') ?? ''];
+  if (!granted) return { ok: false, status: 401, message: 'a bearer token is required' };
+  return granted.includes(scope) ? { ok: true } : { ok: false, status: 403, message: `the token lacks scope ${scope}` };
+};
 
 let api: RunningGrpcApi;
 let open: RunningGrpcApi;
@@ -97,6 +101,14 @@ describe('access check on every call', () => {
     const { err, res } = await call(client, 'NewGid', {}, bearer('client'));
     expect(err).toBeNull();
     expect(res?.Gid).toBe('G'.repeat(22));
+  });
+
+  it('when a client token calls a topic method, then PERMISSION_DENIED: topics need scope admin, as over HTTP', async () => {
+    const topic = { Topic: 't', URL: 'h:1/a.B/C', Remark: '' };
+    expect((await call(client, 'Subscribe', topic, bearer('client'))).err?.code).toBe(Code.PERMISSION_DENIED);
+    seen.length = 0;
+    expect((await call(client, 'Subscribe', topic, bearer('admin'))).err).toBeNull();
+    expect(seen).toEqual([{ method: 'subscribe', body: { topic: 't', url: 'h:1/a.B/C', remark: '' } }]);
   });
 
   it('when no check is configured, then every call is allowed (as DTM)', async () => {
