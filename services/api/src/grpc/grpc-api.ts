@@ -69,6 +69,12 @@ const first = (md: Metadata, key: string): string | undefined => {
   return typeof v === 'string' ? v : undefined;
 };
 
+/** The peer's address without its port: grpc-js gives `<remoteAddress>:<remotePort>` (`::1:5000` for IPv6). */
+export const peerAddress = (peer: string): string => {
+  const colon = peer.lastIndexOf(':');
+  return colon > 0 && /^\d+$/.test(peer.slice(colon + 1)) ? peer.slice(0, colon) : peer;
+};
+
 /** The W3C trace context a client put in the metadata, as a carrier for the propagator. */
 const traceCarrier = (md: Metadata): Record<string, string> => {
   const carrier: Record<string, string> = {};
@@ -107,7 +113,7 @@ const unary =
     };
     const run = async (): Promise<Res> => {
       if (deps.authorize) {
-        const verdict = deps.authorize(first(call.metadata, 'authorization'), call.getPeer(), scope);
+        const verdict = deps.authorize(first(call.metadata, 'authorization'), peerAddress(call.getPeer()), scope);
         if (!verdict.ok) throw new Refused(grpcCodeOf(verdict.status), verdict.message);
       }
       return handle(call.request);

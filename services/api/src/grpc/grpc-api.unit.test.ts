@@ -13,7 +13,7 @@ import type { DtmMetrics } from '@dtm-ts/telemetry';
 import { BadRequest } from '../http/bad-request';
 import type { DtmService } from '../http/dtm-service';
 import { DTMGIMP_PROTO } from './dtmgimp';
-import { startGrpcApi, type Authorize, type RunningGrpcApi } from './grpc-api';
+import { peerAddress, startGrpcApi, type Authorize, type RunningGrpcApi } from './grpc-api';
 
 type Unary = (req: object, md: Metadata, cb: (err: ServiceError | null, res?: Record<string, unknown>) => void) => void;
 type DtmStub = Client & Record<string, Unary>;
@@ -46,9 +46,11 @@ const metrics = {
   },
 } as unknown as DtmMetrics;
 
+const peers: string[] = [];
 /** Token 'admin' may do anything, 'client' what needs scope client; 'nobody' is known but has no scope; no token is refused. */
 const scopes: Record<string, string[]> = { admin: ['client', 'admin'], client: ['client'], nobody: [] };
-const authorize: Authorize = (header, _peer, scope) => {
+const authorize: Authorize = (header, peer, scope) => {
+  peers.push(peer);
   const granted = scopes[header?.replace(/^Bearer /, '') ?? ''];
   if (!granted) return { ok: false, status: 401, message: 'a bearer token is required' };
   return granted.includes(scope) ? { ok: true } : { ok: false, status: 403, message: `the token lacks scope ${scope}` };
@@ -95,6 +97,14 @@ describe('access check on every call', () => {
   it('when the token lacks the scope, then PERMISSION_DENIED', async () => {
     const { err } = await call(client, 'NewGid', {}, bearer('nobody'));
     expect(err?.code).toBe(Code.PERMISSION_DENIED);
+  });
+
+  it('the check gets the peer address without its port', async () => {
+    peers.length = 0;
+    await call(client, 'NewGid', {}, bearer('client'));
+    expect(peers).toEqual(['127.0.0.1']);
+    expect(peerAddress('::1:40000')).toBe('::1');
+    expect(peerAddress('unknown')).toBe('unknown');
   });
 
   it('when the token is good, then the call goes through', async () => {
