@@ -158,14 +158,16 @@ const main = async (): Promise<void> => {
   // A failed run must not leave the TM behind.
   process.once('exit', () => tm.kill('SIGKILL'));
   const dtm = new DtmGrpcClient(`127.0.0.1:${grpcPort}`, { timeoutMs: 60_000 });
-  for (let i = 0; ; i++) {
-    try {
-      await new DtmGrpcClient(dtm.target, { timeoutMs: 1000 }).newGid();
-      break;
-    } catch {
-      if (i > 100) throw new Error('TM did not start');
-      await sleep(200);
-    }
+  // Wait on HTTP first: a gRPC channel that finds nobody listening backs off for ever longer before it retries.
+  const startDeadline = Date.now() + 120_000;
+  for (;;) {
+    const up = await fetch(`http://127.0.0.1:${httpPort}/api/ping`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) break;
+    if (Date.now() > startDeadline) throw new Error('TM did not start in 120 s');
+    await sleep(200);
   }
 
   const finished = (gid: string, ms: number): Promise<boolean> => {
