@@ -39,6 +39,15 @@ export default tseslint.config(
     },
   },
   {
+    // The console's front-end: browser modules served as they are (no TypeScript, no build step).
+    files: ['services/api/console/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      globals: { ...globals.browser },
+      parserOptions: { projectService: false, program: null, project: false },
+    },
+  },
+  {
     files: ['**/main.ts', 'bench/**', 'test/**', '.ci/**'],
     rules: { 'no-console': 'off' },
   },

@@ -4,11 +4,14 @@ import { tracer, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
 import { dtmRouter, errorMiddleware } from './http/dtm-router';
 import { DtmService, type DtmServiceDeps } from './http/dtm-service';
 import { jsonRpcHandler } from './http/json-rpc';
+import { consoleRouter, type ConsoleDeps } from './console/console-router';
 
 export interface ApiDeps extends DtmServiceDeps {
   readonly logger: Logger;
   readonly maxBodyBytes: number;
   readonly metrics?: DtmMetrics;
+  /** The admin console at `/` and `/tx/<gid>`; without it only the API is served. */
+  readonly console?: ConsoleDeps;
 }
 
 /** DTM labels metrics by the API's last path segment; unknown paths share one label so it stays bounded. */
@@ -31,6 +34,9 @@ const API_NAMES = new Set([
   'topic',
   'events',
   'prepareworkflow',
+  'scankv',
+  'querykv',
+  'console',
   'json-rpc',
   'ping',
   'metrics',
@@ -66,7 +72,7 @@ const observeRequests =
     context.with(trace.setSpan(parent, span), next);
   };
 
-/** The HTTP API: DTM's routes under /api/dtmsvr, JSON-RPC at /api/json-rpc, and /api/ping. */
+/** The HTTP API: DTM's routes under /api/dtmsvr, JSON-RPC at /api/json-rpc, /api/ping, and the console at `/`. */
 export const createApiApp = (deps: ApiDeps, svc = new DtmService(deps)): Express => {
   const app = express();
   app.disable('x-powered-by');
@@ -94,6 +100,7 @@ export const createApiApp = (deps: ApiDeps, svc = new DtmService(deps)): Express
       result: null,
     });
   });
+  if (deps.console) app.use(consoleRouter(deps.console));
   app.use((req, res) => {
     res.status(404).json({ message: `no route ${req.method} ${req.path}` });
   });

@@ -7,3 +7,5 @@ export * from './http/bad-request';
 export * from './server';
 export * from './grpc/grpc-api';
 export * from './grpc/dtmgimp';
+export * from './console/console-router';
+export * from './console/topic-directory';

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Infra } from '@dtm-ts/runtime';
+import { listAlerts, type Infra } from '@dtm-ts/runtime';
+import { TopicDirectory } from './console/topic-directory';
 import { createApiApp, type ApiDeps } from './app';
 import { DtmService } from './http/dtm-service';
 import { startGrpcApi, type RunningGrpcApi } from './grpc/grpc-api';
@@ -40,6 +41,19 @@ export const startApi = async (
     logger,
     metrics: infra.metrics,
     maxBodyBytes: config.maxBodyBytes,
+    topicIndex: new TopicDirectory(infra.redis, config.prefix, infra.topics),
+    console: {
+      readModel: infra.readModel,
+      log: infra.log,
+      alerts: (limit) => listAlerts(infra.redis, config.prefix, limit),
+      unfinishedCount: () => infra.readModel.unfinishedCount(),
+      settings: {
+        traceUrlTemplate: config.traceUrlTemplate,
+        alertRetryLimit: config.alertRetryLimit,
+        alertWebhook: config.alertWebhook !== undefined,
+      },
+      now: () => infra.clock.now(),
+    },
   };
   const svc = new DtmService(deps);
   const app = createApiApp(deps, svc);

@@ -174,6 +174,24 @@ const settings = {
     schema: z.coerce.number().min(0).max(1).default(1),
     doc: "Fraction of new traces recorded (an incoming traceparent's decision is followed)",
   },
+  traceUrlTemplate: {
+    env: 'TRACE_URL_TEMPLATE',
+    schema: z
+      .string()
+      .regex(/^https?:\/\/\S*\{traceId\}\S*$/, 'expected an http(s) URL containing {traceId}')
+      .optional(),
+    doc: 'Console: link of a trace id, `{traceId}` replaced, e.g. `http://jaeger:16686/trace/{traceId}`. Unset: no link',
+  },
+  alertRetryLimit: {
+    env: 'ALERT_RETRY_LIMIT',
+    schema: z.coerce.number().int().min(1).max(1000).default(3),
+    doc: 'Alert once a branch has failed this many times in a row (DTM AlertRetryLimit); listed in the console',
+  },
+  alertWebhook: {
+    env: 'ALERT_WEBHOOK',
+    schema: z.string().url().optional(),
+    doc: 'URL the TM POSTs a JSON alert to, once per crossing of ALERT_RETRY_LIMIT (DTM AlertWebHook). Unset: console only',
+  },
   logLevel: {
     env: 'LOG_LEVEL',
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

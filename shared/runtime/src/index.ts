@@ -1,3 +1,4 @@
 export * from './infra';
 export * from './run-main';
 export * from './observer';
+export * from './alerts';

@@ -18,6 +18,7 @@ import { Driver } from '@dtm-ts/engine';
 import { systemClock, type Clock, type EventFeed, type EventLog, type TopicLog } from '@dtm-ts/ports';
 import { initMetrics, initTracing, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
 import { driverObserver } from './observer';
+import { alertObserver, composeObservers } from './alerts';
 import { createBranchTransport } from './branch-transport';
 
 /** Everything a role needs, wired from one config. `close` releases it in reverse order. */
@@ -122,7 +123,17 @@ export const createInfra = async (
     },
   );
   const driver = new Driver({
-    observer: driverObserver(metrics, logger, () => clock.now()),
+    observer: composeObservers(
+      driverObserver(metrics, logger, () => clock.now()),
+      alertObserver({
+        redis,
+        prefix: config.prefix,
+        limit: config.alertRetryLimit,
+        webhook: config.alertWebhook,
+        logger,
+        now: () => clock.now(),
+      }),
+    ),
     log,
     transport,
     scheduler,

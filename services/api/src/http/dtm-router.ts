@@ -111,6 +111,16 @@ export const dtmRouter = (svc: DtmService, defaults: { timeoutToFailS: number })
     '/unsubscribe',
     route((req) => svc.unsubscribe(queryString(req, 'topic'), queryString(req, 'url'))),
   );
+  r.get(
+    '/scanKV',
+    route((req) =>
+      svc.scanKV(queryString(req, 'cat'), queryString(req, 'position'), queryInt(req, 'limit', 100, 1, 1000)!),
+    ),
+  );
+  r.get(
+    '/queryKV',
+    route((req) => svc.queryKV(queryString(req, 'cat'), queryString(req, 'key'))),
+  );
   r.delete(
     '/topic/:topicName',
     route((req) => svc.deleteTopic(String(req.params.topicName ?? ''))),

@@ -37,6 +37,28 @@ export interface DtmServiceDeps {
   readonly policy: Policy;
   readonly version: string;
   readonly now: () => number;
+  /** Topic names for `scanKV`/`queryKV` (DTM's admin listing); without it they list no topic. */
+  readonly topicIndex?: TopicIndex;
+}
+
+/** DTM's KV row (reference §6): topics are `cat: "topics"`, `v` the JSON text of their subscribers. */
+export interface KvRow {
+  readonly cat: string;
+  readonly k: string;
+  readonly v: string;
+  readonly version: number;
+  readonly create_time: string;
+  readonly update_time: string;
+}
+
+/** Where topic names are listed from; the topic streams stay the truth. */
+export interface TopicIndex {
+  /** Records the name; called before the topic's first event is appended, so no topic is missed. */
+  add(topic: string): Promise<void>;
+  /** Topics that exist, by name, after `position` (exclusive); `next` is '' on the last page. */
+  scan(position: string, limit: number): Promise<{ rows: KvRow[]; next: string }>;
+  /** The topic `key` (or every topic when `key` is empty). */
+  query(key: string): Promise<KvRow[]>;
 }
 
 export const SUCCESS = { dtm_result: 'SUCCESS' } as const;
@@ -268,12 +290,28 @@ export class DtmService {
     if (url === '') throw new BadRequest('url is required');
     // A subscriber serves HTTP or gRPC: the message's branch is called by its URL's format.
     checkUrl(url, 'url', 'grpc');
+    await this.deps.topicIndex?.add(topic);
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'Subscribe' as const,
       data: { topic, url, remark },
       metadata: { now: this.deps.now() },
     });
     return SUCCESS;
+  }
+
+  /** DTM's `scanKV`: the only category is `topics`; any other lists nothing, as in DTM. */
+  async scanKV(cat: string, position: string, limit: number): Promise<Json> {
+    if (cat === '') throw new BadRequest('cat is required');
+    if (cat !== 'topics' || !this.deps.topicIndex) return { kv: [], next_position: '' };
+    const page = await this.deps.topicIndex.scan(position, limit);
+    return { kv: page.rows, next_position: page.next };
+  }
+
+  /** DTM's `queryKV`: the row of `key` in `cat` (every row of the category when `key` is empty). */
+  async queryKV(cat: string, key: string): Promise<Json> {
+    if (cat === '') throw new BadRequest('cat is required');
+    if (cat !== 'topics' || !this.deps.topicIndex) return { kv: [] };
+    return { kv: await this.deps.topicIndex.query(key) };
   }
 
   async unsubscribe(topic: string, url: string): Promise<Json> {

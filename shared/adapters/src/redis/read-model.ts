@@ -175,6 +175,18 @@ export class RedisReadModel implements ReadModel {
     return this.wakeRange('-inf', String(before), limit);
   }
 
+  /** How many transactions are unfinished (the wake sets hold exactly those). */
+  async unfinishedCount(): Promise<number> {
+    const counts = this.redis.pipeline();
+    for (const n of this.keys.all()) counts.zcard(this.keys.wakeKey(n));
+    let total = 0;
+    for (const [err, n] of (await counts.exec()) ?? []) {
+      if (err) throw err;
+      total += Number(n);
+    }
+    return total;
+  }
+
   /** Unfinished transactions that wake only after `after` (epoch ms, exclusive), earliest first. */
   async scheduledAfter(after: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]> {
     return this.wakeRange(`(${after}`, '+inf', limit);
