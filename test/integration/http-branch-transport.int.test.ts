@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { signBranchCall } from '@dtm-ts/client';
 import type { BranchRequest } from '@dtm-ts/ports';
 import { HttpBranchTransport } from '../../shared/adapters/src/http-branch/http-branch-transport';
 import { startBranchPeer } from '../peers/http-branch-peer';
@@ -167,6 +168,49 @@ describe('HttpBranchTransport against a scripted RM', () => {
 
     expect(outcomes.every((o) => o.kind === 'success')).toBe(true);
     expect(new Set(peer.callsTo('many').map((c) => c.query.branch_id)).size).toBe(200);
+  });
+});
+
+describe('HttpBranchTransport with a signing key', () => {
+  it("when a key is set, then every call carries the TM's signature over what was sent, never the client's", async () => {
+    const peer = await startBranchPeer();
+    const key = 'transport-signing-key-0123';
+    const transport = new HttpBranchTransport({ signingKey: key, now: () => 1_733_120_000_000 });
+    try {
+      const url = `${peer.url('TransIn')}?tenant=a`;
+      await transport.call(request({ url, headers: { 'DTM-Signature': 't=1,v1=forged', 'X-Trace': 'abc' } }));
+      await transport.call(request({ url: peer.url('Confirm'), data: '' }));
+      const [post] = peer.callsTo('TransIn');
+      const path = '/TransIn?tenant=a&gid=gid-1&trans_type=saga&branch_id=01&op=action';
+      expect(post!.headers['dtm-signature']).toBe(
+        signBranchCall(key, { method: 'POST', path, body: '{"amount":30}' }, 1_733_120_000_000),
+      );
+      expect(post!.headers['x-trace']).toBe('abc');
+      const [get] = peer.callsTo('Confirm');
+      expect(get!.method).toBe('GET');
+      expect(get!.headers['dtm-signature']).toBe(
+        signBranchCall(
+          key,
+          { method: 'GET', path: '/Confirm?gid=gid-1&trans_type=saga&branch_id=01&op=action', body: '' },
+          1_733_120_000_000,
+        ),
+      );
+    } finally {
+      await transport.close();
+      await peer.close();
+    }
+  });
+
+  it('when no key is set, then calls carry no signature (behaviour unchanged)', async () => {
+    const peer = await startBranchPeer();
+    const transport = new HttpBranchTransport();
+    try {
+      await transport.call(request({ url: peer.url('TransIn') }));
+      expect(peer.callsTo('TransIn')[0]!.headers['dtm-signature']).toBeUndefined();
+    } finally {
+      await transport.close();
+      await peer.close();
+    }
   });
 });
 

@@ -36,6 +36,7 @@ export const startApi = async (
     requestTimeoutS: config.requestTimeoutS,
     timeoutToFailS: config.timeoutToFailS,
     policy: infra.policy,
+    outbound: infra.outbound,
     now: () => infra.clock.now(),
     version: VERSION,
     logger,
@@ -72,6 +73,8 @@ export const startApi = async (
   });
   server.keepAliveTimeout = 65_000;
   const addr = server.address() as AddressInfo;
+  // Port 0 (tests): the policy learns the port the API got.
+  infra.outbound.addOwnPort(addr.port);
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   return {
     url: `http://${host}:${addr.port}`,

@@ -1,5 +1,7 @@
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { BranchBarrier, type RedisBarrierLike, type SqlBarrierStore } from './barrier';
+import { BranchSignatureVerifier, SIGNATURE_HEADER, type VerifierOptions } from './branch-signature';
 import { DtmBadRequest, DtmFailure, DtmOngoing } from './errors';
 import { queryValue, type QueryLike } from './query-params';
 
@@ -110,3 +112,93 @@ export const rmHandler =
  */
 export const queryPreparedHandler = (store: SqlBarrierStore<unknown> | RedisBarrierLike): RequestHandler =>
   rmHandler((req) => BranchBarrier.fromQuery(req.query).queryPrepared(store));
+
+/** A request whose raw body was kept by {@link keepRawBody}. */
+type WithRawBody = IncomingMessage & { rawBody?: Buffer };
+
+/**
+ * The `verify` hook of `express.json()` that keeps the raw body for {@link verifyBranchSignature}, for an RM that
+ * parses bodies before the verifier: `app.use(express.json({ verify: keepRawBody }))`.
+ */
+export const keepRawBody = (req: IncomingMessage, _res: unknown, buf: Buffer): void => {
+  (req as WithRawBody).rawBody = buf;
+};
+
+const readBody = (req: Request, limit: number): Promise<Buffer> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.destroy();
+        reject(Object.assign(new Error(`request body over ${limit} bytes`), { status: 413 }));
+      } else chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks, size)));
+    req.once('error', reject);
+  });
+
+/** Options of {@link verifyBranchSignature}. */
+export interface VerifyBranchSignatureOptions extends VerifierOptions {
+  /** Largest body read when the verifier reads it itself (default 1 MiB). */
+  readonly maxBodyBytes?: number;
+}
+
+/**
+ * Middleware that lets through only calls the TM signed (README, "Signed branch calls"): the `dtm-signature`
+ * header must be the HMAC-SHA256, under the TM's BRANCH_SIGNING_KEY, of this method, path and query, body and
+ * timestamp; the timestamp within the window (5 minutes by default); and the signature not seen before (a
+ * replay). Anything else is answered 401 `{"message": why}`, which the TM, were it the caller, would retry.
+ *
+ * It needs the body's bytes as sent: mount it before any body parser (it then reads the body itself and sets
+ * `req.body`, parsed when it is JSON), or after `express.json({ verify: keepRawBody })`.
+ *
+ * ```ts
+ * app.use(verifyBranchSignature({ key: process.env.BRANCH_SIGNING_KEY! }));
+ * app.post('/TransIn', rmHandler(async (req) => credit(req.body)));
+ * ```
+ */
+export const verifyBranchSignature = (opts: VerifyBranchSignatureOptions): RequestHandler => {
+  const verifier = new BranchSignatureVerifier(opts);
+  const limit = opts.maxBodyBytes ?? 1024 * 1024;
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const kept = (req as unknown as WithRawBody).rawBody;
+    if (kept === undefined && req.readableEnded) {
+      res.status(500).json({
+        message:
+          'verifyBranchSignature needs the raw body: mount it before express.json(), or give express.json() { verify: keepRawBody }',
+      });
+      return;
+    }
+    const raw = kept ? Promise.resolve(kept) : readBody(req, limit);
+    raw.then(
+      (body) => {
+        const verdict = verifier.verify(req.get(SIGNATURE_HEADER), { method: req.method, path: req.originalUrl, body });
+        if (!verdict.ok) {
+          res.status(401).json({ message: `unsigned or badly signed branch call: ${verdict.reason}` });
+          return;
+        }
+        if (kept === undefined) req.body = parseBody(body, req.get('content-type'));
+        next();
+      },
+      (err: unknown) => {
+        if (res.headersSent || res.destroyed) return;
+        const status = (err as { status?: number }).status ?? 400;
+        res.status(status).json({ message: err instanceof Error ? err.message : String(err) });
+      },
+    );
+  };
+};
+
+/** The body as `express.json()` would give it: parsed JSON, else its text (undefined when empty). */
+const parseBody = (body: Buffer, contentType: string | undefined): unknown => {
+  if (body.length === 0) return undefined;
+  const text = body.toString('utf8');
+  if (!contentType?.toLowerCase().includes('json')) return text;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+};

@@ -30,14 +30,18 @@ export type { RedisBarrierOptions } from './redis';
 export {
   branchInfo,
   DtmResult,
+  keepRawBody,
   queryPreparedHandler,
   replyError,
   replyFailure,
   replyOngoing,
   replySuccess,
   rmHandler,
+  verifyBranchSignature,
 } from './express';
-export type { BranchInfo } from './express';
+export type { BranchInfo, VerifyBranchSignatureOptions } from './express';
+export { BranchSignatureVerifier, SIGNATURE_HEADER, signBranchCall } from './branch-signature';
+export type { SignedCall, Verdict, VerifierOptions } from './branch-signature';
 export type { QueryLike } from './query-params';
 export {
   DtmGrpcClient,

@@ -86,6 +86,37 @@ const settings = {
     schema: z.string().optional(),
     doc: 'Kafka SASL password (never logged)',
   },
+  kafkaTopicAllow: {
+    env: 'KAFKA_TOPIC_ALLOW',
+    schema: z.string().optional(),
+    doc: 'Topics `kafka://` steps may name: comma-separated globs (`orders.*`, `audit-?`). Unset: any but internal `__*` topics',
+  },
+  kafkaAutoCreateTopics: {
+    env: 'KAFKA_AUTO_CREATE_TOPICS',
+    schema: z.stringbool().default(false),
+    doc: 'Let the brokers create a missing topic on its first record (where they allow it); off, a missing topic is an error',
+  },
+  outboundAllow: {
+    env: 'OUTBOUND_ALLOW',
+    schema: z.string().optional(),
+    doc: 'Only these hosts may be called: comma-separated hosts, `.suffix` domains, CIDRs, `*`, each optionally `:port`',
+  },
+  outboundDeny: {
+    env: 'OUTBOUND_DENY',
+    schema: z.string().optional(),
+    doc: 'Hosts never called (same forms as OUTBOUND_ALLOW; deny wins), beyond the built-in denials (Security)',
+  },
+  branchSigningKey: {
+    env: 'BRANCH_SIGNING_KEY',
+    // Its length is checked where it is used, so that an error never prints the key.
+    schema: z.string().optional(),
+    doc: 'Key of the HMAC-SHA256 `dtm-signature` on every branch call (never logged). Unset: calls are not signed',
+  },
+  branchSigningKeyFile: {
+    env: 'BRANCH_SIGNING_KEY_FILE',
+    schema: z.string().optional(),
+    doc: 'File holding BRANCH_SIGNING_KEY (surrounding whitespace ignored), e.g. a mounted secret',
+  },
   retryIntervalS: {
     env: 'RETRY_INTERVAL',
     schema: z.coerce.number().int().min(1).default(10),

@@ -1,8 +1,11 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HttpBranchTransport, RoutingBranchTransport } from '@dtm-ts/adapters';
 import { ConfigError, loadConfig } from '@dtm-ts/config';
 import { createLogger } from '@dtm-ts/telemetry';
-import { createBranchTransport } from './branch-transport';
+import { branchSigningKey, createBranchTransport, createOutboundPolicy } from './branch-transport';
 
 const logger = createLogger('silent', 'test');
 
@@ -27,5 +30,81 @@ describe('branch transport wiring', () => {
     const ok = createBranchTransport(loadConfig({ ...env, KAFKA_SASL_PASSWORD: 's3cret' }), logger);
     expect(ok).toBeInstanceOf(RoutingBranchTransport);
     return ok.close();
+  });
+
+  it('when a kafka:// step names a topic outside KAFKA_TOPIC_ALLOW, then producing is refused as an error outcome', async () => {
+    const t = createBranchTransport(
+      loadConfig({ KAFKA_BROKERS: '127.0.0.1:1', KAFKA_TOPIC_ALLOW: 'orders.*' }),
+      logger,
+    );
+    const outcome = await t.call({
+      gid: 'g1',
+      transType: 'msg',
+      branchId: '01',
+      op: 'action',
+      url: 'kafka://payments',
+      data: '{}',
+      headers: {},
+      timeoutMs: 60_000,
+    });
+    expect(outcome).toEqual({
+      kind: 'error',
+      detail:
+        "kafka topic payments: TopicRefused: kafka://payments: topic 'payments' matches no KAFKA_TOPIC_ALLOW pattern",
+    });
+    await t.close();
+  });
+});
+
+describe('outbound policy wiring', () => {
+  it("when Redis, EventStoreDB and Kafka are configured, then their endpoints and the TM's ports are refused", () => {
+    const policy = createOutboundPolicy(
+      loadConfig({
+        PORT: '36789',
+        METRICS_PORT: '9464',
+        REDIS_URL: 'redis://:pw@redis.internal:6380/0',
+        EVENT_STORE: 'esdb',
+        ESDB_URL: 'esdb://admin:changeit@es1.internal:2113,es2.internal?tls=false',
+        KAFKA_BROKERS: 'kafka-0.internal:9092,[fd00::9]:9093',
+      }),
+    );
+    for (const url of [
+      'http://127.0.0.1:36789/api/dtmsvr/forceStop',
+      'http://localhost:9464/metrics',
+      'http://redis.internal:6380/',
+      'http://es1.internal:2113/',
+      'http://es2.internal:2113/',
+      'http://kafka-0.internal:9092/',
+      'http://[fd00::9]:9093/',
+    ]) {
+      expect(policy.refusal(url), url).toMatch(/own endpoint/);
+    }
+    expect(policy.refusal('http://redis.internal:8080/')).toBeNull();
+  });
+
+  it('when OUTBOUND_DENY or KAFKA_TOPIC_ALLOW cannot be read, then the configuration is refused naming the entry', () => {
+    expect(() => createOutboundPolicy(loadConfig({ OUTBOUND_DENY: '10.0.0.0/40' }))).toThrow(ConfigError);
+    expect(() => createOutboundPolicy(loadConfig({ OUTBOUND_DENY: '10.0.0.0/40' }))).toThrow(/'10.0.0.0\/40'/);
+    expect(() => createOutboundPolicy(loadConfig({ KAFKA_TOPIC_ALLOW: 'a|b' }))).toThrow(/KAFKA_TOPIC_ALLOW: 'a\|b'/);
+  });
+
+  it('when the signing key comes from a file, then it is read and trimmed; both or a short one is refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dtm-key-'));
+    const file = join(dir, 'key');
+    writeFileSync(file, '  from-a-file-0123456789\n');
+    expect(branchSigningKey(loadConfig({ BRANCH_SIGNING_KEY_FILE: file }))).toBe('from-a-file-0123456789');
+    expect(branchSigningKey(loadConfig({ BRANCH_SIGNING_KEY: 'from-the-env-0123456789' }))).toBe(
+      'from-the-env-0123456789',
+    );
+    expect(branchSigningKey(loadConfig({}))).toBeUndefined();
+    expect(() =>
+      branchSigningKey(loadConfig({ BRANCH_SIGNING_KEY: 'from-the-env-0123456789', BRANCH_SIGNING_KEY_FILE: file })),
+    ).toThrow(/not both/);
+    expect(() => branchSigningKey(loadConfig({ BRANCH_SIGNING_KEY_FILE: join(dir, 'missing') }))).toThrow(ConfigError);
+    writeFileSync(file, 'short\n');
+    expect(() => branchSigningKey(loadConfig({ BRANCH_SIGNING_KEY_FILE: file }))).toThrow(/at least 16/);
+    const short = () => branchSigningKey(loadConfig({ BRANCH_SIGNING_KEY: 'sh0rt-secret' }));
+    expect(short).toThrow(/BRANCH_SIGNING_KEY: the key needs at least 16 characters/);
+    expect(short).not.toThrow(/sh0rt-secret/);
   });
 });

@@ -6,6 +6,7 @@ import {
   EsdbEventLog,
   esdbTopicLog,
   type ClosableBranchTransport,
+  type OutboundPolicy,
   RedisEventLog,
   RedisPassLease,
   RedisReadModel,
@@ -19,7 +20,7 @@ import { systemClock, type Clock, type EventFeed, type EventLog, type TopicLog }
 import { initMetrics, initTracing, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
 import { driverObserver } from './observer';
 import { alertObserver, composeObservers } from './alerts';
-import { createBranchTransport } from './branch-transport';
+import { createBranchTransport, createOutboundPolicy } from './branch-transport';
 
 /** Everything a role needs, wired from one config. `close` releases it in reverse order. */
 export interface Infra {
@@ -36,6 +37,8 @@ export interface Infra {
   readonly queue: Queue;
   readonly scheduler: BullPassScheduler;
   readonly transport: ClosableBranchTransport;
+  /** Which hosts and topics branch calls may reach; the API checks submitted URLs against it. */
+  readonly outbound: OutboundPolicy;
   readonly driver: Driver;
   readonly clock: Clock;
   readonly queueName: string;
@@ -95,7 +98,8 @@ export const createInfra = async (
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
   const scheduler = new BullPassScheduler(queue);
   // HTTP, plus Kafka for `kafka://` msg steps when KAFKA_BROKERS is set.
-  const transport = createBranchTransport(config, logger);
+  const outbound = createOutboundPolicy(config);
+  const transport = createBranchTransport(config, logger, outbound);
   const policy: Policy = {
     retryIntervalS: config.retryIntervalS,
     timeoutToFailS: config.timeoutToFailS,
@@ -160,6 +164,7 @@ export const createInfra = async (
     queue,
     scheduler,
     transport,
+    outbound,
     driver,
     clock,
     queueName,

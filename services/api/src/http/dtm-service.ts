@@ -35,6 +35,8 @@ export interface DtmServiceDeps {
   readonly requestTimeoutS: number;
   readonly timeoutToFailS: number;
   readonly policy: Policy;
+  /** The outbound policy: every URL a request would have the TM call is checked before anything is written. */
+  readonly outbound?: { refusal(url: string): string | null };
   readonly version: string;
   readonly now: () => number;
   /** Topic names for `scanKV`/`queryKV` (DTM's admin listing); without it they list no topic. */
@@ -103,8 +105,23 @@ export class DtmService {
 
   private async parseGlobal(body: unknown): Promise<{ definition: TransDefinition; branches: BranchDef[] }> {
     const parsed = parseGlobalRequest(body, this.deps.limits);
-    if (parsed.definition.transType !== 'msg') return parsed;
-    return { ...parsed, branches: await expandTopics(parsed.branches, (t) => this.subscribersOf(t)) };
+    if (parsed.definition.transType !== 'msg') return this.checkOutbound(parsed);
+    return this.checkOutbound({
+      ...parsed,
+      branches: await expandTopics(parsed.branches, (t) => this.subscribersOf(t)),
+    });
+  }
+
+  /** 422 naming the first URL of a parsed request (branches, query_prepared) that the outbound policy refuses. */
+  private checkOutbound<T extends { branches: readonly BranchDef[]; definition?: TransDefinition; url?: string }>(
+    parsed: T,
+  ): T {
+    const urls = [parsed.definition?.queryPrepared ?? '', parsed.url ?? '', ...parsed.branches.map((b) => b.url)];
+    for (const url of urls) {
+      const refused = this.deps.outbound?.refusal(url);
+      if (refused) throw new BadRequest(`outbound URL refused: ${refused}`, 422);
+    }
+    return parsed;
   }
 
   /** Stores a prepared transaction and asks for the pass that watches it (a timeout, a resume callback). */
@@ -203,7 +220,7 @@ export class DtmService {
   }
 
   async registerBranch(body: unknown): Promise<Json> {
-    const { gid, transType, branches } = parseRegisterBranch(body);
+    const { gid, transType, branches } = this.checkOutbound(parseRegisterBranch(body));
     await this.deps.driver.execute(gid, (now) => ({
       type: 'RegisterBranch',
       data: { gid, transType, branches },
@@ -290,6 +307,7 @@ export class DtmService {
     if (url === '') throw new BadRequest('url is required');
     // A subscriber serves HTTP or gRPC: the message's branch is called by its URL's format.
     checkUrl(url, 'url', 'grpc');
+    this.checkOutbound({ branches: [], url });
     await this.deps.topicIndex?.add(topic);
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'Subscribe' as const,

@@ -1,8 +1,11 @@
 import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
+import { SIGNATURE_HEADER, signBranchCall } from '@dtm-ts/client/branch-signature';
 import { classifyHttp } from '@dtm-ts/domain';
 import type { BranchOutcome } from '@dtm-ts/domain';
 import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
+import { guardedConnector } from '../outbound/guarded-connector';
+import type { OutboundPolicy } from '../outbound/outbound-policy';
 
 /** Options of {@link HttpBranchTransport}. */
 export interface HttpBranchTransportOptions {
@@ -10,6 +13,15 @@ export interface HttpBranchTransportOptions {
   readonly connectionsPerOrigin?: number;
   /** Bytes of an RM's answer read for classification (default 64 KiB); the rest is discarded. */
   readonly maxBodyBytes?: number;
+  /**
+   * The outbound policy, checked on every connection against the addresses it resolves to (README,
+   * "Outbound calls"). A refused connection is an `error` outcome naming the reason.
+   */
+  readonly policy?: OutboundPolicy;
+  /** BRANCH_SIGNING_KEY: when set, every call carries a `dtm-signature` header (README, "Signed branch calls"). */
+  readonly signingKey?: string | Uint8Array;
+  /** The clock of the signatures' timestamps (tests). */
+  readonly now?: () => number;
 }
 
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
@@ -36,17 +48,27 @@ class CallTimeout extends Error {
 
 /**
  * Calls RM branch operations over HTTP as DTM's TM does (reference §3.1) and classifies the answer
- * (§3.2). One undici Agent with keep-alive pools serves every origin.
+ * (§3.2). One undici Agent with keep-alive pools serves every origin. Redirects are never followed: a 3xx
+ * is an `error` outcome (a redirect could lead anywhere the outbound policy refuses).
  */
 export class HttpBranchTransport implements BranchTransport {
   private readonly agent: Agent;
   private readonly maxBodyBytes: number;
+  private readonly signingKey: string | Uint8Array | undefined;
+  private readonly now: () => number;
   // Branch urls repeat across transactions (one RM, many gids): parse each once, not per call.
   private readonly urls = new Map<string, ParsedUrl>();
 
   constructor(opts: HttpBranchTransportOptions = {}) {
     this.maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: opts.connectionsPerOrigin ?? 128, pipelining: 1 });
+    this.signingKey = opts.signingKey;
+    this.now = opts.now ?? Date.now;
+    this.agent = new Agent({
+      keepAliveTimeout: 30_000,
+      connections: opts.connectionsPerOrigin ?? 128,
+      pipelining: 1,
+      ...(opts.policy ? { connect: guardedConnector(opts.policy) } : {}),
+    });
   }
 
   /** Performs one branch call. Never rejects: timeouts and transport failures are `error` outcomes. */
@@ -62,7 +84,15 @@ export class HttpBranchTransport implements BranchTransport {
       `&branch_id=${encodeURIComponent(req.branchId)}&op=${encodeURIComponent(req.op)}`;
     // Go's resty sends a nil payload as "null", so DTM posts for xa even without data (§3.1).
     const post = req.data !== '' || req.transType === 'xa';
-    const headers = hasKeys(req.headers) ? { 'Content-Type': 'application/json', ...req.headers } : JSON_HEADERS;
+    const method = post ? 'POST' : 'GET';
+    const headers = this.signingKey
+      ? signedHeaders(
+          req.headers,
+          signBranchCall(this.signingKey, { method, path, body: post ? req.data : '' }, this.now()),
+        )
+      : hasKeys(req.headers)
+        ? { 'Content-Type': 'application/json', ...req.headers }
+        : JSON_HEADERS;
 
     // One timer bounds connect, headers and body together; undici's own timeouts are per phase.
     const abort = new AbortController();
@@ -71,12 +101,19 @@ export class HttpBranchTransport implements BranchTransport {
       const res = await this.agent.request({
         origin: target.origin,
         path,
-        method: post ? 'POST' : 'GET',
+        method,
         headers,
         body: post ? req.data : null,
         signal: abort.signal,
       });
       const body = await readCapped(res.body, this.maxBodyBytes);
+      if (res.statusCode >= 300 && res.statusCode < 400) {
+        const to = res.headers.location;
+        return {
+          kind: 'error',
+          detail: `HTTP ${res.statusCode}: redirect${to ? ` to ${String(to)}` : ''} not followed`,
+        };
+      }
       return classifyHttp(res.statusCode, body);
     } catch (err) {
       if (abort.signal.aborted) return { kind: 'error', detail: `timeout after ${req.timeoutMs} ms` };
@@ -104,6 +141,17 @@ export class HttpBranchTransport implements BranchTransport {
 const hasKeys = (o: Readonly<Record<string, string>>): boolean => {
   for (const _ in o) return true;
   return false;
+};
+
+/**
+ * The branch headers plus the TM's signature. A `dtm-signature` among the branch headers (in any case) is
+ * dropped: the signature is the TM's word, never the client's.
+ */
+const signedHeaders = (branch: Readonly<Record<string, string>>, signature: string): Record<string, string> => {
+  const out: Record<string, string> = { 'Content-Type': 'application/json' };
+  for (const name in branch) if (name.toLowerCase() !== SIGNATURE_HEADER) out[name] = branch[name]!;
+  out[SIGNATURE_HEADER] = signature;
+  return out;
 };
 
 const parseBranchUrl = (raw: string): ParsedUrl => {

@@ -36,6 +36,13 @@ export interface KafkaMessageBusOptions {
   readonly maxBatchBytes?: number;
   /** Produce requests in flight at once (default 4); records published meanwhile wait and go together. */
   readonly maxInFlightBatches?: number;
+  /**
+   * Let the brokers create a topic on the first record to it, where they allow it (default false:
+   * KAFKA_AUTO_CREATE_TOPICS). Off, a record to a missing topic fails like any produce error.
+   */
+  readonly allowAutoTopicCreation?: boolean;
+  /** Why a topic may not be produced to (KAFKA_TOPIC_ALLOW), or null; checked on every publish. */
+  readonly topicRefusal?: (topic: string) => string | null;
   /** kafkajs's warnings and errors (connection trouble while a broker is down, …). */
   readonly log?: (level: 'warn' | 'info', message: string, fields: Record<string, unknown>) => void;
 }
@@ -43,6 +50,11 @@ export interface KafkaMessageBusOptions {
 /** The publish of a record took longer than its caller allowed; the record may still be stored. */
 export class PublishTimeout extends Error {
   override readonly name = 'PublishTimeout';
+}
+
+/** A publish to a topic the TM may not produce to (KAFKA_TOPIC_ALLOW). */
+export class TopicRefused extends Error {
+  override readonly name = 'TopicRefused';
 }
 
 interface Pending {
@@ -68,6 +80,7 @@ export class KafkaMessageBus implements MessageBus {
   private readonly maxBatchBytes: number;
   private readonly maxInFlight: number;
   private readonly retries: number;
+  private readonly topicRefusal: ((topic: string) => string | null) | undefined;
   private queue: Pending[] = [];
   private inFlight = 0;
   private flushScheduled = false;
@@ -81,6 +94,7 @@ export class KafkaMessageBus implements MessageBus {
     this.maxBatchBytes = opts.maxBatchBytes ?? 512 * 1024;
     this.maxInFlight = opts.maxInFlightBatches ?? 4;
     this.retries = opts.retries ?? 2;
+    this.topicRefusal = opts.topicRefusal;
     const log = opts.log;
     const config: KafkaConfig = {
       clientId: opts.clientId ?? 'dtm-ts',
@@ -101,7 +115,7 @@ export class KafkaMessageBus implements MessageBus {
     };
     this.producer = new Kafka(config).producer({
       idempotent: false,
-      allowAutoTopicCreation: true,
+      allowAutoTopicCreation: opts.allowAutoTopicCreation ?? false,
       // Murmur2 of the key, as the Java client: a gid lands on the same partition whoever produces it.
       createPartitioner: Partitioners.DefaultPartitioner,
       // kafkajs 2.2.4 loses records when it retries a send itself: it keeps the answers of brokers that
@@ -113,6 +127,8 @@ export class KafkaMessageBus implements MessageBus {
 
   publish(message: BusMessage, opts: { readonly timeoutMs: number }): Promise<void> {
     if (this.closing) return Promise.reject(new Error('the Kafka message bus is closed'));
+    const refused = this.topicRefusal?.(message.topic);
+    if (refused) return Promise.reject(new TopicRefused(refused));
     return new Promise<void>((resolve, reject) => {
       const value = Buffer.from(message.value.buffer, message.value.byteOffset, message.value.byteLength);
       let bytes = value.length + Buffer.byteLength(message.key);
