@@ -287,6 +287,19 @@ describe('bad input is INVALID_ARGUMENT naming the field, and nothing is written
     expect(await keyCount()).toBe(before);
   });
 
+  it("a step at the TM's own gRPC port is refused by the outbound policy, and nothing is written", async () => {
+    const before = await keyCount();
+    const own = `${fx.target}/dtmgimp.Dtm/NewGid`;
+    const { err } = await grpcCall(
+      fx.stub,
+      'Submit',
+      saga({ Steps: JSON.stringify([{ action: own, compensate: '' }]) }),
+    );
+    expect(err?.code).toBe(Code.INVALID_ARGUMENT);
+    expect(err?.details).toMatch(/outbound URL refused/);
+    expect(await keyCount()).toBe(before);
+  });
+
   it('a message over MAX_BODY_BYTES is RESOURCE_EXHAUSTED and writes nothing', async () => {
     const before = await keyCount();
     const { err } = await grpcCall(fx.stub, 'Submit', saga({ CustomedData: 'x'.repeat(70_000) }));
