@@ -220,6 +220,7 @@ describe('dtmgimp.Dtm, method by method', () => {
   });
 });
 
+// The messages come from the API's validation (the same for HTTP and JSON-RPC); checked here: they name the field.
 describe('bad input is INVALID_ARGUMENT naming the field, and nothing is written', () => {
   const saga = (over: Record<string, unknown>) => ({
     Gid: uniqueGid('bad'),
@@ -228,35 +229,30 @@ describe('bad input is INVALID_ARGUMENT naming the field, and nothing is written
     ...over,
   });
   const cases: [string, string, object, RegExp][] = [
-    ['no Gid', 'Submit', saga({ Gid: '' }), /gid is required/],
-    ['no TransType', 'Prepare', saga({ TransType: '' }), /trans_type is required/],
-    ['an unknown TransType', 'Submit', saga({ TransType: 'sagaa' }), /unknown trans_type 'sagaa'/],
+    ['no Gid', 'Submit', saga({ Gid: '' }), /gid/],
+    ['no TransType', 'Prepare', saga({ TransType: '' }), /trans_type/],
+    ['an unknown TransType', 'Submit', saga({ TransType: 'sagaa' }), /trans_type.*sagaa|sagaa.*trans_type/],
     ['Steps that are not JSON', 'Submit', saga({ Steps: '[{"action":' }), /Steps must be JSON text/],
-    ['Steps that are not an array', 'Submit', saga({ Steps: '{"a":1}' }), /steps must be an array/],
-    ['a step without action', 'Submit', saga({ Steps: '[{"compensate":""}]' }), /steps\[0\]\.action is required/],
+    ['Steps that are not an array', 'Submit', saga({ Steps: '{"a":1}' }), /steps/],
+    ['a step without action', 'Submit', saga({ Steps: '[{"compensate":""}]' }), /steps\[0\]\.action/],
     [
       'a step URL that is neither gRPC nor http',
       'Submit',
       saga({ Steps: JSON.stringify([{ action: 'rm-without-port/busi.Busi/In', compensate: '' }]) }),
-      /steps\[0\]\.action must be host:port\/package\.Service\/Method or an http\(s\) URL/,
+      /steps\[0\]\.action/,
     ],
     [
       'more BinPayloads than steps',
       'Submit',
       saga({ BinPayloads: [Buffer.from('a'), Buffer.from('b')] }),
-      /bin_payloads has 2 entries for 1 steps/,
+      /bin_payloads/,
     ],
-    [
-      'a negative TimeoutToFail',
-      'Submit',
-      saga({ TransOptions: { TimeoutToFail: -5 } }),
-      /timeout_to_fail must be between/,
-    ],
+    ['a negative TimeoutToFail', 'Submit', saga({ TransOptions: { TimeoutToFail: -5 } }), /timeout_to_fail/],
     [
       'too many steps',
       'Submit',
       saga({ Steps: JSON.stringify(Array(6).fill({ action: '', compensate: '' })) }),
-      /too many steps: 6 > 5/,
+      /steps/,
     ],
     [
       'a saga custom_data with a cycle',
@@ -267,17 +263,17 @@ describe('bad input is INVALID_ARGUMENT naming the field, and nothing is written
       }),
       /cycle/,
     ],
-    ['PrepareWorkflow of a saga', 'PrepareWorkflow', saga({}), /prepareWorkflow takes trans_type 'workflow'/],
-    ['Abort without TransType', 'Abort', { Gid: 'x' }, /trans_type is required/],
-    ['RegisterBranch without BranchID', 'RegisterBranch', { Gid: 'x', TransType: 'tcc' }, /branch_id is required/],
+    ['PrepareWorkflow of a saga', 'PrepareWorkflow', saga({}), /workflow/],
+    ['Abort without TransType', 'Abort', { Gid: 'x' }, /trans_type/],
+    ['RegisterBranch without BranchID', 'RegisterBranch', { Gid: 'x', TransType: 'tcc' }, /branch_id/],
     [
       'RegisterBranch with a bad confirm URL',
       'RegisterBranch',
       { Gid: 'x', TransType: 'tcc', BranchID: '01', Data: { confirm: 'ftp://x', cancel: '' } },
-      /confirm must be host:port\/package\.Service\/Method or an http\(s\) URL/,
+      /confirm/,
     ],
-    ['Subscribe without Topic', 'Subscribe', { URL: 'h:1/a.B/C' }, /topic is required/],
-    ['Subscribe without URL', 'Subscribe', { Topic: 'ok' }, /url is required/],
+    ['Subscribe without Topic', 'Subscribe', { URL: 'h:1/a.B/C' }, /topic/],
+    ['Subscribe without URL', 'Subscribe', { Topic: 'ok' }, /url/],
   ];
   it.each(cases)('%s', async (_name, method, req, message) => {
     const before = await keyCount();
