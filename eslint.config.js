@@ -2,6 +2,44 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
+/** Libraries that talk to the world: only adapters and services wire them. */
+const IO_LIBRARIES = [
+  'express',
+  'bullmq',
+  'ioredis',
+  'undici',
+  'kafkajs',
+  'pg',
+  'mysql2',
+  '@eventstore/*',
+  '@grpc/*',
+  'pino',
+];
+
+/** Node's globals that do I/O, read the environment or the clock of the process. */
+const NODE_GLOBALS = [
+  'process',
+  'Buffer',
+  'console',
+  'setTimeout',
+  'setInterval',
+  'setImmediate',
+  'clearTimeout',
+  'clearInterval',
+  'clearImmediate',
+  'queueMicrotask',
+  'fetch',
+  'require',
+  'module',
+  '__dirname',
+  '__filename',
+  'global',
+  'performance',
+  'crypto',
+];
+
+const DOMAIN_TESTS = ['shared/domain/**/*.test.ts', 'shared/domain/**/*.unit-support.ts'];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', 'dist/**', 'coverage/**'] },
   js.configs.recommended,
@@ -17,22 +55,66 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
+  // The fences: dependencies point inward (domain <- ports <- engine <- adapters <- services).
   {
+    // The domain is pure: it imports only itself (no I/O, no config, no logging, no telemetry, no
+    // validation library: the edge validates) and uses no Node globals (time arrives on commands).
     files: ['shared/domain/**'],
+    ignores: DOMAIN_TESTS,
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^(?!\\.{1,2}/)', message: 'The domain imports only itself.' }] },
+      ],
+      'no-restricted-globals': ['error', ...NODE_GLOBALS.map((name) => ({ name, message: 'The domain does no I/O.' }))],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'Time arrives on the command (metadata.now).' },
+        { object: 'Math', property: 'random', message: 'The domain is deterministic.' },
+      ],
+    },
+  },
+  {
+    // Domain tests may use vitest and the decider spec of shared/testing, nothing else.
+    files: DOMAIN_TESTS,
     rules: {
       'no-restricted-imports': [
         'error',
         {
           patterns: [
-            'node:*',
-            'express',
-            'bullmq',
-            'ioredis',
-            'undici',
-            'kafkajs',
-            '@opentelemetry/*',
-            '@dtm-ts/adapters*',
-            '@dtm-ts/engine*',
+            {
+              regex: '^(?!\\.{1,2}/|vitest$|@dtm-ts/testing/decider-spec$)',
+              message: 'Domain tests import only the domain, vitest and the decider spec.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Ports are contracts: types and the domain's types, nothing that runs.
+    files: ['shared/ports/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '^(?!\\.{1,2}/|@dtm-ts/domain$)', message: 'Ports import only the domain.' }] },
+      ],
+      'no-restricted-globals': ['error', ...NODE_GLOBALS.map((name) => ({ name, message: 'Ports do no I/O.' }))],
+    },
+  },
+  {
+    // The engine drives transactions through ports; which product serves a port is the adapters' business.
+    files: ['shared/engine/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@dtm-ts/adapters*', '@dtm-ts/runtime*', '@dtm-ts/api*', '@dtm-ts/worker*', '@dtm-ts/tm*'],
+              message: 'The engine reaches the world through ports.',
+            },
+            { group: IO_LIBRARIES, message: 'The engine reaches the world through ports (wire it in an adapter).' },
           ],
         },
       ],

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { sagaBody, uniqueGid, useTmFixture } from '../support/tm-harness';
+import { pause } from '../support/wait';
 
 const fx = useTmFixture({ maxBodyBytes: 64 * 1024, maxBranches: 5 });
 
@@ -196,7 +197,7 @@ describe('endpoints', () => {
       gids.push(gid);
       if (i === 2) fx.peer.script(`${gid}/a0`, [409]);
       await fx.dtm.post('/submit', sagaBody(gid, steps(gid, 1), { wait_result: true }));
-      await new Promise((r) => setTimeout(r, 5));
+      await pause(5); // distinct create times: the order is newest first
     }
     const mine = (list: Record<string, unknown>[]) =>
       list.filter((t) => String(t.gid).startsWith(label)).map((t) => t.gid);

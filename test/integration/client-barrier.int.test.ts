@@ -18,13 +18,14 @@ import {
   type XaResource,
 } from '@dtm-ts/client';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { preparedTransactionsOn, requirePreparedTransactions } from '../support/postgres';
+import { waitFor } from '../support/wait';
 
 // The machine's PostgreSQL and MariaDB (trust auth / root without password); each run works in its own database.
 const PG = { host: process.env.PGHOST ?? '127.0.0.1', port: Number(process.env.PGPORT ?? 5432), user: 'postgres' };
 const MY = { host: process.env.MYSQL_HOST ?? '127.0.0.1', port: Number(process.env.MYSQL_PORT ?? 3306), user: 'root' };
 const dbName = () => `dtm_client_test_${randomBytes(5).toString('hex')}`;
 const gidOf = (label: string) => `${label}-${randomBytes(6).toString('hex')}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One SQL database under test: the barrier store, an account table, and ways to look inside. */
 interface SqlDb<Tx> {
@@ -39,6 +40,8 @@ interface SqlDb<Tx> {
   balance(account: number): Promise<number>;
   rows(gid: string): Promise<string[]>;
   preparedXids(): Promise<string[]>;
+  /** Sessions of this database waiting for a row lock: the live marker of a call blocked on a barrier row. */
+  lockWaits(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -55,11 +58,7 @@ const openPg = async (): Promise<SqlDb<pg.PoolClient>> => {
   await store.createTable();
   await pool.query('CREATE TABLE account (id int PRIMARY KEY, balance bigint NOT NULL)');
   await pool.query('INSERT INTO account VALUES (1, 1000), (2, 1000)');
-  const xaEnabled =
-    Number(
-      (await pool.query<{ max_prepared_transactions: string }>('SHOW max_prepared_transactions')).rows[0]!
-        .max_prepared_transactions,
-    ) > 0;
+  const xaEnabled = await preparedTransactionsOn(pool);
   return {
     label: 'PostgreSQL',
     store,
@@ -87,6 +86,15 @@ const openPg = async (): Promise<SqlDb<pg.PoolClient>> => {
     preparedXids: async () =>
       (await pool.query<{ gid: string }>('SELECT gid FROM pg_prepared_xacts WHERE database = $1', [name])).rows.map(
         (r) => r.gid,
+      ),
+    lockWaits: async () =>
+      Number(
+        (
+          await pool.query<{ n: string }>(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+            [name],
+          )
+        ).rows[0]!.n,
       ),
     close: async () => {
       await pool.end();
@@ -130,6 +138,15 @@ const openMaria = async (): Promise<SqlDb<mysql.PoolConnection>> => {
     preparedXids: async () => {
       const [rows] = await pool.query<mysql.RowDataPacket[]>('XA RECOVER');
       return rows.map((r) => String(r.data));
+    },
+    lockWaits: async () => {
+      const [rows] = await pool.query<mysql.RowDataPacket[]>(
+        `SELECT count(*) AS n FROM information_schema.INNODB_TRX t
+         JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+         WHERE t.trx_state = 'LOCK WAIT' AND p.DB = ?`,
+        [name],
+      );
+      return Number(rows[0]!.n);
     },
     close: async () => {
       await pool.end();
@@ -252,11 +269,14 @@ describe.each([
   it('when a compensation races its still-running action, then it waits for the action to commit and undoes it', async () => {
     const gid = gidOf('race-comp');
     const before = await db.balance(2);
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
     const action = barrier(gid, 'action').call(db.store, async (tx) => {
+      entered();
       await db.adjust(tx, 2, -10);
       await db.hold(tx, 300);
     });
-    await sleep(100); // the action's barrier rows are in, its transaction still open
+    await inside; // the action's barrier rows are in (the business runs after them), its transaction still open
     const compensation = barrier(gid, 'compensate').call(db.store, (tx) => db.adjust(tx, 2, 10));
     expect(await Promise.all([action, compensation])).toEqual([executed, executed]);
     expect(await db.balance(2)).toBe(before);
@@ -267,12 +287,15 @@ describe.each([
     const before = await db.balance(2);
     const undo = counting((tx) => db.adjust(tx, 2, 10));
     // The null compensation's transaction stays open a while after writing its rows (origin row included).
+    let written!: () => void;
+    const rowsWritten = new Promise<void>((r) => (written = r));
     const compensation = db.store.transaction(async (tx) => {
       const outcome = await barrier(gid, 'compensate').callInTransaction(db.store, tx, undo);
+      written();
       await db.hold(tx, 300);
       return outcome;
     });
-    await sleep(100);
+    await rowsWritten;
     const late = counting((tx) => db.adjust(tx, 2, -10));
     const actions = Promise.all(Array.from({ length: 4 }, () => barrier(gid, 'action').call(db.store, late)));
     expect(await compensation).toEqual(skipped('null-compensation'));
@@ -336,7 +359,7 @@ describe.each([
             (e: unknown) => (e instanceof DtmFailure ? 'FAILURE' : e),
           )
           .finally(() => (settled = true));
-        await sleep(400);
+        await waitFor(async () => (await db.lockWaits()) > 0, 'the check-back waiting for the barrier row lock');
         expect(settled).toBe(false); // blocked on the open transaction's barrier row
         release();
         await (commit ? expect(local).resolves.toEqual(executed) : expect(local).rejects.toThrow('gave up'));
@@ -346,8 +369,8 @@ describe.each([
   });
 
   describe('XA branches', () => {
-    it('when an XA rollback comes before its action, then the late action is refused and nothing stays prepared', async (ctx) => {
-      if (!db.xaEnabled) ctx.skip(); // PostgreSQL with max_prepared_transactions = 0
+    it('when an XA rollback comes before its action, then the late action is refused and nothing stays prepared', async () => {
+      requirePreparedTransactions(db.xaEnabled);
       const gid = gidOf('xa-hang');
       const before = await db.balance(1);
       const q = (op: string) => ({

@@ -29,13 +29,14 @@ import {
 } from '@dtm-ts/client';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import type { RunningTm } from '@dtm-ts/tm';
+import { preparedTransactionsOn, requirePreparedTransactions } from '../support/postgres';
 import { startTestTm } from '../support/tm-harness';
+import { pause, waitFor as waitUntil } from '../support/wait';
 
 const PG = { host: process.env.PGHOST ?? '127.0.0.1', port: Number(process.env.PGPORT ?? 5432), user: 'postgres' };
 const MY = { host: process.env.MYSQL_HOST ?? '127.0.0.1', port: Number(process.env.MYSQL_PORT ?? 3306), user: 'root' };
 const dbName = `dtm_client_sdk_${randomBytes(5).toString('hex')}`;
 const gidOf = (label: string) => `${label}-${randomBytes(6).toString('hex')}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type DbKey = 'pg' | 'my';
 /** What the RM needs from each database: barrier, XA, and the three statements of an account. */
@@ -95,7 +96,7 @@ const rmApp = () => {
   app.use(express.json());
   const scripted = async (req: express.Request) => {
     const delay = Number(param(req, 'delay') || 0);
-    if (delay > 0) await sleep(delay);
+    if (delay > 0) await pause(delay);
     const fail = param(req, 'fail');
     if (fail === '409') throw new DtmFailure('scripted refusal');
     if (fail === '425') throw new DtmOngoing('scripted not yet');
@@ -170,11 +171,7 @@ beforeAll(async () => {
     'CREATE TABLE account (id int PRIMARY KEY, balance bigint NOT NULL, frozen bigint NOT NULL DEFAULT 0)',
   );
   await pgPool.query('INSERT INTO account (id, balance) SELECT g, 1000 FROM generate_series(1, 10) g');
-  pgXaEnabled =
-    Number(
-      (await pgPool.query<{ max_prepared_transactions: string }>('SHOW max_prepared_transactions')).rows[0]!
-        .max_prepared_transactions,
-    ) > 0;
+  pgXaEnabled = await preparedTransactionsOn(pgPool);
   const pgQuery = async (tx: unknown, sql: string, args: unknown[]) => (tx as pg.PoolClient).query(sql, args);
   banks.pg = {
     store: pgStore,
@@ -252,15 +249,22 @@ afterAll(async () => {
 
 /** Polls the TM through the SDK's `query` until the transaction reaches `status`. */
 const waitFor = async (gid: string, status: GlobalStatus, timeoutMs = 15_000) => {
-  const deadline = Date.now() + timeoutMs;
   let last: unknown;
-  while (Date.now() < deadline) {
-    const q = await query(dtm, gid);
-    last = q.transaction?.status;
-    if (last === status) return q;
-    await sleep(50);
-  }
-  throw new Error(`${gid} did not reach ${status} in ${timeoutMs} ms (last: ${String(last)})`);
+  return waitUntil(
+    async () => {
+      const q = await query(dtm, gid);
+      last = q.transaction?.status;
+      return last === status && q;
+    },
+    () => `${gid} did not reach ${status} (last: ${String(last)})`,
+    { timeout: timeoutMs },
+  );
+};
+/** The live marker before a check of absence: a message submitted now, delivered to its end. */
+const liveMarker = async () => {
+  const gid = gidOf('marker');
+  await new Msg(dtm, gid).add(url('my', 'adjust'), { account: 3, amount: 0 }).submit();
+  await waitFor(gid, 'succeed');
 };
 const url = (db: DbKey, route: string, script = '') => `${rm}/${db}/${route}${script ? `?${script}` : ''}`;
 const balance = async (db: DbKey, account: number) => (await banks[db].read(account)).balance;
@@ -411,8 +415,10 @@ describe('TCC', () => {
 });
 
 describe('XA', () => {
-  /** MariaDB always; PostgreSQL only where max_prepared_transactions > 0 (the default, 0, disables it). */
-  const xaDbs = (): [DbKey, DbKey] => ['my', pgXaEnabled ? 'pg' : 'my'];
+  // PostgreSQL's default (max_prepared_transactions = 0) disables XA: fail loudly, never skip.
+  beforeAll(() => requirePreparedTransactions(pgXaEnabled));
+  /** One branch on MariaDB, one on PostgreSQL. */
+  const xaDbs = (): [DbKey, DbKey] => ['my', 'pg'];
 
   it('when every branch succeeds, then the TM commits the prepared branches and the changes become visible', async () => {
     const gid = gidOf('xa');
@@ -429,9 +435,7 @@ describe('XA', () => {
     expect(callsOf(gid)).toEqual([`${d1}/xa:action`, `${d2}/xa:action`, `${d1}/xa:commit`, `${d2}/xa:commit`]);
     expect(await balance(d1, 5)).toBe(b1 - 25);
     expect(await balance(d2, 6)).toBe(b2 + 25);
-    expect([...(await banks.my.preparedXids()), ...(pgXaEnabled ? await banks.pg.preparedXids() : [])]).not.toContain(
-      `${gid}-01`,
-    );
+    expect([...(await banks.my.preparedXids()), ...(await banks.pg.preparedXids())]).not.toContain(`${gid}-01`);
   });
 
   it('when the second branch fails, then the first prepared branch is rolled back and nothing changes', async () => {
@@ -451,8 +455,7 @@ describe('XA', () => {
     expect(await banks[d2].preparedXids()).not.toContain(`${gid}-02`);
   });
 
-  it('when PostgreSQL has prepared transactions enabled, then an XA branch on it commits too', async (ctx) => {
-    if (!pgXaEnabled) ctx.skip(); // max_prepared_transactions = 0 here: PREPARE TRANSACTION is disabled
+  it('when every branch is on PostgreSQL, then an XA branch on it commits too', async () => {
     const gid = gidOf('xa-pg');
     const b = await balance('pg', 10);
     await xaGlobalTransaction(dtm, gid, (xa) => xa.callBranch({ account: 10, amount: 7 }, url('pg', 'xa')));
@@ -495,7 +498,7 @@ describe('Msg', () => {
     });
     await expect(run).rejects.toBeInstanceOf(DtmFailure);
     await waitFor(gid, 'failed');
-    await sleep(200);
+    await liveMarker();
     expect(callsOf(gid)).toEqual([]);
   });
 

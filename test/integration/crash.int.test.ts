@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { spawnRole, stopAll, type RoleProcess } from '../support/processes';
-import { dtmClient, sagaBody, uniqueGid, type DtmClient } from '../support/tm-harness';
+import { dtmClient, sagaBody, uniqueGid, waitAllFinal } from '../support/tm-harness';
+import { pause, waitFor } from '../support/wait';
 
 // Each test owns its Redis, roles and peer; afterEach releases whatever a test started, even when it failed.
 let redis: RedisProcess | undefined;
@@ -19,7 +20,6 @@ afterEach(async () => {
   redis = undefined;
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const envFor = (redisUrl: string): Record<string, string> => ({
   REDIS_URL: redisUrl,
   KEY_PREFIX: `crash${randomUUID().slice(0, 8)}`,
@@ -38,39 +38,6 @@ const scriptedSaga = (p: BranchPeer, label: string, delayMs: () => number) => {
   const delays = steps.map(() => delayMs());
   delays.forEach((d, i) => p.script(`${gid}/a${i}`, [{ status: 200, delayMs: d }]));
   return { gid, body: sagaBody(gid, steps), delays };
-};
-
-/**
- * Polls `/query` for every gid until each has a final status (or `timeoutMs` passed), `parallel` requests at a
- * time; returns the last status seen of each ('none' for no transaction, 'unreachable' when the API did not answer).
- */
-const waitAllFinal = async (
-  dtm: DtmClient,
-  gids: readonly string[],
-  timeoutMs: number,
-  parallel = 25,
-): Promise<Map<string, string>> => {
-  const statuses = new Map<string, string>(gids.map((g) => [g, 'unknown']));
-  const deadline = Date.now() + timeoutMs;
-  let open = [...gids];
-  // At least one round, even with no time to wait.
-  for (let round = 0; open.length && (round === 0 || Date.now() < deadline); round++) {
-    for (let i = 0; i < open.length; i += parallel) {
-      await Promise.all(
-        open.slice(i, i + parallel).map(async (gid) => {
-          try {
-            const q = await dtm.query(gid);
-            statuses.set(gid, (q.transaction?.status as string | undefined) ?? 'none');
-          } catch {
-            statuses.set(gid, 'unreachable');
-          }
-        }),
-      );
-    }
-    open = open.filter((g) => !['succeed', 'failed'].includes(statuses.get(g)!));
-    if (open.length) await sleep(200);
-  }
-  return statuses;
 };
 
 const countBy = <T>(items: Iterable<T>): Map<T, number> => {
@@ -110,16 +77,16 @@ describe('worker crash', () => {
         const batch = sagas.slice(i, i + BATCH);
         const res = await Promise.all(batch.map((s) => dtm.post('/submit', s.body)));
         submitStatuses.push(...res.map((r) => r.status));
-        await sleep(100);
+        await pause(100);
       }
     })();
 
     // Kill worker A once 30 sagas have had their second action called: by then passes are surely in flight.
-    const killDeadline = Date.now() + 20_000;
-    while (new Set(p.calls.filter((c) => c.path.endsWith('/a1')).map((c) => c.path)).size < 30) {
-      if (Date.now() > killDeadline) expect.fail(`the load never got going; worker output:\n${workerA.output()}`);
-      await sleep(5);
-    }
+    await waitFor(
+      () => new Set(p.calls.filter((c) => c.path.endsWith('/a1')).map((c) => c.path)).size >= 30,
+      () => `the load never got going; worker output:\n${workerA.output()}`,
+      { interval: 5 },
+    );
     const killedAt = Date.now();
     await workerA.kill('SIGKILL');
     // Calls that arrived less than their scripted delay before the kill had not been answered: passes in flight.
@@ -190,18 +157,28 @@ describe('worker crash', () => {
       return { gid, body: sagaBody(gid, steps) };
     });
     for (const s of sagas) expect((await dtm.post('/submit', s.body)).status).toBe(200);
-    const deadline = Date.now() + 20_000;
-    while (sagas.some((s) => p.callsTo(`${s.gid}/a1`).length === 0)) {
-      if (Date.now() > deadline) expect.fail(`step 2 was never called; worker output:\n${workerA.output()}`);
-      await sleep(10);
-    }
-    await sleep(300); // lets worker A project step 1's result into the read model
+    await waitFor(
+      () => sagas.every((s) => p.callsTo(`${s.gid}/a1`).length > 0),
+      () => `step 2 was never called; worker output:\n${workerA.output()}`,
+      { interval: 10 },
+    );
+    // Worker A has projected step 1's result into the read model: /all (the read model) shows the update
+    // time /query (the log) shows, and nothing else is appended before step 2 answers.
+    await waitFor(async () => {
+      const listed = (await dtm.get('/all?limit=1000')).body.transactions as Record<string, unknown>[];
+      for (const s of sagas) {
+        const { transaction, branches } = await dtm.query(s.gid);
+        if (!branches.some((b) => b.branch_id === '01' && b.op === 'action' && b.status === 'succeed')) return false;
+        if (listed.find((t) => t.gid === s.gid)?.update_time !== transaction?.update_time) return false;
+      }
+      return true;
+    }, "step 1's result in the read model");
     await workerA.kill('SIGKILL');
     expect(sagas.map((s) => p.callsTo(`${s.gid}/a1`).length)).toEqual(sagas.map(() => 1));
 
     // The replacement comes late: by then the sweep finds the transactions overdue, while their passes still sit,
     // locked by the dead worker, in BullMQ's active list.
-    await sleep(6_000);
+    await pause(6_000);
     await spawn('worker', env);
     const statuses = await waitAllFinal(
       dtm,
@@ -259,12 +236,12 @@ describe('redis restart', () => {
           } catch (err) {
             unacked.push({ gid, why: err instanceof Error ? err.message : String(err) });
           }
-          await sleep(40);
+          await pause(40);
         }
       };
       const submitters = Array.from({ length: SUBMITTERS }, submitter);
 
-      await sleep(1_200);
+      await pause(1_200);
       const ackedBeforeOutage = new Set(acked);
       // Sagas acknowledged whose last action was not called yet: work the outage cuts into.
       const lastAnswered = new Set(p.calls.filter((c) => c.path.endsWith('/a1')).map((c) => c.path.split('/')[0]));
@@ -274,11 +251,11 @@ describe('redis restart', () => {
       if (outage === 'kill') await r.kill();
       else await r.stop();
       // Longer than a pass's lock (JOB_LOCK_MS=2000), so that the locks of passes under way expire meanwhile.
-      await sleep(2_500);
+      await pause(2_500);
       await r.start();
       const upAt = Date.now();
       phase = 'after';
-      await sleep(1_500);
+      await pause(1_500);
       loading = false;
       await Promise.all(submitters);
 

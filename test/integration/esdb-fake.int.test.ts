@@ -120,11 +120,12 @@ describe('EventStoreDB gRPC fake', () => {
     try {
       await c.appendToStream('s', [event(1)]);
       const sub = c.subscribeToAll({ fromPosition: END });
+      const confirmed = new Promise<void>((r) => sub.once('confirmation', () => r()));
       const ended = collect(sub).then(
         () => 'ended',
         () => 'error',
       );
-      await new Promise((r) => setTimeout(r, 100));
+      await confirmed; // the subscription is open on the fake
       await other.stop();
       expect(['ended', 'error']).toContain(await ended);
       await expect(collect(c.readStream('s', { direction: FORWARDS }))).rejects.toThrow();

@@ -7,20 +7,35 @@ import {
   RedisEventLog,
   RedisFeedSubscriber,
   RedisKeys,
+  partitionOf,
   type RedisFeedEntry,
   type RedisFeedSubscriberOptions,
 } from '@dtm-ts/adapters';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { pause, waitFor as waitUntil } from '../support/wait';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const waitFor = (what: string, ok: () => boolean | Promise<boolean>, timeout = 15_000): Promise<true> =>
+  waitUntil(ok, what, { timeout, interval: 20 });
 
-const waitFor = async (what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> => {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
+const PARTITIONS = 4;
+
+/**
+ * The live marker before a check of absence: one append in every partition's feed, after the others. Once the
+ * subscriber saw all of them, it has read past everything appended before (each feed is read in order).
+ * Marker gids start with `marker-`, so that checks can leave them out.
+ */
+const markEveryPartition = async (log: RedisEventLog, seen: () => readonly RedisFeedEntry[]): Promise<void> => {
+  const run = randomUUID().slice(0, 8);
+  const gids: string[] = [];
+  for (let n = 0; gids.length < PARTITIONS; n++) {
+    const gid = `marker-${run}-${n}`;
+    if (!gids.some((g) => partitionOf(g, PARTITIONS) === partitionOf(gid, PARTITIONS))) gids.push(gid);
   }
+  for (const gid of gids) await log.append(gid, [event('marker')], NO_STREAM);
+  await waitFor('a marker in every partition', () => gids.every((g) => seen().some((e) => e.gid === g)));
 };
+const unmarked = (entries: readonly RedisFeedEntry[]): RedisFeedEntry[] =>
+  entries.filter((e) => !e.gid.startsWith('marker-'));
 
 const event = (label: string): TxEvent => ({
   type: 'TransactionAborting',
@@ -104,8 +119,8 @@ describe('RedisFeedSubscriber', () => {
     const after = await appendMany(log, gids, 5);
     const all = [...before, ...after];
     await waitFor('every append', () => seen.length >= all.length);
-    await sleep(300);
-    expect(seen.map(key).sort()).toEqual(all.sort());
+    await markEveryPartition(log, () => seen);
+    expect(unmarked(seen).map(key).sort()).toEqual(all.sort());
     for (const gid of gids) {
       const stored = await log.read(gid);
       let next = 0;
@@ -124,7 +139,12 @@ describe('RedisFeedSubscriber', () => {
     const { subscriber } = setup();
     const s = subscriber({ blockMs: 10_000 });
     await s.start(async () => {});
-    await sleep(200);
+    // It waits in a blocking read.
+    await waitFor('a blocked XREADGROUP', async () =>
+      ((await redis.client('LIST')) as string)
+        .split('\n')
+        .some((c) => c.includes('cmd=xreadgroup') && /flags=\S*b/.test(c)),
+    );
     const t0 = Date.now();
     await s.stop();
     expect(Date.now() - t0).toBeLessThan(1_000);
@@ -140,7 +160,7 @@ describe('RedisFeedSubscriber', () => {
       await subscriber({ consumer, batch: 5 }).start(async (entries) => {
         byConsumer.get(consumer)?.push(...entries);
         // Slow enough that the other consumer's read is served meanwhile.
-        await sleep(15);
+        await pause(15);
       });
     }
     const all = await appendMany(
@@ -150,9 +170,9 @@ describe('RedisFeedSubscriber', () => {
     );
     const total = (): number => [...byConsumer.values()].reduce((n, list) => n + list.length, 0);
     await waitFor('every append', () => total() >= all.length);
-    await sleep(300);
-    const c1 = byConsumer.get('c1') ?? [];
-    const c2 = byConsumer.get('c2') ?? [];
+    await markEveryPartition(log, () => [...byConsumer.values()].flat());
+    const c1 = unmarked(byConsumer.get('c1') ?? []);
+    const c2 = unmarked(byConsumer.get('c2') ?? []);
     expect(c1.length).toBeGreaterThan(0);
     expect(c2.length).toBeGreaterThan(0);
     expect([...c1, ...c2].map(key).sort()).toEqual(all.sort());
@@ -252,7 +272,7 @@ describe('RedisFeedSubscriber across a Redis restart', () => {
     await waitFor('acks', async () => (await pendingCount(redis, keys, 'projector')) === 0);
 
     await server.stop();
-    await sleep(300);
+    await pause(300); // down a moment
     await server.start();
 
     // The AOF kept the streams and the group.
@@ -260,8 +280,8 @@ describe('RedisFeedSubscriber across a Redis restart', () => {
     expect((await log.read('restart-0')).version).toBe(0);
     for (const gid of gids) await log.append(gid, [event('after')], 0);
     await waitFor('appends after the restart', () => seen.length === gids.length * 2);
-    await sleep(300);
-    expect(seen.map(key).sort()).toEqual([...gids.map((g) => `${g}@0`), ...gids.map((g) => `${g}@1`)].sort());
+    await markEveryPartition(log, () => seen);
+    expect(unmarked(seen).map(key).sort()).toEqual([...gids.map((g) => `${g}@0`), ...gids.map((g) => `${g}@1`)].sort());
   });
 
   it('when Redis comes back empty (no AOF), then the subscriber recreates its group and sees the new appends', async () => {

@@ -7,6 +7,7 @@ import { KafkaMessageBus } from '@dtm-ts/adapters';
 import { startKafkaMock, startRedis, type KafkaMock, type RedisProcess } from '@dtm-ts/testing';
 import type { RunningTm } from '@dtm-ts/tm';
 import { dtmClient, startTestTm, uniqueGid } from '../support/tm-harness';
+import { waitFor as waitUntil } from '../support/wait';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -55,13 +56,8 @@ describe('example consumer service (examples/kafka-consumer)', () => {
     });
     consumer.stderr!.on('data', (chunk: Buffer) => (err = (err + chunk.toString()).slice(-4000)));
     const exited = new Promise<number | null>((r) => consumer!.once('exit', (code) => r(code)));
-    const waitFor = async (what: string, ok: () => boolean, timeoutMs = 30_000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (!ok()) {
-        if (Date.now() > deadline) expect.fail(`${what} not seen; lines ${JSON.stringify(lines)}; stderr ${err}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const waitFor = (what: string, ok: () => boolean, timeout = 30_000) =>
+      waitUntil(ok, () => `${what} not seen; lines ${JSON.stringify(lines)}; stderr ${err}`, { timeout });
     await waitFor('ready', () => lines.some((l) => l.event === 'ready'));
 
     const gid = uniqueGid('example');

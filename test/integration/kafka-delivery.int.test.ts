@@ -36,7 +36,6 @@ afterAll(async () => {
 });
 
 const ok = { status: 200, body: { dtm_result: 'SUCCESS' } };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const kafkaMsg = (
   gid: string,
   steps: { action: string }[],
@@ -65,7 +64,8 @@ describe('kafka delivery of committed messages', () => {
     expect(res).toEqual(ok);
     await dtm.waitFor(gid, 'succeed');
     await collector.waitUntil(() => collector.of(gid).length >= 2, `records of ${gid}`);
-    await sleep(300); // a second record per step would show up now
+    // A second record of a step would be in before a later record with the same key (one partition).
+    await Promise.all([collector.flush(topic.orders, gid), collector.flush(topic.audit, gid)]);
     // Two topics: the consumer may see them in either order.
     const records = collector
       .of(gid)
@@ -107,7 +107,7 @@ describe('kafka delivery of committed messages', () => {
     expect(await dtm.post('/prepare', body)).toEqual(ok);
     // The first check-back said ONGOING: still uncommitted, so nothing may be in the topic.
     await collector.waitUntil(() => peer.callsTo(`${gid}/QueryPrepared`).length >= 1, 'first check-back');
-    await sleep(300);
+    await collector.flush(topic.checkBack, gid);
     expect(collector.of(gid)).toEqual([]);
     expect((await dtm.query(gid)).transaction?.status).toBe('prepared');
     await dtm.waitFor(gid, 'succeed', 15_000);
@@ -124,11 +124,12 @@ describe('kafka delivery of committed messages', () => {
       kafkaMsg(gid, [{ action: `kafka://${topic.checkBack}` }], ['{"order":2}'], { timeout_to_fail: 1 }),
     );
     await dtm.waitFor(gid, 'failed', 10_000);
-    // A later message on the same topic gets through, so the consumer is not just slow.
+    // A later message on the same topic gets through, so the TM's producer is not just slow.
     const marker = uniqueGid('kafka-marker');
     await dtm.post('/submit', kafkaMsg(marker, [{ action: `kafka://${topic.checkBack}` }], ['{}']));
     await collector.waitUntil(() => collector.of(marker).length >= 1, 'the marker record');
-    await sleep(500);
+    // And a record keyed by the gid, produced now, arrives: anything the TM produced for it before is in.
+    await collector.flush(topic.checkBack, gid);
     expect(collector.of(gid)).toEqual([]);
     expect(collector.records.filter((r) => r.key === gid)).toEqual([]);
   });

@@ -4,6 +4,7 @@ import { startKafkaMock, startRedis, type KafkaMock, type RedisProcess } from '@
 import type { RunningTm } from '@dtm-ts/tm';
 import { countDuplicates, startKafkaCollector, type KafkaCollector } from '../support/kafka-collector';
 import { dtmClient, startTestTm, uniqueGid, type DtmClient } from '../support/tm-harness';
+import { pause, waitFor } from '../support/wait';
 
 /**
  * librdkafka's mock cannot come back on the same ports, so the harness fronts each broker with a proxy
@@ -28,7 +29,11 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Whether the TM recorded a failed call (a retry scheduled) of one of the transaction's branches. */
+const retried = async (gid: string) =>
+  ((await dtm.get(`/events?gid=${encodeURIComponent(gid)}`)).body.events as { type: string }[]).some(
+    (e) => e.type === 'BranchRetryScheduled',
+  );
 const submit = async (gid: string, topic: string, steps = 1) => {
   const res = await dtm.post('/submit', {
     gid,
@@ -67,8 +72,12 @@ describe('kafka broker outages', () => {
     const gids = Array.from({ length: 20 }, (_, i) => uniqueGid(`kill${i}`));
     const stepsOf = new Map(gids.map((g, i) => [g, 1 + (i % 2)]));
     await Promise.all(gids.map((g) => submit(g, topic, stepsOf.get(g))));
-    // Down for a few seconds: produce attempts fail and are retried; nothing may count as delivered.
-    await sleep(3_000);
+    // While it is down, produce attempts fail and are retried (the live marker); nothing may count as delivered.
+    await waitFor(
+      async () => (await Promise.all(gids.map(retried))).every(Boolean),
+      'a failed produce recorded for every message',
+      { timeout: 30_000, interval: 200 },
+    );
     const whileDown = await Promise.all(gids.map(statusOf));
     expect(new Set(whileDown)).toEqual(new Set(['submitted']));
     const q = await dtm.query(gids[0]!);
@@ -108,7 +117,7 @@ describe('kafka broker outages', () => {
       await kafka.cut();
       const cutAt = Date.now();
       await submitting;
-      await sleep(Math.max(0, cutAt + 3_000 - Date.now()));
+      await pause(Math.max(0, cutAt + 3_000 - Date.now())); // the cut lasts 3 s
       const delivered = new Set(collector.records.map((r) => r.headers['dtm-gid']));
       expect(delivered.size, 'some messages must still be waiting when the network comes back').toBeLessThan(200);
       await kafka.restore();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BranchPeer } from '../peers/http-branch-peer';
-import { uniqueGid, useTmFixture } from '../support/tm-harness';
+import { liveMarker, uniqueGid, useTmFixture } from '../support/tm-harness';
+import { pause } from '../support/wait';
 
 const fx = useTmFixture();
 
@@ -15,7 +16,6 @@ const msg = (gid: string, n: number, extra: Record<string, unknown> = {}) => ({
   query_prepared: fx.peer.url(`${gid}/QueryPrepared`),
   ...extra,
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('two-phase messages', () => {
   it('when a message is submitted directly, then every step is delivered in order with its payload', async () => {
@@ -31,7 +31,7 @@ describe('two-phase messages', () => {
   it('when a message is prepared, then nothing is delivered until it is submitted', async () => {
     const gid = uniqueGid('msg-2pc');
     expect(await fx.dtm.post('/prepare', msg(gid, 1))).toEqual(ok);
-    await sleep(300);
+    await liveMarker(fx.dtm, fx.peer);
     expect(called(gid)).toEqual([]);
     expect((await fx.dtm.query(gid)).transaction?.status).toBe('prepared');
     expect(await fx.dtm.post('/submit', msg(gid, 1))).toEqual(ok);
@@ -44,7 +44,7 @@ describe('two-phase messages', () => {
     await fx.dtm.post('/prepare', msg(gid, 1));
     expect(await fx.dtm.post('/abort', { gid, trans_type: 'msg' })).toEqual(ok);
     await fx.dtm.waitFor(gid, 'failed');
-    await sleep(200);
+    await liveMarker(fx.dtm, fx.peer);
     expect(called(gid)).toEqual([]);
   });
 
@@ -95,7 +95,7 @@ describe('check-back (reference §9 d)', () => {
   it('when the check-back answers FAILURE, then the message fails and nothing is delivered', async () => {
     const gid = await prepared('cb-fail', [409]);
     await fx.dtm.waitFor(gid, 'failed', 10_000);
-    await sleep(300);
+    await liveMarker(fx.dtm, fx.peer);
     expect(called(gid)).toEqual(['QueryPrepared']);
   });
 
@@ -134,10 +134,10 @@ describe('check-back (reference §9 d)', () => {
         // The check-back says FAILURE after a while; the submit lands somewhere around it.
         fx.peer.script(`${gid}/QueryPrepared`, [{ status: 409, delayMs: 150 }]);
         await fx.dtm.post('/prepare', msg(gid, 1, { timeout_to_fail: 1 }));
-        await sleep(950 + k * 40);
+        await pause(950 + k * 40);
         const submit = await fx.dtm.post('/submit', msg(gid, 1));
         const tx = await fx.dtm.waitFor(gid, 'final', 10_000);
-        await sleep(200);
+        await liveMarker(fx.dtm, fx.peer);
         results.push({
           submit: submit.status,
           status: String(tx.status),

@@ -1,55 +1,12 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { BullPassScheduler, passJobId } from '../../shared/adapters/src/bullmq/pass-scheduler';
 import type { PassJobData } from '../../shared/adapters/src/bullmq/pass-scheduler';
 
-/** A throwaway redis-server of our own (never the machine's shared one on 6379). */
-const startRedis = async (): Promise<{ port: number; stop(): Promise<void> }> => {
-  const probe = createServer();
-  await new Promise<void>((ok) => probe.listen(0, '127.0.0.1', ok));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((ok) => probe.close(() => ok()));
-  const dir = await mkdtemp(join(tmpdir(), 'pass-scheduler-redis-'));
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
-  await new Promise<void>((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`redis-server not ready:\n${output}`)), 10_000);
-    const check = (): void => {
-      if (output.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        ok();
-      }
-    };
-    child.stdout?.on('data', check);
-    child.once('exit', () => fail(new Error(`redis-server exited:\n${output}`)));
-  });
-  return {
-    port,
-    stop: async () => {
-      child.kill('SIGKILL');
-      await exited;
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-};
-
 describe('BullPassScheduler', () => {
-  let redis: Awaited<ReturnType<typeof startRedis>>;
+  let redis: RedisProcess;
   let queue: Queue<PassJobData>;
   let scheduler: BullPassScheduler;
 

@@ -55,6 +55,7 @@ describe('audit and rebuild', () => {
       feed: fx.tm.infra.log,
       readModel: fx.tm.infra.readModel,
       requestTimeoutMs: 3000,
+      policy: fx.tm.infra.policy,
     });
     expect(appends).toBeGreaterThanOrEqual(20 * 3);
     expect({ all: await allPages(''), failed: await allPages('status=failed') }).toEqual(before);
@@ -78,6 +79,7 @@ describe('audit and rebuild', () => {
       feed: fx.tm.infra.log,
       readModel: fx.tm.infra.readModel,
       requestTimeoutMs: 3000,
+      policy: fx.tm.infra.policy,
     };
     await expect
       .poll(

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { sagaBody, uniqueGid, useTmFixture } from '../support/tm-harness';
+import { waitFor } from '../support/wait';
 
 const fx = useTmFixture({ backoffCapS: 3 });
 
@@ -57,7 +58,11 @@ describe('retry schedule', () => {
     const steps = [{ action: fx.peer.url(`${gid}/a0`), compensate: fx.peer.url(`${gid}/c0`) }];
     await fx.dtm.post('/submit', sagaBody(gid, steps, { retry_interval: 60 }));
     await expect.poll(() => fx.peer.callsTo(`${gid}/a0`).length, { timeout: 5_000 }).toBe(1);
-    await new Promise((r) => setTimeout(r, 200));
+    // The error is recorded once the next call is scheduled a retry_interval away.
+    await waitFor(async () => {
+      const next = (await fx.dtm.query(gid)).transaction?.next_cron_time;
+      return typeof next === 'string' && Date.parse(next) > Date.now() + 30_000;
+    }, 'the retry scheduled 60 s away');
     const res = await fx.dtm.post('/resetNextCronTime', { gid });
     expect(res).toEqual({ status: 200, body: { dtm_result: 'SUCCESS' } });
     await fx.dtm.waitFor(gid, 'succeed', 5_000);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sagaBody, uniqueGid, useTmFixture } from '../support/tm-harness';
+import { liveMarker, sagaBody, uniqueGid, useTmFixture } from '../support/tm-harness';
 
 const fx = useTmFixture();
 
@@ -181,7 +181,7 @@ describe('submitting twice', () => {
     const res = await fx.dtm.post('/submit', sagaBody(gid, steps(gid, 1)));
     expect(res.status).toBe(409);
     expect(res.body).toEqual({ dtm_result: 'FAILURE', message: "current status 'succeed', cannot submit." });
-    await new Promise((r) => setTimeout(r, 300));
+    await liveMarker(fx.dtm, fx.peer);
     expect(pathsCalled(gid)).toEqual(['a0']);
   });
 });

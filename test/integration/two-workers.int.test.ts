@@ -5,7 +5,8 @@ import { RedisEventLog } from '@dtm-ts/adapters';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { passQueueName, spawnRole, stopAll, type RoleProcess } from '../support/processes';
-import { dtmClient, sagaBody, uniqueGid, type DtmClient } from '../support/tm-harness';
+import { dtmClient, sagaBody, uniqueGid, waitAllFinal, type DtmClient } from '../support/tm-harness';
+import { pause, waitFor } from '../support/wait';
 
 // One Redis, one API and two workers for the file; each test has its own gids.
 let redis: RedisProcess;
@@ -41,8 +42,6 @@ afterAll(async () => {
   await redis?.kill();
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** What a saga's peer is scripted to do, and so how the saga must end. */
 type Kind = 'ok' | 'refused' | 'ongoing-once';
 const expectedEnd: Record<Kind, { status: string; calls: Record<string, number> }> = {
@@ -54,29 +53,6 @@ const expectedEnd: Record<Kind, { status: string; calls: Record<string, number> 
   'ongoing-once': { status: 'succeed', calls: { a0: 1, a1: 2 } },
 };
 const kindOf = (i: number): Kind => (i % 10 === 3 ? 'refused' : i % 10 === 7 ? 'ongoing-once' : 'ok');
-
-const waitAllFinal = async (
-  dtm: DtmClient,
-  gids: readonly string[],
-  timeoutMs: number,
-): Promise<Map<string, string>> => {
-  const statuses = new Map<string, string>(gids.map((g) => [g, 'unknown']));
-  const deadline = Date.now() + timeoutMs;
-  let open = [...gids];
-  for (let round = 0; open.length && (round === 0 || Date.now() < deadline); round++) {
-    for (let i = 0; i < open.length; i += 25) {
-      await Promise.all(
-        open.slice(i, i + 25).map(async (gid) => {
-          const q = await dtm.query(gid);
-          statuses.set(gid, (q.transaction?.status as string | undefined) ?? 'none');
-        }),
-      );
-    }
-    open = open.filter((g) => !['succeed', 'failed'].includes(statuses.get(g)!));
-    if (open.length) await sleep(200);
-  }
-  return statuses;
-};
 
 /**
  * Which BullMQ worker holds each active pass: the lock of an active job holds its worker's token,
@@ -142,7 +118,7 @@ describe('two workers', () => {
           if (!jobsByWorker.has(worker)) jobsByWorker.set(worker, new Set());
           jobsByWorker.get(worker)!.add(jobId);
         }
-        await sleep(20);
+        await pause(20);
       }
     })();
 
@@ -218,7 +194,7 @@ describe('two workers', () => {
       for (let i = 0; i < SAGAS; i += 10) {
         const res = await Promise.all(sagas.slice(i, i + 10).map((s) => dtm.post('/submit', s.body)));
         submitStatuses.push(...res.map((r) => r.status));
-        await sleep(100);
+        await pause(100);
       }
     })();
 
@@ -228,13 +204,14 @@ describe('two workers', () => {
       const perWorker = [...countBy(held.values()).values()];
       return perWorker.length === 2 && Math.min(...perWorker) >= 5;
     };
-    const deadline = Date.now() + 20_000;
-    let before = await activePasses();
-    while (!eachHoldsFive(before)) {
-      if (Date.now() > deadline) expect.fail('the two workers never held 5 passes each at the same time');
-      await sleep(10);
-      before = await activePasses();
-    }
+    const before = await waitFor(
+      async () => {
+        const held = await activePasses();
+        return eachHoldsFive(held) && held;
+      },
+      'the two workers holding 5 passes each at the same time',
+      { interval: 10 },
+    );
     process.kill(workerA.pid, 'SIGSTOP');
     let takenOver = 0;
     try {
@@ -246,7 +223,7 @@ describe('two workers', () => {
             seen.add(jobId);
             takenOver++;
           }
-        await sleep(50);
+        await pause(50);
       }
     } finally {
       process.kill(workerA.pid, 'SIGCONT');

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { uniqueGid, useTmFixture } from '../support/tm-harness';
+import { waitFor } from '../support/wait';
 
 const fx = useTmFixture();
 
 const ok = { status: 200, body: { dtm_result: 'SUCCESS' } };
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const workflow = (gid: string, extra: Record<string, unknown> = {}) => ({
   gid,
@@ -95,11 +95,14 @@ describe('workflow (reference §4.5)', () => {
   it('while unfinished, then the callback is called about every retry_interval with op = name and the input, until submit', async () => {
     const gid = uniqueGid('wf-resume');
     fx.peer.script(`${gid}/resume`, [500, 425, 200]);
+    // A companion, never submitted, is called back on the same schedule: the live marker below.
+    const companion = uniqueGid('wf-companion');
     await fx.dtm.post('/prepareWorkflow', workflow(gid, { retry_interval: 1 }));
-    await sleep(3600);
-    const calls = fx.peer.callsTo(`${gid}/resume`);
-    expect(calls.length).toBeGreaterThanOrEqual(2);
-    expect(calls.length).toBeLessThanOrEqual(5);
+    await fx.dtm.post('/prepareWorkflow', workflow(companion, { retry_interval: 1 }));
+    const calls = await waitFor(() => {
+      const c = fx.peer.callsTo(`${gid}/resume`);
+      return c.length >= 3 && c;
+    }, 'three callbacks (500, 425, 200)');
     for (const c of calls) {
       expect(c.method).toBe('POST');
       expect(c.query).toEqual({ gid, trans_type: 'workflow', branch_id: '00', op: 'transfer' });
@@ -115,10 +118,16 @@ describe('workflow (reference §4.5)', () => {
     expect(await fx.dtm.post('/submit', { gid, trans_type: 'workflow', req_extra: { status: 'succeed' } })).toEqual(ok);
     await fx.dtm.waitFor(gid, 'succeed', 3000);
     const n = fx.peer.callsTo(`${gid}/resume`).length;
-    await sleep(2200);
+    // Two more callbacks of the companion: two intervals passed, so any callback still due was made.
+    const companionCalls = fx.peer.callsTo(`${companion}/resume`).length;
+    await waitFor(() => fx.peer.callsTo(`${companion}/resume`).length >= companionCalls + 2, 'two companion callbacks');
+    // At most one callback was in flight when the submit landed.
     expect(fx.peer.callsTo(`${gid}/resume`).length).toBeLessThanOrEqual(n + 1);
     const settled = fx.peer.callsTo(`${gid}/resume`).length;
-    await sleep(1500);
+    await waitFor(
+      () => fx.peer.callsTo(`${companion}/resume`).length >= companionCalls + 4,
+      'two more companion callbacks',
+    );
     expect(fx.peer.callsTo(`${gid}/resume`).length).toBe(settled);
   });
 
@@ -128,9 +137,10 @@ describe('workflow (reference §4.5)', () => {
       '/prepareWorkflow',
       workflow(gid, { retry_interval: 1, custom_data: JSON.stringify({ name: 'noinput' }) }),
     );
-    await sleep(1800);
-    const calls = fx.peer.callsTo(`${gid}/resume`);
-    expect(calls.length).toBeGreaterThanOrEqual(1);
+    const calls = await waitFor(() => {
+      const c = fx.peer.callsTo(`${gid}/resume`);
+      return c.length >= 1 && c;
+    }, 'the first callback');
     expect(calls[0]).toMatchObject({ method: 'GET', body: '' });
     expect(calls[0]!.query.op).toBe('noinput');
     await fx.dtm.post('/submit', { gid, trans_type: 'workflow', req_extra: { status: 'succeed' } });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, type Consumer } from 'kafkajs';
-import { expect } from 'vitest';
+import { Kafka, logLevel, Partitioners, type Consumer, type Producer } from 'kafkajs';
+import { waitFor } from './wait';
 
 /** A record as a test consumer received it. */
 export interface CollectedRecord {
@@ -23,6 +23,12 @@ export interface KafkaCollector {
   of(gid: string): CollectedRecord[];
   /** Polls until `ready()` holds, failing the test with `what` after `timeoutMs`. */
   waitUntil(ready: () => boolean, what: string, timeoutMs?: number): Promise<void>;
+  /**
+   * The live marker before a check of absence: produces a marker record keyed `key` to `topic` (the TM's
+   * partitioner, so the same partition as the TM's records keyed `key`) and waits until this consumer got
+   * it. Every record with that key produced before it has then been received. Markers are not in `records`.
+   */
+  flush(topic: string, key: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -43,6 +49,9 @@ export const testConsumer = (brokers: readonly string[], groupId: string): Consu
 export const startKafkaCollector = async (brokers: readonly string[], topics: string[]): Promise<KafkaCollector> => {
   const consumer = testConsumer(brokers, `collector-${randomUUID().slice(0, 8)}`);
   const records: CollectedRecord[] = [];
+  let producer: Promise<Producer> | undefined;
+  /** Marker records seen (kept apart from `records`). */
+  const markers = new Set<string>();
   const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
   await consumer.connect();
   await consumer.subscribe({ topics, fromBeginning: true });
@@ -50,6 +59,10 @@ export const startKafkaCollector = async (brokers: readonly string[], topics: st
     eachMessage: async ({ topic, partition, message }) => {
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined) headers[k] = v.toString();
+      if (headers['test-marker'] !== undefined) {
+        markers.add(headers['test-marker']);
+        return;
+      }
       records.push({
         topic,
         partition,
@@ -67,14 +80,32 @@ export const startKafkaCollector = async (brokers: readonly string[], topics: st
     records,
     of: (gid) => records.filter((r) => r.headers['dtm-gid'] === gid),
     async waitUntil(ready, what, timeoutMs = 20_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!ready()) {
-        if (Date.now() > deadline) expect.fail(`${what}: not after ${timeoutMs} ms (${records.length} records seen)`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(ready, () => `${what} (${records.length} records seen)`, { timeout: timeoutMs });
     },
-    stop: () => consumer.disconnect(),
+    async flush(topic, key) {
+      producer ??= connectedProducer(brokers);
+      const p = await producer;
+      const marker = randomUUID();
+      await p.send({ topic, acks: -1, messages: [{ key, value: marker, headers: { 'test-marker': marker } }] });
+      await waitFor(() => markers.has(marker), `marker record on ${topic}`);
+    },
+    stop: async () => {
+      await (await producer)?.disconnect();
+      await consumer.disconnect();
+    },
   };
+};
+
+const connectedProducer = async (brokers: readonly string[]): Promise<Producer> => {
+  const producer = new Kafka({
+    clientId: 'collector-marker',
+    brokers: [...brokers],
+    logLevel: logLevel.NOTHING,
+  }).producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
+  await producer.connect();
+  return producer;
 };
 
 /** How many records beyond the first each (gid, branch id) got. */

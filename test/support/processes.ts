@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { freePort } from '@dtm-ts/testing';
+import { pause } from './wait';
 
 /** A role of the TM as its own process: `services/<role>/src/main.ts`. */
 export type Role = 'api' | 'worker' | 'tm';
@@ -73,8 +74,6 @@ const installExitHook = (): void => {
     });
   }
 };
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The BullMQ queue the roles drive passes from, as the runtime names it. */
 export const passQueueName = (keyPrefix: string): string => `${keyPrefix}-passes`;
@@ -185,7 +184,7 @@ export const spawnRole = async (
           const now = await workerClientIds(queue).catch(() => new Set<string>());
           workerReady = [...now].some((id) => !before.has(id));
         }
-        if (!(apiReady && workerReady)) await sleep(50);
+        if (!(apiReady && workerReady)) await pause(50);
       }
       if (apiReady && workerReady && !exitedEarly) {
         const { child } = proc;

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import { startEsdbFake, startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { loadConfig, type Config } from '@dtm-ts/config';
 import { createLogger } from '@dtm-ts/telemetry';
 import { startTm, type RunningTm } from '@dtm-ts/tm';
+import { pause, waitFor } from './wait';
 
 /**
  * An in-process TM (API + worker) on port 0 against the given Redis, with a fresh key prefix. With
@@ -82,16 +83,16 @@ export const dtmClient = (baseUrl: string): DtmClient => {
     get: async (path) => parse(await fetch(`${api}${path}`)),
     query: async (gid) => (await client.get(`/query?gid=${encodeURIComponent(gid)}`)).body as never,
     waitFor: async (gid, status, timeoutMs = 20_000) => {
-      const deadline = Date.now() + timeoutMs;
       let last: Record<string, unknown> | null = null;
-      while (Date.now() < deadline) {
-        const q = await client.query(gid);
-        last = q.transaction;
-        const s = last?.status as string | undefined;
-        if (s === status || (status === 'final' && (s === 'succeed' || s === 'failed'))) return last!;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect.fail(`transaction ${gid} did not reach '${status}' in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+      return waitFor(
+        async () => {
+          last = (await client.query(gid)).transaction;
+          const s = last?.status as string | undefined;
+          return s === status || (status === 'final' && (s === 'succeed' || s === 'failed')) ? last : undefined;
+        },
+        () => `transaction ${gid} did not reach '${status}'; last: ${JSON.stringify(last)}`,
+        { timeout: timeoutMs },
+      );
     },
   };
   return client;
@@ -111,6 +112,51 @@ export const sagaBody = (
 });
 
 export const uniqueGid = (label: string): string => `${label}-${randomUUID().slice(0, 12)}`;
+
+/**
+ * Polls `/query` for every gid until each has a final status (or `timeoutMs` passed), `parallel` requests at a
+ * time; returns the last status seen of each ('none' for no transaction, 'unreachable' when the API did not
+ * answer). It does not fail the test: the caller asserts on what it returns.
+ */
+export const waitAllFinal = async (
+  dtm: DtmClient,
+  gids: readonly string[],
+  timeoutMs: number,
+  parallel = 25,
+): Promise<Map<string, string>> => {
+  const statuses = new Map<string, string>(gids.map((g) => [g, 'unknown']));
+  const deadline = Date.now() + timeoutMs;
+  let open = [...gids];
+  // At least one round, even with no time to wait.
+  for (let round = 0; open.length && (round === 0 || Date.now() < deadline); round++) {
+    for (let i = 0; i < open.length; i += parallel) {
+      await Promise.all(
+        open.slice(i, i + parallel).map(async (gid) => {
+          try {
+            const q = await dtm.query(gid);
+            statuses.set(gid, (q.transaction?.status as string | undefined) ?? 'none');
+          } catch {
+            statuses.set(gid, 'unreachable');
+          }
+        }),
+      );
+    }
+    open = open.filter((g) => !['succeed', 'failed'].includes(statuses.get(g)!));
+    if (open.length) await pause(200);
+  }
+  return statuses;
+};
+
+/**
+ * The live marker before a check of absence: a one-step saga submitted now, run to its end. Once it
+ * succeeded, the API and the workers have moved past everything queued before it, so a call that
+ * was still to come would have been made (call it after the transaction in question reached its state).
+ */
+export const liveMarker = async (dtm: DtmClient, peer: BranchPeer): Promise<void> => {
+  const gid = uniqueGid('marker');
+  await dtm.post('/submit', sagaBody(gid, [{ action: peer.url(`${gid}/a`), compensate: peer.url(`${gid}/c`) }]));
+  await dtm.waitFor(gid, 'succeed');
+};
 
 export interface TmFixture {
   readonly redis: RedisProcess;

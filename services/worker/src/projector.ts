@@ -6,7 +6,7 @@ export interface ProjectorDeps {
   readonly log: EventLog;
   readonly readModel: ReadModel;
   readonly requestTimeoutMs: number;
-  readonly policy?: Policy;
+  readonly policy: Policy;
   readonly retentionMs?: number;
   /** Folded states of recently seen transactions, so an entry that follows them needs no read. */
   readonly cache?: FoldCache;

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OPTIONS, type TxEvent } from '@dtm-ts/domain';
+import { DEFAULT_OPTIONS, type Policy, type TxEvent } from '@dtm-ts/domain';
 import type { EventLog, FeedEntry, ReadModel, TransactionSummary } from '@dtm-ts/ports';
 import { FoldCache, projectEntries } from './projector';
 
+const policy: Policy = { retryIntervalS: 10, timeoutToFailS: 35, backoffCapS: 3600 };
 const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
 const prepared: TxEvent = {
   type: 'TransactionPrepared',
@@ -54,7 +55,7 @@ const fakes = () => {
       puts.push({ summary, version, wakeAt });
     },
   } as unknown as ReadModel;
-  return { reads, puts, deps: { log, readModel, requestTimeoutMs: 3000, cache: new FoldCache() } };
+  return { reads, puts, deps: { log, readModel, requestTimeoutMs: 3000, policy, cache: new FoldCache() } };
 };
 
 describe('projector', () => {

@@ -13,7 +13,7 @@ export const rebuildReadModel = async (
     feed: EventFeed;
     readModel: ReadModel;
     requestTimeoutMs: number;
-    policy?: Policy;
+    policy: Policy;
     retentionMs?: number;
   },
   pageSize = 1000,

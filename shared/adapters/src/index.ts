@@ -17,3 +17,4 @@ export * from './message-bus/message-bus';
 export * from './message-bus/routing-branch-transport';
 export * from './kafka/kafka-message-bus';
 export * from './kafka/dedup-consumer';
+export * from './describe-error';

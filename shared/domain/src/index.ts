@@ -11,3 +11,4 @@ export * from './global-transaction/msg';
 export * from './global-transaction/errors';
 export * from './branch/outcome';
 export * from './topic/topic';
+export * from './time';

@@ -286,7 +286,11 @@ export class Driver {
     const record = async (call: BranchCall, outcome: BranchOutcome): Promise<void> => {
       for (let attempt = 0; attempt <= MAX_CONFLICTS; attempt++) {
         const t = now();
-        const cmd: TxCommand = { type: 'RecordBranchResult', data: { ...call, outcome }, metadata: { now: t, policy } };
+        const cmd: TxCommand = {
+          type: 'RecordBranchResult',
+          data: { gid, ...call, outcome },
+          metadata: { now: t, policy },
+        };
         const decided = decide(cmd, state);
         if (decided.length === 0) return;
         const next = withFollowUps(state, decided, t, policy);

@@ -1,7 +1,7 @@
-import { plan, type ActiveTransaction, type BranchState, type Plan, type Policy } from '@dtm-ts/domain';
+import { iso as isoOf, plan, type ActiveTransaction, type BranchState, type Plan, type Policy } from '@dtm-ts/domain';
 import type { TransactionSummary } from '@dtm-ts/ports';
 
-const iso = (t: number | null): string | undefined => (t === null ? undefined : new Date(t).toISOString());
+const iso = (t: number | null): string | undefined => (t === null ? undefined : isoOf(t));
 
 /** Drops empty values, as Go's `omitempty` does in DTM's JSON. */
 const compact = (o: Record<string, unknown>): Record<string, unknown> =>
@@ -69,7 +69,7 @@ export const nextWake = (
   tx: ActiveTransaction,
   version: number,
   requestTimeoutMs: number,
-  policy?: Policy,
+  policy: Policy,
 ): { at: number; key: string } | null => {
   const p: Plan = plan(tx, tx.updateTime, policy);
   if (p.kind === 'done') return null;
@@ -91,7 +91,7 @@ export const summarize = (
   tx: ActiveTransaction,
   version: number,
   requestTimeoutMs: number,
-  policy?: Policy,
+  policy: Policy,
 ): { summary: SummaryWithWake; wakeAt: number | null } => {
   const wake = nextWake(tx, version, requestTimeoutMs, policy);
   return {

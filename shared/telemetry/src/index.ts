@@ -8,12 +8,10 @@ export * from './metrics';
 /** Span/log attribute names, in one table (house style §7). */
 export const Attr = {
   gid: 'dtm.gid',
-  transType: 'dtm.trans_type',
   branchId: 'dtm.branch_id',
   op: 'dtm.op',
   outcome: 'dtm.outcome',
   status: 'dtm.status',
-  attempt: 'dtm.job.attempt',
 } as const;
 
 /**

@@ -1,5 +1,6 @@
 import {
   sagaBranchId,
+  subscriberBranchId,
   TRANS_TYPES,
   type BranchDef,
   type SagaOrdering,
@@ -340,7 +341,7 @@ export const expandTopics = async (
     const topic = b.url.slice(TOPIC_SCHEME.length);
     const urls = await subscribersOf(topic);
     if (urls.length === 0) throw new BadRequest(`topic not found: ${topic} has no subscribers`, 422);
-    urls.forEach((url, k) => out.push({ ...b, branchId: `${b.branchId}-${String(k + 1).padStart(2, '0')}`, url }));
+    urls.forEach((url, k) => out.push({ ...b, branchId: subscriberBranchId(b.branchId, k), url }));
   }
   return out;
 };

@@ -4,6 +4,7 @@ import { SIGNATURE_HEADER, signBranchCall } from '@dtm-ts/client/branch-signatur
 import { classifyHttp } from '@dtm-ts/domain';
 import type { BranchOutcome } from '@dtm-ts/domain';
 import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
+import { describeError } from '../describe-error';
 import { guardedConnector } from '../outbound/guarded-connector';
 import type { OutboundPolicy } from '../outbound/outbound-policy';
 
@@ -203,19 +204,3 @@ const readCapped = (body: Dispatcher.ResponseData['body'], cap: number): Promise
     // After 'end' this is a no-op; without 'end' (socket gone mid-body) it must not hang the call.
     body.once('close', () => reject(new Error('response body closed before its end')));
   });
-
-/** Names the cause of a transport failure, e.g. `connect ECONNREFUSED 127.0.0.1:1234`. */
-const describeError = (err: unknown): string => {
-  if (!(err instanceof Error)) return String(err);
-  // Happy-eyeballs connects (several addresses) fail with an AggregateError whose message is empty.
-  if (err instanceof AggregateError && err.message === '' && err.errors.length > 0) {
-    return err.errors.map(describeError).join('; ');
-  }
-  const code = (err as { code?: unknown }).code;
-  let detail = err.message || err.name;
-  if (typeof code === 'string' && !detail.includes(code)) detail = `${detail} (${code})`;
-  if (err.cause instanceof Error && err.cause.message && !detail.includes(err.cause.message)) {
-    detail = `${detail}: ${err.cause.message}`;
-  }
-  return detail;
-};

@@ -1,6 +1,7 @@
 import type { BranchOutcome } from '@dtm-ts/domain';
 import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
 import type { BusMessage, MessageBus } from './message-bus';
+import { describeError } from '../describe-error';
 
 /** A msg step whose action is `kafka://<topic>` is delivered by producing a record to that topic. */
 export const KAFKA_SCHEME = 'kafka://';
@@ -69,9 +70,3 @@ export class RoutingBranchTransport implements ClosableBranchTransport {
     await this.routes.http.close();
   }
 }
-
-const describeError = (err: unknown): string => {
-  if (!(err instanceof Error)) return String(err);
-  const cause = err.cause instanceof Error && !err.message.includes(err.cause.message) ? `: ${err.cause.message}` : '';
-  return `${err.name}: ${err.message}${cause}`;
-};

@@ -80,7 +80,7 @@ describe('routing branch transport', () => {
     const outcome = await transport.call(request());
     expect(outcome).toEqual({
       kind: 'error',
-      detail: 'kafka topic orders.v1: Error: Connection error: connect ECONNREFUSED',
+      detail: 'kafka topic orders.v1: Connection error: connect ECONNREFUSED',
     });
   });
 

@@ -1,11 +1,11 @@
-import type { BranchOutcome, TxCommand } from './commands';
+import type { BranchOutcome, DefinitionWithBranches, TxCommand } from './commands';
 import { TxRejected } from './errors';
 import type { TxEvent } from './events';
 import { findBranch, type ActiveTransaction, type GlobalTransaction } from './state';
-import { FINAL_STATUSES, type BranchDef, type Policy, type TransDefinition } from './types';
+import { FINAL_STATUSES, type Gid, type Policy } from './types';
 import { recordWorkflowCallback, submitWorkflow } from './workflow';
 
-const iso = (t: number): string => new Date(t).toISOString();
+import { iso } from '../time';
 
 /**
  * Base retry interval in seconds, as DTM computes it: the transaction's `retry_interval`; else its
@@ -80,12 +80,12 @@ const recordResult = (tx: ActiveTransaction, cmd: Extract<TxCommand, { type: 'Re
   ];
 };
 
-const requireActive = (state: GlobalTransaction, gid: string): ActiveTransaction => {
+const requireActive = (state: GlobalTransaction, gid: Gid): ActiveTransaction => {
   if (state.status === 'none') throw new TxRejected('not-found', `no transaction with gid '${gid}'`);
   return state;
 };
 
-const prepared = (d: { definition: TransDefinition; branches: BranchDef[] }, at: string, trace?: string): TxEvent => ({
+const prepared = (d: DefinitionWithBranches, at: string, trace?: string): TxEvent => ({
   type: 'TransactionPrepared',
   data: { definition: d.definition, branches: d.branches, at, ...(trace ? { trace } : {}) },
 });
@@ -172,7 +172,7 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
       throw new TxRejected('conflict', `current status '${state.status}', cannot submit.`);
     }
     case 'RecordBranchResult':
-      return recordResult(requireActive(state, ''), cmd);
+      return recordResult(requireActive(state, cmd.data.gid), cmd);
     case 'ForceStop': {
       const tx = requireActive(state, cmd.data.gid);
       if (FINAL_STATUSES.has(tx.status))

@@ -5,6 +5,7 @@ import { decide } from './decide';
 import { TxRejected } from './errors';
 import { aborting, at, ok, policy, refused, retry, saga, submitted, T0 } from './fixtures.unit-support';
 import { evolve, initialState } from './state';
+import { sagaBranchId } from './types';
 
 const spec = deciderSpec({ decide, evolve, initialState });
 const s2 = saga(2);
@@ -21,7 +22,8 @@ const result = (
 ): TxCommand => ({
   type: 'RecordBranchResult',
   data: {
-    branchId: String(step + 1).padStart(2, '0'),
+    gid: 'g1',
+    branchId: sagaBranchId(step),
     op,
     url: `http://rm/${op === 'action' ? 'a' : 'c'}${step}`,
     outcome,
@@ -56,6 +58,11 @@ describe('submit', () => {
 });
 
 describe('branch results', () => {
+  it('when a result arrives for a transaction that does not exist, then it is refused naming its gid', () =>
+    spec
+      .given([])
+      .when(result(0, 'action', { kind: 'success' }, 1))
+      .thenThrows(TxRejected, /no transaction with gid 'g1'/));
   it('when an action succeeds, then the branch succeeded is recorded', () =>
     spec
       .given(submitted(s2))

@@ -1,49 +1,65 @@
 import type { BranchDef, TransDefinition } from './types';
 
-/** Times in events are ISO-8601 strings: the log is read by people during audits. */
+type Op = BranchDef['op'];
+
+/**
+ * What happened to a global transaction, past tense; the stream of one gid is its whole history.
+ * Times in events are ISO-8601 strings: the log is read by people during audits.
+ */
 export type TxEvent =
   | {
-      type: 'TransactionPrepared';
+      readonly type: 'TransactionPrepared';
       /** `trace`: the W3C traceparent of the request that created it, so later passes join its trace. */
-      data: { definition: TransDefinition; branches: BranchDef[]; at: string; trace?: string };
-    }
-  | { type: 'TransactionSubmitted'; data: { at: string } }
-  | { type: 'BranchesRegistered'; data: { branches: BranchDef[]; at: string } }
-  | {
-      type: 'CheckBackRetryScheduled';
-      data: { outcome: 'ongoing' | 'error'; detail: string; at: string; retryAt: string };
-    }
-  | { type: 'BranchSucceeded'; data: { branchId: string; op: BranchDef['op']; at: string } }
-  | { type: 'BranchFailed'; data: { branchId: string; op: BranchDef['op']; reason: string; at: string } }
-  | {
-      type: 'BranchRetryScheduled';
-      data: {
-        branchId: string;
-        op: BranchDef['op'];
-        outcome: 'ongoing' | 'error';
-        detail: string;
-        at: string;
-        retryAt: string;
+      readonly data: {
+        readonly definition: TransDefinition;
+        readonly branches: readonly BranchDef[];
+        readonly at: string;
+        readonly trace?: string;
       };
     }
-  | { type: 'TransactionAborting'; data: { reason: string; at: string } }
+  | { readonly type: 'TransactionSubmitted'; readonly data: { readonly at: string } }
+  | {
+      readonly type: 'BranchesRegistered';
+      readonly data: { readonly branches: readonly BranchDef[]; readonly at: string };
+    }
+  | {
+      readonly type: 'CheckBackRetryScheduled';
+      readonly data: {
+        readonly outcome: 'ongoing' | 'error';
+        readonly detail: string;
+        readonly at: string;
+        readonly retryAt: string;
+      };
+    }
+  | {
+      readonly type: 'BranchSucceeded';
+      readonly data: { readonly branchId: string; readonly op: Op; readonly at: string };
+    }
+  | {
+      readonly type: 'BranchFailed';
+      readonly data: { readonly branchId: string; readonly op: Op; readonly reason: string; readonly at: string };
+    }
+  | {
+      readonly type: 'BranchRetryScheduled';
+      readonly data: {
+        readonly branchId: string;
+        readonly op: Op;
+        readonly outcome: 'ongoing' | 'error';
+        readonly detail: string;
+        readonly at: string;
+        readonly retryAt: string;
+      };
+    }
+  | { readonly type: 'TransactionAborting'; readonly data: { readonly reason: string; readonly at: string } }
   /** `result`: a workflow's result (base64), as its client submitted it. */
-  | { type: 'TransactionSucceeded'; data: { at: string; result?: string } }
-  | { type: 'TransactionFailed'; data: { reason: string; forced: boolean; at: string; result?: string } }
-  | { type: 'RetryScheduleReset'; data: { at: string } };
-
-export type TxEventType = TxEvent['type'];
-
-export const TX_EVENT_TYPES: ReadonlySet<string> = new Set<TxEventType>([
-  'TransactionPrepared',
-  'TransactionSubmitted',
-  'BranchesRegistered',
-  'CheckBackRetryScheduled',
-  'BranchSucceeded',
-  'BranchFailed',
-  'BranchRetryScheduled',
-  'TransactionAborting',
-  'TransactionSucceeded',
-  'TransactionFailed',
-  'RetryScheduleReset',
-]);
+  | { readonly type: 'TransactionSucceeded'; readonly data: { readonly at: string; readonly result?: string } }
+  | {
+      readonly type: 'TransactionFailed';
+      readonly data: {
+        readonly reason: string;
+        readonly forced: boolean;
+        readonly at: string;
+        readonly result?: string;
+      };
+    }
+  | { readonly type: 'RetryScheduleReset'; readonly data: { readonly at: string } };

@@ -119,7 +119,7 @@ describe('tcc', () => {
     const r = decide(
       cmd({
         type: 'RecordBranchResult',
-        data: { branchId: '02', op: 'confirm', url: 'u', outcome: { kind: 'failure', detail: 'x' } },
+        data: { gid: 'g1', branchId: '02', op: 'confirm', url: 'u', outcome: { kind: 'failure', detail: 'x' } },
       }),
       fold([...base, submitted()]),
     );
@@ -164,6 +164,7 @@ describe('msg', () => {
       {
         type: 'RecordBranchResult',
         data: {
+          gid: 'g1',
           branchId: '00',
           op: 'msg',
           url: 'http://ap/qp',
@@ -237,7 +238,7 @@ describe('msg', () => {
     const r = decide(
       cmd({
         type: 'RecordBranchResult',
-        data: { branchId: '01', op: 'action', url: 'u', outcome: { kind: 'failure', detail: 'x' } },
+        data: { gid: 'g1', branchId: '01', op: 'action', url: 'u', outcome: { kind: 'failure', detail: 'x' } },
       }),
       fold([...base, submitted()]),
     );

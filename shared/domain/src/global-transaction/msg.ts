@@ -1,4 +1,5 @@
-import { iso, planParallel, planSequential, type Plan } from './plan-kit';
+import { planParallel, planSequential, type Plan } from './plan-kit';
+import { iso } from '../time';
 import type { ActiveTransaction } from './state';
 import { defaultDeadline } from './two-phase';
 import { CHECK_BACK_BRANCH_ID, type Policy } from './types';

@@ -17,8 +17,6 @@ export type Plan =
   | { readonly kind: 'wait'; readonly until: number }
   | { readonly kind: 'done' };
 
-export const iso = (t: number): string => new Date(t).toISOString();
-
 export const toCall = (b: BranchState): BranchCall => ({ branchId: b.branchId, op: b.op, url: b.url, data: b.data });
 
 /** Earliest of the given times, ignoring nulls; `fallback` when none. */

@@ -8,13 +8,11 @@ import { planWorkflow } from './workflow';
 
 export type { BranchCall, Plan } from './plan-kit';
 
-const defaultPolicy: Policy = { retryIntervalS: 10, timeoutToFailS: 35, backoffCapS: 3600 };
-
 /**
  * The planner: given the state and the time, what is due now — events to append, branch calls to
  * make, or a time to wake up. Pure; one function per mode, all driven by the same machinery.
  */
-export const plan = (state: GlobalTransaction, now: number, policy: Policy = defaultPolicy): Plan => {
+export const plan = (state: GlobalTransaction, now: number, policy: Policy): Plan => {
   if (state.status === 'none' || state.status === 'succeed' || state.status === 'failed') return { kind: 'done' };
   switch (state.definition.transType) {
     case 'saga':

@@ -1,12 +1,14 @@
 import { stepCount, stepDependencies, stepIndex, stepMayRun, type ActiveTransaction, type BranchState } from './state';
-import { earliest, iso, toCall, type Plan } from './plan-kit';
+import { earliest, toCall, type Plan } from './plan-kit';
+import { iso } from '../time';
+import { sagaBranchId } from './types';
 
 /** When a saga gives up, if it was asked to (saga never times out by default, as in DTM). */
 export const sagaDeadline = (tx: ActiveTransaction): number | null =>
   tx.definition.options.timeoutToFail > 0 ? tx.createTime + tx.definition.options.timeoutToFail * 1000 : null;
 
 const row = (tx: ActiveTransaction, i: number, op: 'action' | 'compensate'): BranchState | undefined => {
-  const id = String(i + 1).padStart(2, '0');
+  const id = sagaBranchId(i);
   return tx.branches.find((b) => b.branchId === id && b.op === op);
 };
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { TxEvent } from './events';
-import { aborting, at, ok, refused, retry, saga, submitted, T0 } from './fixtures.unit-support';
+import { aborting, at, ok, policy, refused, retry, saga, submitted, T0 } from './fixtures.unit-support';
 import { plan, type Plan } from './plan';
 import { fold } from './state';
 
-const planAt = (events: TxEvent[], t: number): Plan => plan(fold(events), T0 + t);
+const planAt = (events: TxEvent[], t: number): Plan => plan(fold(events), T0 + t, policy);
 const calls = (p: Plan): string[] =>
   p.kind === 'call' ? p.calls.map((c) => `${c.branchId}/${c.op}`) : [`<${p.kind}>`];
 const appended = (p: Plan): string[] => (p.kind === 'append' ? p.events.map((e) => e.type) : [`<${p.kind}>`]);
@@ -34,12 +34,12 @@ describe('sequential saga, forward', () => {
     });
   });
   it('when a prepared-only saga is planned, then there is nothing to do', () =>
-    expect(plan(fold(submitted(s3).slice(0, 1)), T0)).toEqual({ kind: 'done' }));
+    expect(plan(fold(submitted(s3).slice(0, 1)), T0, policy)).toEqual({ kind: 'done' }));
   it('when the saga is finished, then there is nothing to do', () => {
     expect(planAt([...submitted(s3), { type: 'TransactionSucceeded', data: { at: at(1) } }], 2)).toEqual({
       kind: 'done',
     });
-    expect(plan(fold([]), T0)).toEqual({ kind: 'done' });
+    expect(plan(fold([]), T0, policy)).toEqual({ kind: 'done' });
   });
 });
 

@@ -1,6 +1,7 @@
 import type { TxEvent } from './events';
 import {
   branchKey,
+  sagaBranchId,
   type BranchDef,
   type BranchStatus,
   type GlobalStatus,
@@ -68,7 +69,7 @@ export const findBranch = (tx: ActiveTransaction, branchId: string, op: string):
   tx.branches.find((b) => b.branchId === branchId && b.op === op);
 
 const actionOf = (tx: ActiveTransaction, i: number): BranchState | undefined =>
-  findBranch(tx, String(i + 1).padStart(2, '0'), 'action');
+  findBranch(tx, sagaBranchId(i), 'action');
 
 /** True when every dependency of step i succeeded: its action may have been started. */
 export const stepMayRun = (tx: ActiveTransaction, i: number): boolean =>

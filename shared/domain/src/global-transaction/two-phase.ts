@@ -1,4 +1,5 @@
-import { iso, planSequential, appendOne, type Plan } from './plan-kit';
+import { planSequential, appendOne, type Plan } from './plan-kit';
+import { iso } from '../time';
 import type { ActiveTransaction } from './state';
 import type { Policy } from './types';
 

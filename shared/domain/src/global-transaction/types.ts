@@ -79,8 +79,14 @@ export interface Policy {
 /** Branch key inside one transaction. */
 export const branchKey = (branchId: string, op: CallOp): string => `${branchId}/${op}`;
 
+/** DTM's two-digit numbering: `01`, `02`, … for i = 0, 1, … */
+const twoDigits = (i: number): string => String(i + 1).padStart(2, '0');
+
 /** Saga branch id of step i (0-based): `01`, `02`, … as DTM numbers them. */
-export const sagaBranchId = (i: number): string => String(i + 1).padStart(2, '0');
+export const sagaBranchId = (i: number): string => twoDigits(i);
+
+/** Branch id of subscriber k (0-based) of a msg step `topic://name` with branch id `stepId`: `01-01`, `01-02`, … */
+export const subscriberBranchId = (stepId: string, k: number): string => `${stepId}-${twoDigits(k)}`;
 
 /** Options as a request that sets none of them: every value is the server default. */
 export const DEFAULT_OPTIONS: TransOptions = Object.freeze({

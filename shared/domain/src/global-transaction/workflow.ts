@@ -1,7 +1,8 @@
 import type { TxCommand } from './commands';
 import { TxRejected } from './errors';
 import type { TxEvent } from './events';
-import { iso, type Plan } from './plan-kit';
+import type { Plan } from './plan-kit';
+import { iso } from '../time';
 import type { ActiveTransaction } from './state';
 import { CHECK_BACK_BRANCH_ID, type Policy } from './types';
 

@@ -45,7 +45,10 @@ const submit = (reqExtra: Record<string, string>, t = 5): TxCommand =>
   cmd({ type: 'SubmitGlobalTransaction', data: { definition: wf({ reqExtra }), branches: [] } }, t);
 const planAt = (events: TxEvent[], t: number): Plan => plan(fold(events), T0 + t, policy);
 const callback = (outcome: BranchOutcome, t: number): TxCommand =>
-  cmd({ type: 'RecordBranchResult', data: { branchId: '00', op: 'wf1', url: 'http://ap/resume', outcome } }, t);
+  cmd(
+    { type: 'RecordBranchResult', data: { gid: 'g1', branchId: '00', op: 'wf1', url: 'http://ap/resume', outcome } },
+    t,
+  );
 const resumed = (t: number, retryAt: number, outcome: 'ongoing' | 'error' = 'ongoing'): TxEvent => ({
   type: 'CheckBackRetryScheduled',
   data: { outcome, detail: expect.any(String), at: at(t), retryAt: at(retryAt) },
@@ -230,7 +233,10 @@ describe('workflow: resume callback', () => {
       .given([prepared(d)])
       .when(
         cmd(
-          { type: 'RecordBranchResult', data: { branchId: '00', op: 'msg', url: 'u', outcome: { kind: 'success' } } },
+          {
+            type: 'RecordBranchResult',
+            data: { gid: 'g1', branchId: '00', op: 'msg', url: 'u', outcome: { kind: 'success' } },
+          },
           10_000,
         ),
       )

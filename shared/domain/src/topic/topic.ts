@@ -1,4 +1,5 @@
 import { TxRejected } from '../global-transaction/errors';
+import { iso } from '../time';
 
 /**
  * Topics (DTM's `topics.go`): a named list of subscriber URLs that `topic://name` msg steps are
@@ -45,7 +46,7 @@ export const evolveTopic = (s: TopicState, e: TopicEvent): TopicState => {
 export const foldTopic = (events: readonly TopicEvent[]): TopicState => events.reduce(evolveTopic, initialTopic);
 
 export const decideTopic = (cmd: TopicCommand, s: TopicState): TopicEvent[] => {
-  const at = new Date(cmd.metadata.now).toISOString();
+  const at = iso(cmd.metadata.now);
   switch (cmd.type) {
     case 'Subscribe':
       if (s.subscribers.some((x) => x.url === cmd.data.url)) {
