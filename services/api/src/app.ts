@@ -1,6 +1,7 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { tracer, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
+import { authMiddleware, ENDPOINT_SCOPES, type Authorizer } from './edge/auth';
 import { dtmRouter, errorMiddleware } from './http/dtm-router';
 import { DtmService, type DtmServiceDeps } from './http/dtm-service';
 import { jsonRpcHandler } from './http/json-rpc';
@@ -10,37 +11,14 @@ export interface ApiDeps extends DtmServiceDeps {
   readonly logger: Logger;
   readonly maxBodyBytes: number;
   readonly metrics?: DtmMetrics;
+  /** Who may call what (`edge/auth.ts`); absent: everyone may call everything, as DTM. */
+  readonly auth?: Authorizer;
   /** The admin console at `/` and `/tx/<gid>`; without it only the API is served. */
   readonly console?: ConsoleDeps;
 }
 
 /** DTM labels metrics by the API's last path segment; unknown paths share one label so it stays bounded. */
-const API_NAMES = new Set([
-  'version',
-  'newgid',
-  'prepare',
-  'submit',
-  'abort',
-  'registerbranch',
-  'registertccbranch',
-  'registerxabranch',
-  'query',
-  'all',
-  'forcestop',
-  'resetnextcrontime',
-  'resetcrontime',
-  'subscribe',
-  'unsubscribe',
-  'topic',
-  'events',
-  'prepareworkflow',
-  'scankv',
-  'querykv',
-  'console',
-  'json-rpc',
-  'ping',
-  'metrics',
-]);
+const API_NAMES = new Set(Object.keys(ENDPOINT_SCOPES));
 const apiLabel = (path: string): string => {
   const parts = path.toLowerCase().split('/').filter(Boolean);
   const name = parts[0] === 'api' && parts[1] === 'dtmsvr' ? parts[2] : parts[1];
@@ -78,6 +56,11 @@ export const createApiApp = (deps: ApiDeps, svc = new DtmService(deps)): Express
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(observeRequests(deps.metrics));
+  // Before the body parser: a refused request is not read, and nothing it says is acted on.
+  const auth = deps.auth;
+  if (auth?.enabled) {
+    app.use(authMiddleware(auth, (info) => deps.logger.warn(info, 'request refused: not authorized')));
+  }
   // Any content type: curl users often forget the header, and DTM's gin binder reads JSON regardless.
   app.use(express.json({ limit: deps.maxBodyBytes, type: () => true, strict: false }));
   const metrics = deps.metrics;

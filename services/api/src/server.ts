@@ -1,9 +1,10 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { listAlerts, type Infra } from '@dtm-ts/runtime';
+import { listAlerts, SERVED_PROTOCOLS, type Infra } from '@dtm-ts/runtime';
 import { TopicDirectory } from './console/topic-directory';
 import { createApiApp, type ApiDeps } from './app';
+import { authorizerOf } from './edge/auth';
 import { DtmService } from './http/dtm-service';
 import { startGrpcApi, type RunningGrpcApi } from './grpc/grpc-api';
 
@@ -32,7 +33,7 @@ export const startApi = async (
     log: infra.log,
     topics: infra.topics,
     readModel: infra.readModel,
-    limits: { maxBranches: config.maxBranches, kafka: config.kafkaBrokers !== undefined },
+    limits: { maxBranches: config.maxBranches, kafka: config.kafkaBrokers !== undefined, protocols: SERVED_PROTOCOLS },
     requestTimeoutS: config.requestTimeoutS,
     timeoutToFailS: config.timeoutToFailS,
     policy: infra.policy,
@@ -42,6 +43,7 @@ export const startApi = async (
     logger,
     metrics: infra.metrics,
     maxBodyBytes: config.maxBodyBytes,
+    auth: authorizerOf(config, logger),
     topicIndex: new TopicDirectory(infra.redis, config.prefix, infra.topics),
     console: {
       readModel: infra.readModel,
@@ -62,7 +64,14 @@ export const startApi = async (
     grpcPort === 0
       ? undefined
       : await startGrpcApi(
-          { svc, logger, metrics: infra.metrics, maxMessageBytes: config.maxBodyBytes },
+          {
+            svc,
+            logger,
+            metrics: infra.metrics,
+            maxMessageBytes: config.maxBodyBytes,
+            // The same access check as HTTP (edge/auth.ts): metadata `authorization`, the peer's address.
+            authorize: deps.auth?.enabled ? (header, peer, scope) => deps.auth!.check(header, peer, scope) : undefined,
+          },
           config.host,
           grpcPort,
         );

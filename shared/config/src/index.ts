@@ -1,4 +1,21 @@
 import { z } from 'zod';
+import { parseApiTokens, parseTrustedNets } from './auth-settings';
+
+export * from './auth-settings';
+
+/** A setting parsed by `parse`, its errors reported without the value (which may be a secret). */
+const parsed = <T>(parse: (s: string) => T) =>
+  z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return parse(s);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional();
 
 /** One entry per setting: environment variable, schema with default, and what it is for (the README table is generated from it). */
 const settings = {
@@ -13,6 +30,22 @@ const settings = {
     doc: "gRPC port of the API, DTM's service dtmgimp.Dtm (DTM: 36790); 0: no gRPC API",
   },
   host: { env: 'HOST', schema: z.string().default('0.0.0.0'), doc: 'Address the API listens on (HTTP and gRPC)' },
+  apiTokens: {
+    env: 'API_TOKENS',
+    schema: parsed(parseApiTokens),
+    secret: true,
+    doc: 'Bearer tokens of the API and their scopes, `<token>:client,<token>:admin`; set: callers need one (see Security)',
+  },
+  apiTokensFile: {
+    env: 'API_TOKENS_FILE',
+    schema: z.string().optional(),
+    doc: 'File of API tokens, one `<token>:<scope>` per line (`#` comments); read at start, added to API_TOKENS',
+  },
+  apiTrustedNets: {
+    env: 'API_TRUSTED_NETS',
+    schema: parsed(parseTrustedNets),
+    doc: 'CIDRs whose callers need no token, `10.0.0.0/8,fd00::/8,127.0.0.1/32=admin` (scope client unless `=admin`)',
+  },
   redisUrl: {
     env: 'REDIS_URL',
     schema: z.string().url().optional(),
@@ -249,8 +282,9 @@ export const loadConfig = (env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     }
     const raw = env[s.env];
     const r = s.schema.safeParse(raw === '' ? undefined : raw);
+    const shown = 'secret' in s && s.secret ? '(value not shown)' : JSON.stringify(raw);
     if (r.success) out[key] = r.data;
-    else problems.push(`${s.env}=${JSON.stringify(raw)}: ${r.error.issues.map((i) => i.message).join('; ')}`);
+    else problems.push(`${s.env}=${shown}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (out.eventStore === 'esdb' && out.esdbUrl === undefined) problems.push('ESDB_URL: required when EVENT_STORE=esdb');
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -261,5 +295,6 @@ export const loadConfig = (env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
 export const configDocs = (): { env: string; default: string; doc: string }[] =>
   Object.values(settings).map((s) => {
     const d = s.schema.safeParse(undefined);
-    return { env: s.env, default: d.success && d.data !== undefined ? String(d.data) : '', doc: s.doc };
+    const shown = d.success && d.data !== undefined && typeof d.data !== 'object' ? String(d.data) : '';
+    return { env: s.env, default: shown, doc: s.doc };
   });

@@ -9,6 +9,8 @@ export * from './global-transaction/plan-kit';
 export * from './global-transaction/two-phase';
 export * from './global-transaction/msg';
 export * from './global-transaction/errors';
+export * from './global-transaction/branch-rows';
 export * from './branch/outcome';
+export * from './branch/url-schemes';
 export * from './topic/topic';
 export * from './time';

@@ -9,6 +9,7 @@ import {
   type Resolver,
 } from '@dtm-ts/adapters';
 import { ConfigError, type Config } from '@dtm-ts/config';
+import type { Protocol } from '@dtm-ts/domain';
 import type { Logger } from '@dtm-ts/telemetry';
 
 /** `host:port` of a URL's authority, with a default port; null when it has none (a unix socket). */
@@ -80,6 +81,12 @@ export const branchSigningKey = (config: Config): string | undefined => {
   }
   return key;
 };
+
+/**
+ * The branch protocols `createBranchTransport` can call: the API accepts transactions of these only
+ * (anything else could never run). Add a protocol here when its transport is routed below.
+ */
+export const SERVED_PROTOCOLS: readonly Protocol[] = ['http'];
 
 /**
  * The branch transport of a process: HTTP, and when KAFKA_BROKERS is set, Kafka for `kafka://<topic>`

@@ -9,6 +9,7 @@ import {
 } from '@grpc/grpc-js';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { tracer, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
+import type { Scope } from '../edge/auth';
 import type { DtmService } from '../http/dtm-service';
 import {
   dtmServiceDefinition,
@@ -19,9 +20,6 @@ import {
 } from './dtmgimp';
 import { branchBody, globalBody, progressesReply } from './to-body';
 import { grpcCodeOf, grpcError } from './status';
-
-/** What a caller may do: DTM's client calls, or the operator's. */
-export type Scope = 'client' | 'admin';
 
 /** The verdict of an {@link Authorize} check: allowed, or refused with 401 (who are you) or 403 (not you). */
 export type AuthVerdict =

@@ -1,39 +1,31 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { TxRejected } from '@dtm-ts/domain';
+import {
+  allQuerySchema,
+  queryGidSchema,
+  queryKvQuerySchema,
+  resetCronTimeQuerySchema,
+  scanKvQuerySchema,
+} from '../edge/schemas';
+import { parseInput } from '../edge/wire';
 import { BadRequest } from './bad-request';
 import type { DtmService } from './dtm-service';
+
+/** A query parameter as given: a string, or an array when repeated (the schemas refuse that). */
+const rawQuery = (req: Request, key: string): string => req.query[key] as string;
 
 type Handler = (req: Request, res: Response) => Promise<unknown>;
 /** Every route answers the object its service call resolves to, as DTM's WrapHandler2 does. */
 const route = (h: Handler) => (req: Request, res: Response, next: NextFunction) => {
-  h(req, res).then((body) => res.json(body), next);
-};
-
-const queryString = (req: Request, key: string): string => {
-  const v = req.query[key];
-  if (v === undefined) return '';
-  if (typeof v !== 'string') throw new BadRequest(`query parameter ${key} must be given once`);
-  return v;
-};
-
-const queryInt = (
-  req: Request,
-  key: string,
-  dflt: number | undefined,
-  min: number,
-  max: number,
-): number | undefined => {
-  const raw = queryString(req, key);
-  if (raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new BadRequest(`${key} must be an integer from ${min} to ${max}`);
-  return n;
+  Promise.resolve()
+    .then(() => h(req, res))
+    .then((body) => res.json(body), next);
 };
 
 /** DTM's `/api/dtmsvr` endpoints. */
 export const dtmRouter = (svc: DtmService, defaults: { timeoutToFailS: number }): Router => {
   const r = express.Router();
+  const resetCronTimeQuery = resetCronTimeQuerySchema(3 * defaults.timeoutToFailS);
   r.get(
     '/version',
     route(() => Promise.resolve(svc.version())),
@@ -66,25 +58,15 @@ export const dtmRouter = (svc: DtmService, defaults: { timeoutToFailS: number })
   }
   r.get(
     '/query',
-    route((req) => svc.query(queryString(req, 'gid'))),
+    route((req) => svc.query(parseInput(queryGidSchema, req.query))),
   );
   r.get(
     '/events',
-    route((req) => svc.events(queryString(req, 'gid'))),
+    route((req) => svc.events(parseInput(queryGidSchema, req.query))),
   );
   r.get(
     '/all',
-    route((req) =>
-      svc.all({
-        gid: queryString(req, 'gid'),
-        position: queryString(req, 'position'),
-        limit: queryInt(req, 'limit', 100, 1, 1000)!,
-        status: queryString(req, 'status') || undefined,
-        transType: queryString(req, 'transType') || undefined,
-        createTimeStart: queryInt(req, 'createTimeStart', undefined, 0, Number.MAX_SAFE_INTEGER),
-        createTimeEnd: queryInt(req, 'createTimeEnd', undefined, 0, Number.MAX_SAFE_INTEGER),
-      }),
-    ),
+    route((req) => svc.all(parseInput(allQuerySchema, req.query))),
   );
   r.post(
     '/forceStop',
@@ -96,30 +78,32 @@ export const dtmRouter = (svc: DtmService, defaults: { timeoutToFailS: number })
   );
   r.get(
     '/resetCronTime',
-    route((req) =>
-      svc.resetCronTime(
-        queryInt(req, 'timeout', 3 * defaults.timeoutToFailS, 0, 10 * 365 * 24 * 3600)!,
-        queryInt(req, 'limit', 100, 1, 10_000)!,
-      ),
-    ),
+    route((req) => {
+      const { timeoutS, limit } = parseInput(resetCronTimeQuery, req.query);
+      return svc.resetCronTime(timeoutS, limit);
+    }),
   );
   r.get(
     '/subscribe',
-    route((req) => svc.subscribe(queryString(req, 'topic'), queryString(req, 'url'), queryString(req, 'remark'))),
+    route((req) => svc.subscribe(rawQuery(req, 'topic'), rawQuery(req, 'url'), rawQuery(req, 'remark'))),
   );
   r.get(
     '/unsubscribe',
-    route((req) => svc.unsubscribe(queryString(req, 'topic'), queryString(req, 'url'))),
+    route((req) => svc.unsubscribe(rawQuery(req, 'topic'), rawQuery(req, 'url'))),
   );
   r.get(
     '/scanKV',
-    route((req) =>
-      svc.scanKV(queryString(req, 'cat'), queryString(req, 'position'), queryInt(req, 'limit', 100, 1, 1000)!),
-    ),
+    route((req) => {
+      const { cat, position, limit } = parseInput(scanKvQuerySchema, req.query);
+      return svc.scanKV(cat, position, limit);
+    }),
   );
   r.get(
     '/queryKV',
-    route((req) => svc.queryKV(queryString(req, 'cat'), queryString(req, 'key'))),
+    route((req) => {
+      const { cat, key } = parseInput(queryKvQuerySchema, req.query);
+      return svc.queryKV(cat, key);
+    }),
   );
   r.delete(
     '/topic/:topicName',

@@ -8,6 +8,7 @@ import {
   type ActiveTransaction,
   type BranchDef,
   type Policy,
+  type Protocol,
   type TransDefinition,
 } from '@dtm-ts/domain';
 import { branchRecord, executeOnStream, nextWake, transactionRecord, type Driver } from '@dtm-ts/engine';
@@ -15,15 +16,17 @@ import type { EventLog, ReadModel, TopicLog } from '@dtm-ts/ports';
 import { currentTraceparent } from '@dtm-ts/telemetry';
 import { BadRequest } from './bad-request';
 import { buildTimeline, type Timeline } from './timeline';
+import { registrationRows, subscribeQuerySchema, topicParamSchema, unsubscribeQuerySchema } from '../edge/schemas';
+import { parseInput } from '../edge/wire';
 import {
-  bodyObject,
-  checkUrl,
   expandTopics,
+  outboundUrlsOf,
   parseAbort,
+  parseGidBody,
   parseGlobalRequest,
   parseRegisterBranch,
-  requireGid,
   type Limits,
+  type ParsedGlobal,
 } from './validate-global';
 
 export interface DtmServiceDeps {
@@ -74,14 +77,6 @@ export const newGid = (): string => {
   return s;
 };
 
-const TOPIC_NAME = /^[A-Za-z0-9_.:-]{1,128}$/;
-const requireTopic = (topic: string): string => {
-  if (topic === '') throw new BadRequest('topic is required');
-  if (!TOPIC_NAME.test(topic))
-    throw new BadRequest(`topic '${topic}' has characters other than letters, digits, _ . : -`, 422);
-  return topic;
-};
-
 /**
  * DTM's TM operations, independent of the transport: the express routes and JSON-RPC both call
  * these. Success returns the answer body; a business refusal throws TxRejected('conflict') (409 /
@@ -103,25 +98,24 @@ export class DtmService {
     return foldTopic(events).subscribers.map((s) => s.url);
   }
 
-  private async parseGlobal(body: unknown): Promise<{ definition: TransDefinition; branches: BranchDef[] }> {
-    const parsed = parseGlobalRequest(body, this.deps.limits);
-    if (parsed.definition.transType !== 'msg') return this.checkOutbound(parsed);
-    return this.checkOutbound({
-      ...parsed,
-      branches: await expandTopics(parsed.branches, (t) => this.subscribersOf(t)),
-    });
-  }
-
-  /** 422 naming the first URL of a parsed request (branches, query_prepared) that the outbound policy refuses. */
-  private checkOutbound<T extends { branches: readonly BranchDef[]; definition?: TransDefinition; url?: string }>(
-    parsed: T,
-  ): T {
-    const urls = [parsed.definition?.queryPrepared ?? '', parsed.url ?? '', ...parsed.branches.map((b) => b.url)];
-    for (const url of urls) {
-      const refused = this.deps.outbound?.refusal(url);
+  /** 422 naming the first URL of a parsed request (`outboundUrlsOf`) that the outbound policy refuses. */
+  private checkOutbound(req: Parameters<typeof outboundUrlsOf>[0], protocol?: Protocol): void {
+    const outbound = this.deps.outbound;
+    if (!outbound) return;
+    for (const { url } of outboundUrlsOf(req, protocol)) {
+      const refused = outbound.refusal(url);
       if (refused) throw new BadRequest(`outbound URL refused: ${refused}`, 422);
     }
-    return parsed;
+  }
+
+  private async parseGlobal(body: unknown): Promise<ParsedGlobal> {
+    const parsed = parseGlobalRequest(body, this.deps.limits);
+    const expanded =
+      parsed.definition.transType === 'msg'
+        ? { ...parsed, branches: await expandTopics(parsed.branches, (t) => this.subscribersOf(t)) }
+        : parsed;
+    this.checkOutbound(expanded);
+    return expanded;
   }
 
   /** Stores a prepared transaction and asks for the pass that watches it (a timeout, a resume callback). */
@@ -168,8 +162,7 @@ export class DtmService {
       },
       progresses: tx.branches.map((b) => ({
         status: b.status,
-        // A grpc transaction stores its payloads as base64 already.
-        bin_data: tx.definition.protocol === 'grpc' ? b.data : Buffer.from(b.data, 'utf8').toString('base64'),
+        bin_data: Buffer.from(b.data, 'utf8').toString('base64'),
         branch_id: b.branchId,
         op: b.op,
       })),
@@ -219,8 +212,20 @@ export class DtmService {
     return SUCCESS;
   }
 
+  /** The protocol of a stored transaction; only read when the TM serves more than http. */
+  private async protocolOf(gid: string): Promise<Protocol> {
+    const served = this.deps.limits.protocols ?? ['http'];
+    if (served.length === 1 && served[0] === 'http') return 'http';
+    const tx = fold((await this.deps.log.read(gid)).events);
+    return tx.status === 'none' ? 'http' : tx.definition.protocol;
+  }
+
   async registerBranch(body: unknown): Promise<Json> {
-    const { gid, transType, branches } = this.checkOutbound(parseRegisterBranch(body));
+    const registration = parseRegisterBranch(body);
+    const { gid, transType } = registration;
+    const protocol = await this.protocolOf(gid);
+    const branches = registrationRows(registration, protocol);
+    this.checkOutbound({ branches }, protocol);
     await this.deps.driver.execute(gid, (now) => ({
       type: 'RegisterBranch',
       data: { gid, transType, branches },
@@ -270,13 +275,13 @@ export class DtmService {
   }
 
   async forceStop(body: unknown): Promise<Json> {
-    const gid = requireGid(bodyObject(body));
+    const gid = parseGidBody(body);
     await this.deps.driver.execute(gid, (now) => ({ type: 'ForceStop', data: { gid }, metadata: { now } }));
     return SUCCESS;
   }
 
   async resetNextCronTime(body: unknown): Promise<Json> {
-    const gid = requireGid(bodyObject(body));
+    const gid = parseGidBody(body);
     const done = await this.deps.driver.execute(gid, (now) => ({
       type: 'ResetNextCronTime',
       data: { gid },
@@ -302,12 +307,9 @@ export class DtmService {
     return { has_remaining: count === limit, succeed_count: count };
   }
 
-  async subscribe(topic: string, url: string, remark: string): Promise<Json> {
-    requireTopic(topic);
-    if (url === '') throw new BadRequest('url is required');
-    // A subscriber serves HTTP or gRPC: the message's branch is called by its URL's format.
-    checkUrl(url, 'url', 'grpc');
-    this.checkOutbound({ branches: [], url });
+  async subscribe(topicIn: string, urlIn: string, remarkIn: string): Promise<Json> {
+    const { topic, url, remark } = parseInput(subscribeQuerySchema, { topic: topicIn, url: urlIn, remark: remarkIn });
+    this.checkOutbound({ branches: [{ branchId: '', op: 'action', url, data: '' }] });
     await this.deps.topicIndex?.add(topic);
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'Subscribe' as const,
@@ -332,9 +334,8 @@ export class DtmService {
     return { kv: await this.deps.topicIndex.query(key) };
   }
 
-  async unsubscribe(topic: string, url: string): Promise<Json> {
-    requireTopic(topic);
-    if (url === '') throw new BadRequest('url is required');
+  async unsubscribe(topicIn: string, urlIn: string): Promise<Json> {
+    const { topic, url } = parseInput(unsubscribeQuerySchema, { topic: topicIn, url: urlIn });
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'Unsubscribe' as const,
       data: { topic, url },
@@ -343,8 +344,8 @@ export class DtmService {
     return SUCCESS;
   }
 
-  async deleteTopic(topic: string): Promise<Json> {
-    requireTopic(topic);
+  async deleteTopic(topicIn: string): Promise<Json> {
+    const topic = parseInput(topicParamSchema, { topic: topicIn });
     await executeOnStream(this.deps.topics, topicStreamId(topic), foldTopic, decideTopic, {
       type: 'DeleteTopic' as const,
       data: { topic },

@@ -1,4 +1,7 @@
 import type { Request, Response } from 'express';
+import { jsonRpcEnvelopeSchema } from '../edge/schemas';
+import { parseInput } from '../edge/wire';
+import { BadRequest } from './bad-request';
 import { errorAnswer } from './dtm-router';
 import type { DtmService } from './dtm-service';
 
@@ -6,6 +9,7 @@ import type { DtmService } from './dtm-service';
  * JSON-RPC 2.0 at `/api/json-rpc` (DTM's `api_json_rpc.go`): always HTTP 200 with
  * `{jsonrpc, id, error, result}`. Codes: -32700 parse error, -32600 bad request, -32601 unknown
  * method, -32901 FAILURE (409), -32602 bad params (a 4xx here; DTM answers -32603), -32603 other.
+ * The TM never answers ONGOING, so -32902 (an RM's answer) does not occur here.
  */
 export const jsonRpcHandler = (svc: DtmService) => {
   const methods: Record<string, (params: unknown) => unknown> = {
@@ -16,23 +20,30 @@ export const jsonRpcHandler = (svc: DtmService) => {
     registerBranch: (p) => svc.registerBranch(p),
   };
   return async (req: Request, res: Response): Promise<void> => {
-    const body = req.body as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown } | undefined;
-    const id = body?.id ?? null;
-    const reply = (error: { code: number; message: string } | null, result: unknown = null) =>
+    const raw: unknown = req.body;
+    const rawId = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as { id?: unknown }).id : null;
+    // Echo the id only when it is one JSON-RPC allows; anything else answers with id null.
+    const echo = typeof rawId === 'string' || typeof rawId === 'number' ? rawId : null;
+    const reply = (id: unknown, error: { code: number; message: string } | null, result: unknown = null) =>
       res.status(200).json({ jsonrpc: '2.0', id, error, result });
-    if (typeof body !== 'object' || body === null || Array.isArray(body))
-      return void reply({ code: -32600, message: 'request must be a JSON object' });
-    if (body.jsonrpc !== '2.0' || id === null || id === '') {
-      return void reply({ code: -32600, message: 'jsonrpc must be "2.0" and id must be set' });
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      return void reply(null, { code: -32600, message: 'request must be a JSON object' });
     }
-    const fn = typeof body.method === 'string' ? methods[body.method] : undefined;
-    if (!fn) return void reply({ code: -32601, message: `method not found: ${String(body.method)}` });
+    let envelope;
     try {
-      reply(null, await fn(body.params));
+      envelope = parseInput(jsonRpcEnvelopeSchema, raw);
+    } catch (err) {
+      if (!(err instanceof BadRequest)) throw err;
+      return void reply(echo, { code: -32600, message: err.message });
+    }
+    const fn = Object.hasOwn(methods, envelope.method) ? methods[envelope.method] : undefined;
+    if (!fn) return void reply(envelope.id, { code: -32601, message: `method not found: ${envelope.method}` });
+    try {
+      reply(envelope.id, null, await fn(envelope.params));
     } catch (err) {
       const a = errorAnswer(err);
-      const code = a.status === 409 ? -32901 : a.status === 425 ? -32902 : a.status < 500 ? -32602 : -32603;
-      reply({ code, message: String(a.body.message) });
+      const code = a.status === 409 ? -32901 : a.status < 500 ? -32602 : -32603;
+      reply(envelope.id, { code, message: String(a.body.message) });
     }
   };
 };

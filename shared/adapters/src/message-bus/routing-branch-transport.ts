@@ -1,13 +1,10 @@
-import type { BranchOutcome } from '@dtm-ts/domain';
+import { kafkaTopicOf, KAFKA_SCHEME, KAFKA_TOPIC_NAME, type BranchOutcome } from '@dtm-ts/domain';
 import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
 import type { BusMessage, MessageBus } from './message-bus';
 import { describeError } from '../describe-error';
 
-/** A msg step whose action is `kafka://<topic>` is delivered by producing a record to that topic. */
-export const KAFKA_SCHEME = 'kafka://';
-
-/** Kafka's rule for topic names: at most 249 of a-z A-Z 0-9 . _ -, and not `.` or `..`. */
-export const KAFKA_TOPIC_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}$/;
+/** The scheme and Kafka's topic naming rule live in the domain (one place for the API and this transport). */
+export { KAFKA_SCHEME, KAFKA_TOPIC_NAME };
 
 /** Headers of every record the TM produces: the consumer contract (README, "Kafka delivery"). */
 export const DTM_RECORD_HEADERS = {
@@ -52,10 +49,10 @@ export class RoutingBranchTransport implements ClosableBranchTransport {
   constructor(private readonly routes: { readonly http: ClosableBranchTransport; readonly kafka: MessageBus }) {}
 
   async call(req: BranchRequest): Promise<BranchOutcome> {
-    if (!req.url.startsWith(KAFKA_SCHEME)) return this.routes.http.call(req);
-    const topic = req.url.slice(KAFKA_SCHEME.length);
+    const topic = kafkaTopicOf(req.url);
+    if (topic === null) return this.routes.http.call(req);
     // The API refuses such urls; this guards rows written before that rule or by hand.
-    if (!KAFKA_TOPIC_NAME.test(topic)) return { kind: 'error', detail: `not a Kafka topic name: ${req.url}` };
+    if (typeof topic !== 'string') return { kind: 'error', detail: `not a Kafka topic name: ${req.url}` };
     try {
       await this.routes.kafka.publish(busMessageOf(req, topic), { timeoutMs: req.timeoutMs });
       return { kind: 'success' };

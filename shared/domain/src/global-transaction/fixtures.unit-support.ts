@@ -1,3 +1,4 @@
+import { branchRowsOf } from './branch-rows';
 import type { TxEvent } from './events';
 import {
   sagaBranchId,
@@ -30,11 +31,7 @@ export const saga = (
     ordering,
     delayS: 0,
   };
-  const branches = steps.flatMap((s, i): BranchDef[] => [
-    { branchId: sagaBranchId(i), op: 'compensate', url: s.compensate, data: `{"i":${i}}` },
-    { branchId: sagaBranchId(i), op: 'action', url: s.action, data: `{"i":${i}}` },
-  ]);
-  return { definition, branches };
+  return { definition, branches: branchRowsOf(definition) };
 };
 
 export const submitted = (s: ReturnType<typeof saga>, t = 0): TxEvent[] => [

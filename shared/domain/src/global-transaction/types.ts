@@ -5,6 +5,10 @@ export type Gid = string;
 export type TransType = 'saga' | 'tcc' | 'xa' | 'msg' | 'workflow';
 export const TRANS_TYPES: readonly string[] = ['saga', 'tcc', 'xa', 'msg', 'workflow'];
 
+/** How the TM calls a transaction's branches (DTM's `protocol`; empty on the wire means http). */
+export type Protocol = 'http' | 'grpc' | 'json-rpc';
+export const PROTOCOLS: readonly Protocol[] = ['http', 'grpc', 'json-rpc'];
+
 /** DTM's global statuses (`client/dtmcli/consts.go`). `succeed` and `failed` are final. */
 export type GlobalStatus = 'prepared' | 'submitted' | 'aborting' | 'succeed' | 'failed';
 export const FINAL_STATUSES: ReadonlySet<string> = new Set(['succeed', 'failed']);
@@ -38,8 +42,7 @@ export interface SagaOrdering {
 export interface TransDefinition {
   readonly gid: Gid;
   readonly transType: TransType;
-  /** How branches are called: http, or grpc (payloads stored as base64 of their bytes), or json-rpc. */
-  readonly protocol: 'http' | 'grpc' | 'json-rpc';
+  readonly protocol: Protocol;
   readonly steps: readonly Readonly<Record<string, string>>[];
   readonly payloads: readonly string[];
   readonly customData: string;
