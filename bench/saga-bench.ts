@@ -13,7 +13,6 @@
  * The TM runs as its own process (as users run it); Redis too. Env: BENCH_SAGAS (default 20000),
  * BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_PROFILE=1 writes a CPU profile of the TM to .bench/.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -22,6 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import { Agent, request } from 'undici';
 import { freePort, startRedis } from '@dtm-ts/testing';
+import { startTmProcess } from './tm-process';
 import { cpuMicros, redisCounters, type RedisCounters } from './cpu';
 
 const { values: args } = parseArgs({ options: { rate: { type: 'string' } } });
@@ -117,28 +117,7 @@ const main = async (): Promise<void> => {
   const port = await freePort();
   mkdirSync('.bench', { recursive: true });
   const nodeArgs = PROFILE ? ['--cpu-prof', '--cpu-prof-dir=.bench'] : [];
-  const tm = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'services/tm/src/main.ts'], {
-    env: {
-      ...process.env,
-      REDIS_URL: redis.url,
-      PORT: String(port),
-      GRPC_PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const api = `http://127.0.0.1:${port}/api/dtmsvr`;
-  for (let i = 0; ; i++) {
-    try {
-      const r = await request(`${api}/version`, { dispatcher: client });
-      await r.body.text();
-      if (r.statusCode === 200) break;
-    } catch {
-      if (i > 200) throw new Error('TM did not start');
-    }
-    await sleep(100);
-  }
+  const { tm, api } = await startTmProcess(port, { REDIS_URL: redis.url, GRPC_PORT: '0' }, client, nodeArgs);
   // Warm up (JIT, connections), then measure.
   const submit = async (gid: string): Promise<number> => {
     const body = JSON.stringify({

@@ -50,14 +50,14 @@ describe('audit and rebuild', () => {
     await fx.tm.infra.redis.del(...rmKeys);
     expect(await allPages('')).toEqual([]);
 
-    const appends = await rebuildReadModel({
+    const rebuilt = await rebuildReadModel({
       log: fx.tm.infra.log,
       feed: fx.tm.infra.log,
       readModel: fx.tm.infra.readModel,
       requestTimeoutMs: 3000,
       policy: fx.tm.infra.policy,
     });
-    expect(appends).toBeGreaterThanOrEqual(20 * 3);
+    expect(rebuilt).toBeGreaterThanOrEqual(20);
     expect({ all: await allPages(''), failed: await allPages('status=failed') }).toEqual(before);
   });
 

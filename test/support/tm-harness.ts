@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { startEsdbFake, startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
@@ -35,6 +37,8 @@ export const startTestTm = async (redisUrl: string, overrides: Partial<Config> =
       jobLockMs: 3000,
       sweepIntervalMs: 500,
       sweepGraceMs: 2000,
+      // Archived streams go to a directory of the test's own, never the repository's data/.
+      archiveDir: join(tmpdir(), `dtm-ts-archive-${randomUUID()}`),
       ...esdb,
       ...overrides,
     },

@@ -2,3 +2,4 @@ export * from './worker';
 export * from './projector';
 export * from './sweep';
 export * from './rebuild';
+export * from './replay';

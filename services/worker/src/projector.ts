@@ -1,6 +1,7 @@
 import { fold, type GlobalTransaction, type Policy } from '@dtm-ts/domain';
-import { summarize } from '@dtm-ts/engine';
+import { readState, summarize } from '@dtm-ts/engine';
 import type { EventLog, FeedEntry, ReadModel } from '@dtm-ts/ports';
+import { ByteLru } from '@dtm-ts/adapters';
 
 export interface ProjectorDeps {
   readonly log: EventLog;
@@ -12,28 +13,36 @@ export interface ProjectorDeps {
   readonly cache?: FoldCache;
 }
 
-/** A small LRU of folded states by gid; the feed's entries usually extend what it holds. */
+/** Default budget of a projector's fold cache. */
+export const FOLD_CACHE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Folded states of recently projected transactions by gid, least recently used out first, bounded by
+ * bytes (a state holds its payloads, which may be up to MAX_BODY_BYTES each): the feed's entries usually
+ * extend what it holds.
+ */
 export class FoldCache {
-  private readonly map = new Map<string, { state: GlobalTransaction; version: number }>();
-  constructor(private readonly capacity = 20_000) {}
+  private readonly lru: ByteLru<string, { state: GlobalTransaction; version: number }>;
+
+  constructor(maxBytes = FOLD_CACHE_BYTES) {
+    this.lru = new ByteLru(maxBytes);
+  }
+
+  /** Bytes held now (estimated). */
+  get bytes(): number {
+    return this.lru.bytes;
+  }
 
   get(gid: string): { state: GlobalTransaction; version: number } | undefined {
-    const hit = this.map.get(gid);
-    if (hit) {
-      this.map.delete(gid);
-      this.map.set(gid, hit);
-    }
-    return hit;
+    return this.lru.get(gid);
   }
 
   set(gid: string, value: { state: GlobalTransaction; version: number }): void {
-    this.map.delete(gid);
-    this.map.set(gid, value);
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value!);
+    this.lru.set(gid, value);
   }
 
   delete(gid: string): void {
-    this.map.delete(gid);
+    this.lru.delete(gid);
   }
 }
 
@@ -68,8 +77,7 @@ const stateAfter = async (
     if (whole) cur = { state, version };
   }
   if (!cur) {
-    const { events, version } = await deps.log.read(gid);
-    cur = { state: fold(events), version };
+    cur = await readState(deps.log, gid);
   }
   deps.cache?.set(gid, cur);
   return cur;

@@ -1,32 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OPTIONS, type Policy, type TxEvent } from '@dtm-ts/domain';
+import { fold, type Policy, type TxEvent } from '@dtm-ts/domain';
+import { preparedSaga } from '@dtm-ts/testing';
 import type { EventLog, FeedEntry, ReadModel, TransactionSummary } from '@dtm-ts/ports';
 import { FoldCache, projectEntries } from './projector';
 
 const policy: Policy = { retryIntervalS: 10, timeoutToFailS: 35, backoffCapS: 3600 };
 const at = (ms: number) => new Date(Date.UTC(2026, 0, 1) + ms).toISOString();
-const prepared: TxEvent = {
-  type: 'TransactionPrepared',
-  data: {
-    definition: {
-      gid: 'g1',
-      transType: 'saga',
-      protocol: 'http',
-      steps: [{ action: 'http://rm/a', compensate: 'http://rm/c' }],
-      payloads: [''],
-      customData: '',
-      queryPrepared: '',
-      options: DEFAULT_OPTIONS,
-      ordering: { concurrent: false, orders: {} },
-      delayS: 0,
-    },
-    branches: [
-      { branchId: '01', op: 'compensate', url: 'http://rm/c', data: '' },
-      { branchId: '01', op: 'action', url: 'http://rm/a', data: '' },
-    ],
-    at: at(0),
-  },
-};
+const prepared = preparedSaga({ at: at(0) });
 const stream: TxEvent[] = [
   prepared,
   { type: 'TransactionSubmitted', data: { at: at(0) } },
@@ -90,5 +70,21 @@ describe('projector', () => {
     const f = fakes();
     await projectEntries(f.deps, [entry(2, 2)]);
     expect(f.reads).toEqual(['g1']);
+  });
+});
+
+describe('fold cache', () => {
+  it('when many transactions with large payloads pass through, then the cache stays within its byte budget', () => {
+    const cache = new FoldCache(1024 * 1024);
+    const big = fold([prepared]);
+    if (big.status === 'none') throw new Error('fixture');
+    for (let i = 0; i < 500; i++) {
+      const state = { ...big, gid: `g${i}`, definition: { ...big.definition, payloads: ['x'.repeat(10_000)] } };
+      cache.set(`g${i}`, { state, version: 0 });
+      expect(cache.bytes).toBeLessThanOrEqual(1024 * 1024);
+    }
+    // The newest are kept, the oldest went.
+    expect(cache.get('g499')).toBeDefined();
+    expect(cache.get('g0')).toBeUndefined();
   });
 });

@@ -4,6 +4,7 @@ import { createLogger } from '@dtm-ts/telemetry';
 import { randomUUID } from 'node:crypto';
 import { RedisReadModel } from '@dtm-ts/adapters';
 import { rebuildReadModel, verifyReadModel } from './rebuild';
+import { progressLine } from './progress';
 
 /**
  * `npm run read-model:rebuild`: replays the whole log into the read model, then exits.
@@ -15,6 +16,7 @@ const main = async (): Promise<void> => {
   const logger = createLogger(config.logLevel, 'dtm-rebuild');
   const infra = await createInfra(config, logger, { manageRedis: true });
   const started = Date.now();
+  const progress = progressLine(process.stderr, 'read-model:rebuild', 'transactions');
   if (process.argv.includes('--verify')) {
     const scratch = `${config.prefix}-verify-${randomUUID().slice(0, 8)}`;
     const fresh = new RedisReadModel(infra.redis, { prefix: scratch, partitions: config.partitions });
@@ -27,9 +29,16 @@ const main = async (): Promise<void> => {
         requestTimeoutMs: config.requestTimeoutS * 1000,
         retentionMs: config.finishedRetentionS * 1000,
         policy: infra.policy,
+        onProgress: (n) => progress.add(n),
       });
+      progress.done();
       logger.info(
-        { appends: r.appends, compared: r.compared, differences: r.differences.length, ms: Date.now() - started },
+        {
+          transactions: r.transactions,
+          compared: r.compared,
+          differences: r.differences.length,
+          ms: Date.now() - started,
+        },
         'verified',
       );
       for (const d of r.differences.slice(0, 50)) process.stdout.write(`${JSON.stringify(d)}\n`);
@@ -50,8 +59,10 @@ const main = async (): Promise<void> => {
     requestTimeoutMs: config.requestTimeoutS * 1000,
     retentionMs: config.finishedRetentionS * 1000,
     policy: infra.policy,
+    onProgress: (k) => progress.add(k),
   });
-  logger.info({ appends: n, ms: Date.now() - started }, 'read model rebuilt from the log');
+  progress.done();
+  logger.info({ transactions: n, ms: Date.now() - started }, 'read model rebuilt from the log');
   await infra.close();
 };
 

@@ -1,32 +1,39 @@
 import type { Policy } from '@dtm-ts/domain';
-import type { EventFeed, EventLog, ReadModel } from '@dtm-ts/ports';
+import type { EventFeed, EventLog, FeedEntry, ReadModel } from '@dtm-ts/ports';
+import { transactionIds } from './stream-ids';
 import { projectEntries } from './projector';
 
 /**
- * Rebuilds the read model from the whole log (DESIGN invariant 8): reads the feed from the
- * beginning and projects every transaction. Safe while the system runs: the projection is
- * version-guarded, so live updates and the rebuild converge. Returns how many appends it read.
+ * Rebuilds the read model from the whole log (DESIGN invariant 8): lists every live transaction (see
+ * {@link transactionIds}) and projects each from its stream. Safe while the system runs: the projection is
+ * version-guarded, so live updates and the rebuild converge. Archived transactions are past their retention,
+ * so they would not be listed anyway. Returns how many transactions it projected.
  */
-export const rebuildReadModel = async (
-  deps: {
-    log: EventLog;
-    feed: EventFeed;
-    readModel: ReadModel;
-    requestTimeoutMs: number;
-    policy: Policy;
-    retentionMs?: number;
-  },
-  pageSize = 1000,
-): Promise<number> => {
-  let checkpoint = '';
+export const rebuildReadModel = async (deps: {
+  log: EventLog;
+  feed: EventFeed;
+  readModel: ReadModel;
+  requestTimeoutMs: number;
+  policy: Policy;
+  retentionMs?: number;
+  /** Told how many transactions each page held (the CLI's progress line). */
+  onProgress?: (transactions: number) => void;
+}): Promise<number> => {
   let total = 0;
-  for (;;) {
-    const page = await deps.feed.readPage(checkpoint, pageSize);
-    if (page.length === 0) return total;
-    await projectEntries(deps, page);
-    total += page.length;
-    checkpoint = page[page.length - 1]!.checkpoint;
+  for await (const ids of transactionIds(deps.log, deps.feed, { archived: false })) {
+    const entries = await Promise.all(
+      ids.map(async (gid): Promise<FeedEntry> => ({
+        gid,
+        firstRevision: 0,
+        events: (await deps.log.read(gid)).events,
+        checkpoint: '',
+      })),
+    );
+    await projectEntries(deps, entries);
+    total += ids.length;
+    deps.onProgress?.(ids.length);
   }
+  return total;
 };
 
 /** Every summary a read model lists, by gid (newest first, all pages). */
@@ -49,11 +56,11 @@ const everything = async (rm: ReadModel): Promise<Map<string, string>> => {
 export const verifyReadModel = async (
   deps: Parameters<typeof rebuildReadModel>[0] & { fresh: ReadModel },
 ): Promise<{
-  appends: number;
+  transactions: number;
   compared: number;
   differences: { gid: string; live: string | null; rebuilt: string | null }[];
 }> => {
-  const appends = await rebuildReadModel({ ...deps, readModel: deps.fresh });
+  const transactions = await rebuildReadModel({ ...deps, readModel: deps.fresh });
   const [live, rebuilt] = await Promise.all([everything(deps.readModel), everything(deps.fresh)]);
   const differences: { gid: string; live: string | null; rebuilt: string | null }[] = [];
   for (const gid of new Set([...live.keys(), ...rebuilt.keys()])) {
@@ -61,5 +68,5 @@ export const verifyReadModel = async (
     const b = rebuilt.get(gid) ?? null;
     if (a !== b) differences.push({ gid, live: a, rebuilt: b });
   }
-  return { appends, compared: rebuilt.size, differences };
+  return { transactions, compared: rebuilt.size, differences };
 };

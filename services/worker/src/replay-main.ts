@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfig } from '@dtm-ts/config';
 import { createInfra } from '@dtm-ts/runtime';
 import { REPLAY_USAGE, UsageError, parseReplayArgs, replay } from './replay';
+import { progressLine } from './progress';
 
 /** `npm run replay -- --gid <gid>` or `-- --all [--since] [--until]`: prints histories from the log, then exits. */
 const main = async (): Promise<number> => {
@@ -11,7 +12,15 @@ const main = async (): Promise<number> => {
   const logger = pino({ level: config.logLevel, name: 'dtm-replay', base: { service: 'dtm-replay' } }, process.stderr);
   const infra = await createInfra(config, logger, { manageRedis: true });
   try {
-    const n = await replay({ log: infra.log, feed: infra.log }, args, (text) => process.stdout.write(text));
+    const progress = progressLine(process.stderr, 'replay', 'transactions');
+    const n = await replay(
+      { log: infra.log, feed: infra.log },
+      args,
+      (text) => process.stdout.write(text),
+      500,
+      (k) => progress.add(k),
+    );
+    progress.done();
     if (args.all) process.stderr.write(`dtm-replay: ${n} transaction(s)\n`);
     return 0;
   } finally {

@@ -1,11 +1,12 @@
-import { buildTimeline, formatTimeline, timelineWithin, type Timeline } from '@dtm-ts/api';
+import { buildTimeline, formatTimeline, timelineWithin, type Timeline } from '@dtm-ts/engine';
 import type { EventFeed, EventLog } from '@dtm-ts/ports';
+import { transactionIds } from './stream-ids';
 
 /** What `npm run replay` was asked for. */
 export interface ReplayArgs {
   /** One transaction, whole history. */
   readonly gid?: string;
-  /** Every transaction in the log, in the order they first appear in it. */
+  /** Every transaction in the log and the archive, in no particular order. */
   readonly all: boolean;
   /** With `all`: only events recorded at or after / at or before these times (epoch ms). */
   readonly since?: number;
@@ -24,7 +25,7 @@ export const REPLAY_USAGE = `usage: npm run replay -- --gid <gid> [--json]
 
 Prints transactions' histories from the event log: every event with its time, the status it led to,
 each branch call with its URL and outcome, and the compensations in the order they ran.
---all goes through the whole log; --since/--until keep the events recorded within that window
+--all goes through the whole log, archive included, in no particular order; --since/--until keep the events recorded within that window
 (a transaction with none there is left out).`;
 
 const time = (flag: string, value: string | undefined): number => {
@@ -58,15 +59,17 @@ export const parseReplayArgs = (argv: readonly string[]): ReplayArgs => {
 };
 
 /**
- * Replays what `args` asks for from the log and writes it out; resolves to how many transactions it printed.
- * With `--all`, each transaction is printed (its whole stream read) where it first appears in the feed, so
- * memory holds only the gids already printed.
+ * Replays what `args` asks for from the log (archived transactions included) and writes it out; resolves to
+ * how many transactions it printed. With `--all`, transactions come in no particular order, each printed once
+ * (its whole stream read), so memory holds only the gids already printed.
  */
 export const replay = async (
   deps: { log: EventLog; feed: EventFeed },
   args: ReplayArgs,
   write: (text: string) => void,
   pageSize = 500,
+  /** Told of every transaction printed with `--all` (the CLI's progress line). */
+  onProgress?: (printed: number) => void,
 ): Promise<number> => {
   const print = (t: Timeline): void => write(args.json ? `${JSON.stringify(t)}\n` : formatTimeline(t));
   if (args.gid !== undefined) {
@@ -77,20 +80,17 @@ export const replay = async (
   }
   const seen = new Set<string>();
   let printed = 0;
-  let checkpoint = '';
-  for (;;) {
-    const page = await deps.feed.readPage(checkpoint, pageSize);
-    if (page.length === 0) return printed;
-    for (const entry of page) {
-      // `$`-streams are topics, not transactions.
-      if (entry.gid.startsWith('$') || seen.has(entry.gid)) continue;
-      seen.add(entry.gid);
-      const { events } = await deps.log.read(entry.gid);
-      const t = timelineWithin(buildTimeline(entry.gid, events), args.since, args.until);
+  for await (const ids of transactionIds(deps.log, deps.feed, { archived: true, pageSize })) {
+    for (const gid of ids) {
+      if (seen.has(gid)) continue;
+      seen.add(gid);
+      const { events } = await deps.log.read(gid);
+      const t = timelineWithin(buildTimeline(gid, events), args.since, args.until);
       if (t.events.length === 0) continue;
       print(t);
       printed++;
+      onProgress?.(1);
     }
-    checkpoint = page.at(-1)?.checkpoint ?? checkpoint;
   }
+  return printed;
 };

@@ -74,9 +74,13 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
     ),
   );
   // Index entries of transactions that retention removed; a transaction ends after it starts, so
-  // only those created more than the retention ago can be gone.
-  const compact = (): Promise<number> =>
-    retentionMs > 0 ? readModel.compact(clock.now() - retentionMs) : Promise.resolve(0);
+  // only those created more than the retention ago can be gone. Then their streams go to the archive.
+  const compact = async (): Promise<number> => {
+    if (retentionMs <= 0) return 0;
+    const dropped = await readModel.compact(clock.now() - retentionMs);
+    await infra.archiver?.archiveDue(clock.now());
+    return dropped;
+  };
   let compacting = false;
   const compactTimer = setInterval(
     () => {

@@ -17,4 +17,8 @@ export * from './message-bus/message-bus';
 export * from './message-bus/routing-branch-transport';
 export * from './kafka/kafka-message-bus';
 export * from './kafka/dedup-consumer';
+export * from './byte-lru';
+export * from './redis/archiver';
+export * from './redis/snapshot';
+export * from './archive/file-archive';
 export * from './describe-error';

@@ -207,7 +207,12 @@ const settings = {
       .int()
       .min(0)
       .default(7 * 24 * 3600),
-    doc: 'Seconds a finished transaction stays in the read model (/all) after it ends; 0: forever. The log keeps every event',
+    doc: 'Seconds a finished transaction stays in the read model (/all) and, with the Redis log, in Redis after it ends; then its stream moves to the archive. 0: forever',
+  },
+  archiveDir: {
+    env: 'ARCHIVE_DIR',
+    schema: z.string().optional(),
+    doc: 'Redis log: where finished streams go after FINISHED_RETENTION (gzip NDJSON files); every API and worker host must see the same directory. Unset: DATA_DIR/archive',
   },
   maxBodyBytes: {
     env: 'MAX_BODY_BYTES',

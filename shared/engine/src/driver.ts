@@ -22,6 +22,7 @@ import {
 import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { Attr, contextFrom, currentTraceparent, inSpan } from '@dtm-ts/telemetry';
 import { immediateKey, waitKey } from './views';
+import { readState } from './read-state';
 
 export interface DriverDeps {
   readonly log: EventLog;
@@ -117,10 +118,9 @@ export class Driver {
   ): Promise<{ state: GlobalTransaction; version: number; appended: number }> {
     // A submit is nearly always of a new gid: decide against the empty stream and let a conflict
     // (the gid exists) send us back to read it, saving a round trip on the hot path.
-    let { events, version } = opts.assumeNew
-      ? { events: [] as TxEvent[], version: NO_STREAM }
-      : await this.deps.log.read(gid);
-    let state = fold(events);
+    let { state, version } = opts.assumeNew
+      ? { state: fold([]), version: NO_STREAM }
+      : await readState(this.deps.log, gid);
     for (let attempt = 0; ; attempt++) {
       const now = this.deps.clock.now();
       const decided = decide(command(now), state);
@@ -131,8 +131,7 @@ export class Driver {
         return { state: next.state, version, appended: next.events.length };
       } catch (err) {
         if (!(err instanceof VersionConflict) || attempt >= MAX_CONFLICTS) throw err;
-        ({ events, version } = await this.deps.log.read(gid));
-        state = fold(events);
+        ({ state, version } = await readState(this.deps.log, gid));
       }
     }
   }
@@ -201,8 +200,7 @@ export class Driver {
     // `''` from a job means "known: no trace"; only a pass that knows nothing looks it up.
     if (opts.trace === undefined && !from) {
       // A pass from the queue without trace context joins the trace of the request that created it.
-      const { events } = await this.deps.log.read(gid);
-      const s = fold(events);
+      const { state: s } = await readState(this.deps.log, gid);
       trace = s.status !== 'none' ? s.trace : undefined;
     }
     const parent = trace && !trace.startsWith('00-00000000') ? contextFrom(trace) : context.active();
@@ -235,8 +233,7 @@ export class Driver {
       const at = clock.now() + got.heldForMs + 50;
       await scheduler.schedule(gid, at, `held.${Math.ceil(at / 1000)}`, traceFor(from?.state));
       if (from) return { ...from, lastOutcome: null, skipped: true };
-      const { events, version } = await log.read(gid);
-      return { state: fold(events), version, lastOutcome: null, skipped: true };
+      return { ...(await readState(log, gid)), lastOutcome: null, skipped: true };
     }
     const renew = setInterval(() => {
       lease.renew(gid, got.token, ttl).catch(() => undefined);
@@ -255,21 +252,16 @@ export class Driver {
     from?: { state: GlobalTransaction; version: number },
   ): Promise<PassResult> {
     const { log, transport, clock, policy } = this.deps;
-    let events: TxEvent[] = [];
     let version: number;
     let state: GlobalTransaction;
     if (from) ({ state, version } = from);
-    else {
-      ({ events, version } = await log.read(gid));
-      state = fold(events);
-    }
+    else ({ state, version } = await readState(log, gid));
     let lastOutcome: BranchOutcome | null = null;
     const inflight = new Map<string, Promise<{ call: BranchCall; outcome: BranchOutcome; ms: number }>>();
     const now = (): number => Math.max(clock.now(), notBefore);
 
     const reread = async (): Promise<void> => {
-      ({ events, version } = await log.read(gid));
-      state = fold(events);
+      ({ state, version } = await readState(log, gid));
     };
 
     const appendPlanned = async (planned: TxEvent[]): Promise<void> => {

@@ -1,4 +1,12 @@
-import type { BranchCall, BranchOutcome, Gid, GlobalStatus, TopicEvent, TxEvent } from '@dtm-ts/domain';
+import type {
+  BranchCall,
+  BranchOutcome,
+  Gid,
+  GlobalStatus,
+  GlobalTransaction,
+  TopicEvent,
+  TxEvent,
+} from '@dtm-ts/domain';
 
 /** An event as stored: its revision in its stream (0-based) and when it was appended. */
 export interface RecordedEvent {
@@ -34,6 +42,22 @@ export interface StreamLog<E> {
 
 /** Append-only history of every global transaction: one stream per gid. */
 export type EventLog = StreamLog<TxEvent>;
+
+/**
+ * A log that keeps snapshots of folded states, so a transaction that retried for days is read in constant
+ * time: the snapshot plus the events after it, folded. Equal to folding the whole stream.
+ */
+export interface StateLog {
+  readState(gid: Gid): Promise<{ state: GlobalTransaction; version: number }>;
+}
+
+/**
+ * Every stream a log holds, in pages of ids, in no particular order: for audits and rebuilds, which cannot
+ * rely on the feed (it is trimmed once projected). `archived`: also the transactions moved to the archive.
+ */
+export interface StreamCatalog {
+  streamIds(opts: { archived: boolean }): AsyncIterable<readonly string[]>;
+}
 
 /** Topics and their subscribers, one stream per topic (`topicStreamId`). */
 export type TopicLog = StreamLog<TopicEvent>;

@@ -49,8 +49,7 @@ describe('branch transport wiring', () => {
     });
     expect(outcome).toEqual({
       kind: 'error',
-      detail:
-        "kafka topic payments: kafka://payments: topic 'payments' matches no KAFKA_TOPIC_ALLOW pattern",
+      detail: "kafka topic payments: kafka://payments: topic 'payments' matches no KAFKA_TOPIC_ALLOW pattern",
     });
     await t.close();
   });

@@ -1,8 +1,11 @@
 import { Queue } from 'bullmq';
 import { EventStoreDBClient } from '@eventstore/db-client';
 import { Redis, type RedisOptions } from 'ioredis';
+import { join } from 'node:path';
 import {
   BullPassScheduler,
+  FileArchive,
+  RedisArchiver,
   EsdbEventLog,
   esdbTopicLog,
   type ClosableBranchTransport,
@@ -43,6 +46,8 @@ export interface Infra {
   readonly clock: Clock;
   readonly queueName: string;
   readonly metrics: DtmMetrics;
+  /** Redis log with a retention: moves finished streams to the archive (the worker runs it). */
+  readonly archiver: RedisArchiver | undefined;
   close(): Promise<void>;
 }
 
@@ -90,9 +95,15 @@ export const createInfra = async (
   // EVENT_STORE=esdb: the log lives in EventStoreDB; the read model, queues and leases stay in Redis.
   const esdb = config.eventStore === 'esdb' ? EventStoreDBClient.connectionString(config.esdbUrl ?? '') : undefined;
   const esdbLog = esdb && new EsdbEventLog(esdb, { prefix: config.prefix });
-  const redisLog = new RedisEventLog(redis, shape);
+  // The Redis log moves finished streams to an archive after the retention (EventStoreDB keeps its own log).
+  const archive =
+    !esdb && config.finishedRetentionS > 0
+      ? new FileArchive(config.archiveDir ?? join(config.dataDir, 'archive'))
+      : undefined;
+  const redisLog = new RedisEventLog(redis, { ...shape, archive });
   const log = esdbLog ?? redisLog;
-  const readModel = new RedisReadModel(redis, shape);
+  const readModel = new RedisReadModel(redis, { ...shape, archive: archive !== undefined });
+  const archiver = archive && new RedisArchiver(redis, archive, shape);
   const queueName = `${config.prefix}-passes`;
   const queue = new Queue(queueName, { connection: redisOptions });
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
@@ -169,6 +180,7 @@ export const createInfra = async (
     clock,
     queueName,
     metrics,
+    archiver,
     async close() {
       await driver.drain();
       await queue.close();

@@ -4,13 +4,27 @@ import type { DtmMetrics, Logger } from '@dtm-ts/telemetry';
 
 const model = (tx: GlobalTransaction): string => (tx.status === 'none' ? 'unknown' : tx.definition.transType);
 
+/** The ops a metric label may take: DTM's fixed set; a workflow's client-chosen op names count as `workflow`. */
+const LABEL_OPS: ReadonlySet<string> = new Set([
+  'action',
+  'compensate',
+  'confirm',
+  'cancel',
+  'commit',
+  'rollback',
+  'msg',
+]);
+
+/** A bounded label for a branch op (the label set must not grow with what clients name things). */
+export const opLabel = (op: string): string => (LABEL_OPS.has(op) ? op : 'workflow');
+
 /**
  * Turns what the driver does into metrics and logs: one log line per status change (gid, trace id,
  * from → to; never payloads or headers), DTM's counters, retry counts and append latency.
  */
 export const driverObserver = (metrics: DtmMetrics, logger: Logger, now: () => number): DriverObserver => ({
   onBranchResult(_gid, tx, call, outcome) {
-    metrics.branchProcess.add(1, { model: model(tx), branchtype: call.op, status: outcome.kind });
+    metrics.branchProcess.add(1, { model: model(tx), branchtype: opLabel(call.op), status: outcome.kind });
   },
   onPass(_gid, result) {
     metrics.transactionProcess.add(1, { model: model(result.state), status: result.state.status });
@@ -19,7 +33,7 @@ export const driverObserver = (metrics: DtmMetrics, logger: Logger, now: () => n
     metrics.appendDuration.record(ms);
     for (const e of events) {
       if (e.type === 'BranchRetryScheduled')
-        metrics.branchRetries.add(1, { model: model(after), op: e.data.op, outcome: e.data.outcome });
+        metrics.branchRetries.add(1, { model: model(after), op: opLabel(e.data.op), outcome: e.data.outcome });
       if (e.type === 'CheckBackRetryScheduled')
         metrics.branchRetries.add(1, { model: 'msg', op: 'msg', outcome: e.data.outcome });
     }

@@ -2,3 +2,4 @@ export * from './free-port';
 export * from './redis-server';
 export * from './kafka-mock';
 export * from './esdb-fake';
+export * from './tx-fixtures';

@@ -11,11 +11,18 @@ import {
   type Protocol,
   type TransDefinition,
 } from '@dtm-ts/domain';
-import { branchRecord, executeOnStream, nextWake, transactionRecord, type Driver } from '@dtm-ts/engine';
+import {
+  branchRecord,
+  buildTimeline,
+  executeOnStream,
+  nextWake,
+  transactionRecord,
+  type Driver,
+  type Timeline,
+} from '@dtm-ts/engine';
 import type { EventLog, ReadModel, TopicLog } from '@dtm-ts/ports';
 import { currentTraceparent } from '@dtm-ts/telemetry';
 import { BadRequest } from './bad-request';
-import { buildTimeline, type Timeline } from './timeline';
 import { registrationRows, subscribeQuerySchema, topicParamSchema, unsubscribeQuerySchema } from '../edge/schemas';
 import { parseInput } from '../edge/wire';
 import {
@@ -355,5 +362,5 @@ export class DtmService {
   }
 }
 
-/** The audit timeline, also used by `npm run replay`. */
-export * from './timeline';
+/** The audit timeline lives in the engine (shared with `npm run replay`); re-exported for existing importers. */
+export { buildTimeline, formatTimeline, timelineWithin, type Timeline, type TimelineEntry } from '@dtm-ts/engine';

@@ -1,4 +1,5 @@
 import { Agent } from 'undici';
+import { ByteLru } from '../byte-lru';
 import type { Dispatcher } from 'undici';
 import { SIGNATURE_HEADER, signBranchCall } from '@dtm-ts/client/branch-signature';
 import { classifyHttp } from '@dtm-ts/domain';
@@ -31,8 +32,8 @@ const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
  * keep-alive socket usable; reading megabytes just to reuse one socket costs more than a new one.
  */
 const DRAIN_BYTES = 256 * 1024;
-/** Bound on the parsed-url cache; RMs are few, so clearing it when full is good enough. */
-const URL_CACHE_MAX = 4096;
+/** Budget of the parsed-url cache: RMs are few, but the urls are the clients' choice. */
+const URL_CACHE_BYTES = 4 * 1024 * 1024;
 
 /** Headers used when a branch has no branch_headers: shared because undici never mutates them. */
 const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'Content-Type': 'application/json' });
@@ -58,7 +59,7 @@ export class HttpBranchTransport implements BranchTransport {
   private readonly signingKey: string | Uint8Array | undefined;
   private readonly now: () => number;
   // Branch urls repeat across transactions (one RM, many gids): parse each once, not per call.
-  private readonly urls = new Map<string, ParsedUrl>();
+  private readonly urls = new ByteLru<string, ParsedUrl>(URL_CACHE_BYTES);
 
   constructor(opts: HttpBranchTransportOptions = {}) {
     this.maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -133,7 +134,6 @@ export class HttpBranchTransport implements BranchTransport {
     let parsed = this.urls.get(raw);
     if (parsed) return parsed;
     parsed = parseBranchUrl(raw);
-    if (this.urls.size >= URL_CACHE_MAX) this.urls.clear();
     this.urls.set(raw, parsed);
     return parsed;
   }

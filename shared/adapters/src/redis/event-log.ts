@@ -1,8 +1,27 @@
 import type { Redis } from 'ioredis';
-import type { Gid, TxEvent } from '@dtm-ts/domain';
-import { NO_STREAM, type EventFeed, type EventLog, type FeedCheckpoint, type FeedEntry } from '@dtm-ts/ports';
+import { fold, initialState, type Gid, type GlobalTransaction, type TxEvent } from '@dtm-ts/domain';
+import {
+  NO_STREAM,
+  VersionConflict,
+  type EventFeed,
+  type EventLog,
+  type FeedCheckpoint,
+  type FeedEntry,
+  type StateLog,
+  type StreamCatalog,
+} from '@dtm-ts/ports';
+import type { TxArchive } from '../archive/file-archive';
 import { RedisKeys, type RedisKeyOptions } from './keys';
-import { redisScripts, type RedisScripts } from './scripts';
+import { StreamArchived, redisScripts, type RedisScripts } from './scripts';
+import { SNAPSHOT_FORMAT, decodeState, encodeState } from './snapshot';
+
+/** Options of the Redis event log. */
+export interface RedisEventLogOptions extends RedisKeyOptions {
+  /** Where finished streams go after retention; reads fall back to it, and a new stream may not reuse its gids. */
+  readonly archive?: TxArchive;
+  /** A read that folds at least this many events after the last snapshot stores a new one. Default 500. */
+  readonly snapshotEvery?: number;
+}
 
 /** A feed entry as Redis holds it: where it is, and which events of which stream it points to. */
 export interface RawFeedEntry {
@@ -87,34 +106,102 @@ const STREAM_ID = /^\d+-\d+$/;
  * Event log on Redis: one LIST per gid holds its events (index = revision), and one STREAM per partition
  * records every append, so the feed can be read in order per partition and consumed by groups.
  */
-export class RedisEventLog implements EventLog, EventFeed {
+export class RedisEventLog implements EventLog, EventFeed, StateLog, StreamCatalog {
   readonly keys: RedisKeys;
+  readonly archive: TxArchive | undefined;
   private readonly scripts: RedisScripts;
+  private readonly snapshotEvery: number;
 
   constructor(
     private readonly redis: Redis,
-    options: RedisKeyOptions,
+    options: RedisEventLogOptions,
   ) {
     this.keys = new RedisKeys(options);
     this.scripts = redisScripts(redis);
+    this.archive = options.archive;
+    this.snapshotEvery = Math.max(1, options.snapshotEvery ?? 500);
   }
 
+  /** The whole stream: from Redis while it is live, else from the archive. */
   async read(gid: Gid): Promise<{ events: TxEvent[]; version: number }> {
     const raw = await this.redis.lrange(this.keys.streamKey(gid), 0, -1);
+    if (raw.length === 0 && this.archive) {
+      // The archive is written before the live stream is dropped: one of the two always holds it.
+      const archived = await this.archive.get(gid);
+      if (archived) return { events: archived, version: archived.length - 1 };
+    }
     return { events: raw.map((json) => JSON.parse(json) as TxEvent), version: raw.length - 1 };
+  }
+
+  /**
+   * The folded state from the last snapshot plus the events after it (one round trip). When that tail is
+   * `snapshotEvery` events or longer, stores a new snapshot, so the next read folds few events again.
+   */
+  async readState(gid: Gid): Promise<{ state: GlobalTransaction; version: number }> {
+    const streamKey = this.keys.streamKey(gid);
+    const snapshotKey = this.keys.snapshotKey(gid);
+    const r = await this.scripts.readState(streamKey, snapshotKey);
+    if (r.length === 0) {
+      const { events, version } = await this.read(gid);
+      return { state: fold(events), version };
+    }
+    let from: GlobalTransaction = initialState;
+    let tail = r.tail;
+    if (r.snapshot?.format === SNAPSHOT_FORMAT) from = decodeState(r.snapshot.state);
+    else if (r.snapshot) tail = await this.redis.lrange(streamKey, 0, r.length - 1); // another build's snapshot
+    const state = fold(
+      tail.map((json) => JSON.parse(json) as TxEvent),
+      from,
+    );
+    const version = r.length - 1;
+    if (tail.length >= this.snapshotEvery) {
+      await this.scripts.snapshot(streamKey, snapshotKey, SNAPSHOT_FORMAT, version, encodeState(state));
+    }
+    return { state, version };
   }
 
   async append(gid: Gid, events: readonly TxEvent[], expected: number): Promise<number> {
     if (!Number.isInteger(expected) || expected < NO_STREAM) {
       throw new RangeError(`expected revision must be an integer ≥ ${NO_STREAM}, got ${expected}`);
     }
-    return this.scripts.append({
-      streamKey: this.keys.streamKey(gid),
-      feedKey: this.keys.feedKey(this.partitionOf(gid)),
-      gid,
-      expected,
-      events: events.map((e) => JSON.stringify(e)),
-    });
+    // A new stream under an archived gid would start a second transaction with that gid.
+    if (expected === NO_STREAM && this.archive && (await this.archive.has(gid))) throw await this.archivedConflict(gid);
+    try {
+      return await this.scripts.append({
+        streamKey: this.keys.streamKey(gid),
+        feedKey: this.keys.feedKey(this.partitionOf(gid)),
+        archivedKey: this.keys.archivedKey(gid),
+        gid,
+        expected,
+        events: events.map((e) => JSON.stringify(e)),
+      });
+    } catch (err) {
+      // The archiver dropped the stream between the check above and the append.
+      if (err instanceof StreamArchived) throw await this.archivedConflict(gid);
+      throw err;
+    }
+  }
+
+  /**
+   * Ids of every stream in Redis (SCAN; a live Redis is not blocked), then, with `archived`, of every archived
+   * transaction whose stream is no longer live. Pages may repeat an id (SCAN may).
+   */
+  async *streamIds(opts: { archived: boolean }): AsyncIterable<readonly string[]> {
+    const { match, gidOf } = this.keys.streamPattern();
+    for await (const keys of this.redis.scanStream({ match, count: 1000 })) {
+      const ids = (keys as string[]).flatMap((k) => gidOf(k) ?? []);
+      if (ids.length) yield ids;
+    }
+    if (!opts.archived || !this.archive) return;
+    for await (const { gid } of this.archive.scan()) {
+      // Archived and not yet dropped (a crash between the two): already listed above.
+      if ((await this.redis.exists(this.keys.streamKey(gid))) === 0) yield [gid];
+    }
+  }
+
+  private async archivedConflict(gid: Gid): Promise<VersionConflict> {
+    const archived = (await this.archive?.get(gid)) ?? [];
+    return new VersionConflict(gid, NO_STREAM, archived.length - 1);
   }
 
   /**

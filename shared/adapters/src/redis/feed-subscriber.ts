@@ -1,6 +1,12 @@
 import type { Redis } from 'ioredis';
 import { RedisKeys, type RedisKeyOptions } from './keys';
-import { parseFeedEntry, resolveFeedEntries, type RawFeedEntry, type RedisFeedEntry } from './event-log';
+import {
+  compareStreamIds,
+  parseFeedEntry,
+  resolveFeedEntries,
+  type RawFeedEntry,
+  type RedisFeedEntry,
+} from './event-log';
 import { WakeableSleep } from '../wakeable-sleep';
 
 /** Options of a consumer-group subscription to the Redis feed. */
@@ -20,6 +26,12 @@ export interface RedisFeedSubscriberOptions extends RedisKeyOptions {
   readonly claimIdleMs?: number;
   /** Pause after a failed handler or Redis error before the loop goes on. Default 1,000 ms. */
   readonly retryDelayMs?: number;
+  /**
+   * Trims each partition's feed to what some group may still need (entries not yet delivered, or delivered
+   * and not acked), at every reclaim pass. Default true. The log's streams keep every event; the feed is only
+   * the projectors' work list.
+   */
+  readonly trim?: boolean;
   /** Told about every failure the loops survive: handler errors, lost connections, a vanished group. */
   readonly onError?: (err: unknown, partition: number) => void;
 }
@@ -41,6 +53,42 @@ interface PartitionLoop {
   inHandler: boolean;
   done?: Promise<void>;
 }
+
+/** The stream id right after `id` (`ms-seq` + 1). */
+const nextStreamId = (id: string): string => {
+  const [ms = '0', seq = '0'] = id.split('-');
+  return `${ms}-${BigInt(seq) + 1n}`;
+};
+
+/** Reads a flat `[field, value, ...]` reply (XINFO) into a record. */
+const fieldsOf = (flat: unknown[]): Record<string, unknown> => {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1];
+  return out;
+};
+
+/**
+ * Deletes the entries of a feed stream that every consumer group has acknowledged: those older than each
+ * group's oldest pending entry and than what it has not been delivered yet (`XTRIM MINID`). Returns how
+ * many it deleted (0 when the stream has no group: nobody said what it needs).
+ *
+ * Safe without a transaction: acknowledgements are final and new deliveries only take ids above the
+ * last-delivered id read first, so the floor computed can only be lower than the true one, never higher.
+ */
+export const trimFeed = async (conn: Redis, key: string): Promise<number> => {
+  const groups = ((await conn.call('XINFO', 'GROUPS', key)) as unknown[][]).map(fieldsOf);
+  if (groups.length === 0) return 0;
+  let floor: string | null = null;
+  for (const g of groups) {
+    let groupFloor = nextStreamId(String(g['last-delivered-id']));
+    if (Number(g.pending) > 0) {
+      const [, oldest] = (await conn.xpending(key, String(g.name))) as [number, string | null, ...unknown[]];
+      if (oldest && compareStreamIds(oldest, groupFloor) < 0) groupFloor = oldest;
+    }
+    if (floor === null || compareStreamIds(groupFloor, floor) < 0) floor = groupFloor;
+  }
+  return floor === null ? 0 : Number(await conn.xtrim(key, 'MINID', floor));
+};
 
 const errorCode = (err: unknown): string => (err instanceof Error ? (err.message.split(' ')[0] ?? '') : '');
 
@@ -112,6 +160,7 @@ export class RedisFeedSubscriber {
         try {
           if (Date.now() >= nextClaim) {
             await this.reclaim(loop, handler);
+            if (this.options.trim ?? true) await trimFeed(conn, key);
             nextClaim = Date.now() + this.claimEveryMs;
             continue;
           }

@@ -82,12 +82,12 @@ export class RedisKeys {
     return `${this.tag(partition)}:feed`;
   }
 
-  /** HASH with the read model of one transaction: v = version, j = summary JSON, m = its index member. */
   /** The pass lease of one gid: who drives it now. */
   leaseKey(gid: Gid): string {
     return `${this.tag(this.partitionOf(gid))}:lease:${gid}`;
   }
 
+  /** HASH with the read model of one transaction: v = version, j = summary JSON, m = its index member. */
   readModelKey(gid: Gid): string {
     return `${this.tag(this.partitionOf(gid))}:rm:${gid}`;
   }
@@ -95,6 +95,38 @@ export class RedisKeys {
   /** ZSET of the partition's transactions, all scores 0, members `createTime|gid` (see indexMember). */
   indexKey(partition: number): string {
     return `${this.tag(partition)}:rm-idx`;
+  }
+
+  /** STRING with a snapshot of one transaction's folded state: `{"f":format,"v":version,"s":state}`. */
+  snapshotKey(gid: Gid): string {
+    return `${this.tag(this.partitionOf(gid))}:snap:${gid}`;
+  }
+
+  /**
+   * Marker left for a while where a transaction was archived: an append that would start its stream anew
+   * (a submit of the same gid racing the archiver) is refused as a conflict.
+   */
+  archivedKey(gid: Gid): string {
+    return `${this.tag(this.partitionOf(gid))}:archived:${gid}`;
+  }
+
+  /** ZSET of the partition's finished transactions to archive, score = when (epoch ms), member = gid. */
+  archiveDueKey(partition: number): string {
+    return `${this.tag(partition)}:archive-due`;
+  }
+
+  /** SCAN pattern of every transaction stream key, and the gid of such a key. */
+  streamPattern(): { match: string; gidOf: (key: string) => Gid | null } {
+    const glob = this.prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+    const literal = this.prefix.replace(/[.*+?^$()|[\]{}\\]/g, (c) => `\\${c}`);
+    const head = new RegExp(`^${literal}:\\{p\\d+\\}:tx:`);
+    return {
+      match: `${glob}:{p*}:tx:*`,
+      gidOf: (key) => {
+        const m = head.exec(key);
+        return m ? key.slice(m[0].length) : null;
+      },
+    };
   }
 
   /** ZSET of the partition's unfinished transactions, score = when to drive them next (epoch ms). */

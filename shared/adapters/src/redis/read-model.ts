@@ -11,6 +11,11 @@ export interface RedisReadModelOptions extends RedisKeyOptions {
    * Bounds the cost of a page when filters match little. Default 10,000.
    */
   readonly scanLimit?: number;
+  /**
+   * The event log is in Redis and archives finished streams: record each finished transaction's expiry in
+   * the partition's archive-due set, where the archiver finds it. Default false.
+   */
+  readonly archive?: boolean;
 }
 
 /** Members of an index look like `000001700000000000|gid`: the gid starts after the fixed-width time and the bar. */
@@ -31,13 +36,14 @@ interface PartitionScan {
 
 /**
  * Read model on Redis: one HASH per transaction, plus per partition a lexically ordered index for `/all`-style
- * listing and a wake set for recovery. Writes go through project-3.lua, which keeps the three in step and
+ * listing and a wake set for recovery. Writes go through project-4.lua, which keeps the three in step and
  * refuses to go back in version, so projectors may replay or race.
  */
 export class RedisReadModel implements ReadModel {
   readonly keys: RedisKeys;
   private readonly scripts: RedisScripts;
   private readonly scanLimit: number;
+  private readonly archive: boolean;
 
   constructor(
     private readonly redis: Redis,
@@ -46,6 +52,7 @@ export class RedisReadModel implements ReadModel {
     this.keys = new RedisKeys(options);
     this.scripts = redisScripts(redis);
     this.scanLimit = Math.max(1, options.scanLimit ?? 10_000);
+    this.archive = options.archive ?? false;
   }
 
   async put(
@@ -71,6 +78,8 @@ export class RedisReadModel implements ReadModel {
       readModelKey: this.keys.readModelKey(summary.gid),
       indexKey: this.keys.indexKey(partition),
       wakeKey: this.keys.wakeKey(partition),
+      archiveDueKey: this.keys.archiveDueKey(partition),
+      archive: this.archive,
       gid: summary.gid,
       version,
       summary: JSON.stringify(summary),

@@ -6,8 +6,11 @@ import { VersionConflict } from '@dtm-ts/ports';
 /** Read once at module load: a missing file fails at startup, not on the first append. */
 const lua = (file: string): string => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
 
-const APPEND = { name: 'dtmAppend2', numberOfKeys: 2, lua: lua('append-2.lua') } as const;
-const PROJECT = { name: 'dtmProject3', numberOfKeys: 3, lua: lua('project-3.lua') } as const;
+const APPEND = { name: 'dtmAppend3', numberOfKeys: 3, lua: lua('append-3.lua') } as const;
+const PROJECT = { name: 'dtmProject4', numberOfKeys: 4, lua: lua('project-4.lua') } as const;
+const READ_STATE = { name: 'dtmReadState2', numberOfKeys: 2, lua: lua('read-state-2.lua') } as const;
+const SNAPSHOT = { name: 'dtmSnapshot2', numberOfKeys: 2, lua: lua('snapshot-2.lua') } as const;
+const ARCHIVE_DROP = { name: 'dtmArchiveDrop4', numberOfKeys: 4, lua: lua('archive-drop-4.lua') } as const;
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
@@ -35,20 +38,32 @@ export class UnexpectedScriptReply extends Error {
   }
 }
 
-/** What a stream append needs, as append-2.lua takes it. */
+/** A new stream would reuse the gid of a transaction that was just archived: re-read it (from the archive). */
+export class StreamArchived extends Error {
+  override readonly name = 'StreamArchived';
+  constructor(readonly gid: Gid) {
+    super(`stream of '${gid}' was archived`);
+  }
+}
+
+/** What a stream append needs, as append-3.lua takes it. */
 export interface AppendArgs {
   readonly streamKey: string;
   readonly feedKey: string;
+  readonly archivedKey: string;
   readonly gid: Gid;
   readonly expected: number;
   readonly events: readonly string[];
 }
 
-/** What a read-model write needs, as project-3.lua takes it. */
+/** What a read-model write needs, as project-4.lua takes it. */
 export interface ProjectArgs {
   readonly readModelKey: string;
   readonly indexKey: string;
   readonly wakeKey: string;
+  readonly archiveDueKey: string;
+  /** Record the expiry in the archive-due set too (the log is in Redis and archives finished streams). */
+  readonly archive?: boolean;
   readonly gid: Gid;
   readonly version: number;
   readonly summary: string;
@@ -59,24 +74,52 @@ export interface ProjectArgs {
   readonly expireAt?: number | null;
 }
 
+/** A stream read from its snapshot on, as read-state-2.lua answers. */
+export interface StateRead {
+  /** The snapshot: its encoding format, the revision it folds up to, the state JSON; null when none. */
+  readonly snapshot: { readonly format: string; readonly version: number; readonly state: string } | null;
+  /** Events in the stream (its version + 1). */
+  readonly length: number;
+  /** The events after the snapshot (all of them without one), as JSON. */
+  readonly tail: string[];
+}
+
 /** The adapters' Lua scripts on one client, with their return codes turned into values and typed errors. */
 export interface RedisScripts {
-  /** Resolves to the revision of the last event; rejects with VersionConflict when the stream moved. */
+  /**
+   * Resolves to the revision of the last event; rejects with VersionConflict when the stream moved, or
+   * StreamArchived when a new stream would reuse an archived gid.
+   */
   append(args: AppendArgs): Promise<number>;
   /** Resolves to true when written, false when a same or newer version was already stored. */
   project(args: ProjectArgs): Promise<boolean>;
+  /** The snapshot of a stream and the events after it. */
+  readState(streamKey: string, snapshotKey: string): Promise<StateRead>;
+  /** Stores a snapshot unless a newer one is stored or the stream is shorter; true when stored. */
+  snapshot(streamKey: string, snapshotKey: string, format: string, version: number, state: string): Promise<boolean>;
+  /**
+   * Drops an archived stream (and its snapshot and archive-due entry) if it still holds `count` events, and
+   * sets the archived marker; false when the stream changed.
+   */
+  archiveDrop(
+    keys: { streamKey: string; snapshotKey: string; archiveDueKey: string; archivedKey: string },
+    count: number,
+    gid: Gid,
+    markerTtlMs: number,
+  ): Promise<boolean>;
 }
 
-/** Turns append-2.lua's reply into the last revision, or throws what its negative code means. */
+/** Turns append-3.lua's reply into the last revision, or throws what its negative code means. */
 export const appendResult = (args: Pick<AppendArgs, 'gid' | 'expected'>, reply: unknown): number => {
   if (typeof reply === 'number' && reply >= 0) return reply;
   if (Array.isArray(reply) && reply[0] === -1 && typeof reply[1] === 'number') {
     throw new VersionConflict(args.gid, args.expected, reply[1]);
   }
+  if (Array.isArray(reply) && reply[0] === -2 && reply.length === 1) throw new StreamArchived(args.gid);
   throw new UnexpectedScriptReply(APPEND.name, reply);
 };
 
-/** Turns project-3.lua's reply into whether it wrote. */
+/** Turns project-4.lua's reply into whether it wrote. */
 export const projectResult = (reply: unknown): boolean => {
   if (reply === 1) return true;
   if (reply === 0) return false;
@@ -87,22 +130,61 @@ export const projectResult = (reply: unknown): boolean => {
 export const redisScripts = (redis: Redis): RedisScripts => {
   const append = scriptOf(redis, APPEND);
   const project = scriptOf(redis, PROJECT);
+  const readState = scriptOf(redis, READ_STATE);
+  const snapshot = scriptOf(redis, SNAPSHOT);
+  const archiveDrop = scriptOf(redis, ARCHIVE_DROP);
   return {
     async append(args) {
-      const reply = await append(args.streamKey, args.feedKey, args.expected, args.gid, ...args.events);
+      const reply = await append(
+        args.streamKey,
+        args.feedKey,
+        args.archivedKey,
+        args.expected,
+        args.gid,
+        ...args.events,
+      );
       return appendResult(args, reply);
+    },
+    async readState(streamKey, snapshotKey) {
+      const reply = (await readState(streamKey, snapshotKey)) as unknown[];
+      const [format, version, state, length, ...tail] = reply;
+      if (typeof version !== 'number' || typeof length !== 'number')
+        throw new UnexpectedScriptReply(READ_STATE.name, reply);
+      return {
+        snapshot: version >= 0 ? { format: String(format), version, state: String(state) } : null,
+        length,
+        tail: tail as string[],
+      };
+    },
+    async snapshot(streamKey, snapshotKey, format, version, state) {
+      return (await snapshot(streamKey, snapshotKey, format, version, state)) === 1;
+    },
+    async archiveDrop(keys, count, gid, markerTtlMs) {
+      const reply = await archiveDrop(
+        keys.streamKey,
+        keys.snapshotKey,
+        keys.archiveDueKey,
+        keys.archivedKey,
+        count,
+        gid,
+        markerTtlMs,
+      );
+      if (reply !== 0 && reply !== 1) throw new UnexpectedScriptReply(ARCHIVE_DROP.name, reply);
+      return reply === 1;
     },
     async project(args) {
       const reply = await project(
         args.readModelKey,
         args.indexKey,
         args.wakeKey,
+        args.archiveDueKey,
         args.version,
         args.summary,
         args.indexMember,
         args.wakeAt ?? -1,
         args.gid,
         args.expireAt ?? -1,
+        args.archive ? '1' : '0',
       );
       return projectResult(reply);
     },

@@ -6,6 +6,7 @@
   KEYS[1] read-model HASH of the gid (v = version, j = summary JSON, m = index member)
   KEYS[2] index ZSET of the partition (scores 0, members `createTime|gid`)
   KEYS[3] wake ZSET of the partition (score = wake time in epoch ms, member = gid)
+  KEYS[4] archive-due ZSET of the partition (score = when its stream may leave the live log, member = gid)
   ARGV[1] version
   ARGV[2] summary JSON
   ARGV[3] index member
@@ -13,6 +14,7 @@
   ARGV[5] gid
   ARGV[6] expiry in epoch ms for a finished transaction kept only so long (retention), or -1 to keep it;
           a time already past removes the transaction from the read model (the log keeps its history)
+  ARGV[7] '1' to also record the expiry in the archive-due set (the Redis log archives finished streams)
 
   Returns:
     1  written
@@ -33,6 +35,9 @@ redis.call('HSET', KEYS[1], 'v', ARGV[1], 'j', ARGV[2], 'm', ARGV[3])
 redis.call('ZADD', KEYS[2], 0, ARGV[3])
 
 local expireAt = tonumber(ARGV[6] or '-1')
+if expireAt >= 0 and ARGV[7] == '1' then
+  redis.call('ZADD', KEYS[4], expireAt, ARGV[5])
+end
 if expireAt >= 0 then
   local t = redis.call('TIME')
   local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -1,0 +1,21 @@
+--[[
+  Drops a transaction's stream from Redis once the archive durably holds it, only if the stream still holds
+  exactly what was archived; leaves a marker for a while so that a new stream cannot start under its gid.
+
+  KEYS[1] stream LIST of the gid
+  KEYS[2] snapshot HASH of the gid
+  KEYS[3] archive-due ZSET of the gid's partition
+  KEYS[4] archived marker of the gid
+  ARGV[1] number of events archived
+  ARGV[2] gid
+  ARGV[3] time to live of the marker, milliseconds
+
+  Returns 1 when dropped, 0 when the stream changed since it was read (nothing dropped; archive it again).
+]]
+if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[3])
+return 1
