@@ -117,7 +117,7 @@ const main = async (): Promise<void> => {
   const port = await freePort();
   mkdirSync('.bench', { recursive: true });
   const nodeArgs = PROFILE ? ['--cpu-prof', '--cpu-prof-dir=.bench'] : [];
-  const { tm, api } = await startTmProcess(port, { REDIS_URL: redis.url, GRPC_PORT: '0' }, client, nodeArgs);
+  const { tm, api } = await startTmProcess(port, { REDIS_URL: redis.url }, client, nodeArgs);
   // Warm up (JIT, connections), then measure.
   const submit = async (gid: string): Promise<number> => {
     const body = JSON.stringify({
