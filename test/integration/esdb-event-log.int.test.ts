@@ -3,14 +3,8 @@ import { EventStoreDBClient, jsonEvent, START, type ResolvedEvent } from '@event
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TxEvent } from '@dtm-ts/domain';
-import { NO_STREAM, type FeedEntry } from '@dtm-ts/ports';
-import {
-  EsdbEventLog,
-  EsdbFeedSubscriber,
-  esdbTopicLog,
-  redisCheckpointStore,
-  type CheckpointStore,
-} from '@dtm-ts/adapters';
+import { NO_STREAM, type CheckpointStore, type FeedEntry } from '@dtm-ts/ports';
+import { EsdbEventLog, EsdbFeedSubscriber, esdbTopicLog, redisCheckpointStore } from '@dtm-ts/adapters';
 import { startEsdbFake, startRedis, type EsdbFake, type RedisProcess } from '@dtm-ts/testing';
 import { describeEventLogConformance, type EventLogUnderTest } from './event-log.conformance';
 

@@ -3,7 +3,7 @@ import { Queue, Worker } from 'bullmq';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { BullPassScheduler, passJobId } from '../../shared/adapters/src/bullmq/pass-scheduler';
-import type { PassJobData } from '../../shared/adapters/src/bullmq/pass-scheduler';
+import type { PassJobData } from '@dtm-ts/ports';
 
 describe('BullPassScheduler', () => {
   let redis: RedisProcess;
@@ -25,12 +25,12 @@ describe('BullPassScheduler', () => {
     await queue.close();
   });
 
-  it('when a pass is asked for later, then one delayed drive job waits with that delay', async () => {
+  it('when a pass is asked for later, then one delayed pass job waits with that delay', async () => {
     const at = Date.now() + 5_000;
     await scheduler.schedule('gid-1', at, 'v3');
 
     const job = await queue.getJob(passJobId('gid-1', 'v3'));
-    expect(job?.name).toBe('drive');
+    expect(job?.name).toBe('pass');
     expect(job?.data).toEqual({ gid: 'gid-1', at });
     expect(job?.opts.delay).toBeGreaterThan(4_500);
     expect(job?.opts.delay).toBeLessThanOrEqual(5_000);

@@ -1,3 +1,4 @@
+import type { ClosableBranchTransport } from '@dtm-ts/adapters';
 import type { Config } from '@dtm-ts/config';
 import { startApi, type RunningApi } from '@dtm-ts/api';
 import { createInfra, type Infra } from '@dtm-ts/runtime';
@@ -16,9 +17,9 @@ export interface RunningTm {
 export const startTm = async (
   config: Config,
   logger: Logger,
-  opts: { manageRedis?: boolean; port?: number } = {},
+  opts: { manageRedis?: boolean; port?: number; transport?: ClosableBranchTransport } = {},
 ): Promise<RunningTm> => {
-  const infra = await createInfra(config, logger, { manageRedis: opts.manageRedis });
+  const infra = await createInfra(config, logger, { manageRedis: opts.manageRedis, transport: opts.transport });
   const worker = await startWorker(infra);
   const api = await startApi(infra, opts.port);
   return {

@@ -1,5 +1,5 @@
 export * from './worker';
-export * from './projector';
+export * from './projector/projector';
 export * from './sweep';
 export * from './rebuild';
 export * from './replay';

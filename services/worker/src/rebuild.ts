@@ -1,7 +1,7 @@
 import type { Policy } from '@dtm-ts/domain';
 import type { EventFeed, EventLog, FeedEntry, ReadModel } from '@dtm-ts/ports';
 import { transactionIds } from './stream-ids';
-import { projectEntries } from './projector';
+import { projectEntries } from './projector/projector';
 
 /**
  * Rebuilds the read model from the whole log (DESIGN invariant 8): lists every live transaction (see

@@ -1,15 +1,7 @@
-import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
-import { Worker, type Job } from 'bullmq';
-import {
-  EsdbFeedSubscriber,
-  RedisFeedSubscriber,
-  redisCheckpointStore,
-  type FeedSubscription,
-  type PassJobData,
-} from '@dtm-ts/adapters';
 import type { Infra } from '@dtm-ts/runtime';
-import { FoldCache, projectEntries } from './projector';
+import { every } from './every';
+import { passJobHandler } from './jobs/pass-job';
+import { startProjector } from './projector/start-projector';
 import { sweepOnce } from './sweep';
 
 export interface RunningWorker {
@@ -20,59 +12,31 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
+/** How often the read model drops what retention removed: at most a minute, at least a second. */
+const compactEveryMs = (retentionMs: number): number => Math.max(1000, Math.min(retentionMs || 60_000, 60_000));
+
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
 /**
- * A stateless worker: drives passes from the queue, projects the log into the read model,
- * and sweeps for transactions left without a pending pass. Run any number of them.
+ * A stateless worker: runs pass jobs from the queue, projects the log into the read model, and sweeps for
+ * transactions left without a pending pass job. Run any number of them.
  */
 export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
   const { config, logger, driver, log, readModel, scheduler, clock } = infra;
-  const consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const passJobs = infra.passJobs.consume(passJobHandler(driver));
 
-  const worker = new Worker<PassJobData>(
-    infra.queueName,
-    async (job: Job<PassJobData>) => {
-      const pass = await driver.runPass(job.data.gid, { notBefore: job.data.at, trace: job.data.trace });
-      return { status: pass.state.status, version: pass.version };
-    },
-    {
-      connection: infra.redisOptions,
-      concurrency: config.workerConcurrency,
-      lockDuration: config.jobLockMs,
-      stalledInterval: Math.max(1000, Math.floor(config.jobLockMs / 2)),
-      // A pass is safe to run again (invariant 4): never give up on a stalled one.
-      maxStalledCount: 1_000_000,
-      autorun: true,
-    },
+  const feed = infra.subscribeFeed('read-model', (err) =>
+    logger.warn({ err: message(err) }, 'projection failed; will retry'),
   );
-  worker.on('error', (err) => logger.warn({ err: err.message }, 'worker error'));
-  worker.on('failed', (job, err) =>
-    logger.warn({ gid: job?.data.gid, err: err.message }, 'pass failed; the sweep will retry it'),
-  );
-
-  const onProjectionError = (err: unknown): void =>
-    logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'projection failed; will retry');
-  // On EventStoreDB: a catch-up subscription to $all, its checkpoint in Redis (shared by every worker).
-  const projector: FeedSubscription = infra.esdb
-    ? new EsdbFeedSubscriber(infra.esdb, {
-        prefix: config.prefix,
-        checkpoints: redisCheckpointStore(infra.redis, `${config.prefix}:esdb-checkpoint:read-model`),
-        onError: onProjectionError,
-      })
-    : new RedisFeedSubscriber(infra.redis, {
-        prefix: config.prefix,
-        partitions: config.partitions,
-        group: 'read-model',
-        consumer,
-        onError: onProjectionError,
-      });
   const retentionMs = config.finishedRetentionS * 1000;
-  const cache = new FoldCache();
-  await projector.start((entries) =>
-    projectEntries(
-      { log, readModel, requestTimeoutMs: config.requestTimeoutS * 1000, policy: infra.policy, retentionMs, cache },
-      entries,
-    ),
-  );
+  await startProjector(feed, {
+    log,
+    readModel,
+    requestTimeoutMs: config.requestTimeoutS * 1000,
+    policy: infra.policy,
+    retentionMs,
+  });
+
   // Index entries of transactions that retention removed; a transaction ends after it starts, so
   // only those created more than the retention ago can be gone. Then their streams go to the archive.
   const compact = async (): Promise<number> => {
@@ -81,42 +45,25 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
     await infra.archiver?.archiveDue(clock.now());
     return dropped;
   };
-  let compacting = false;
-  const compactTimer = setInterval(
-    () => {
-      if (compacting) return;
-      compacting = true;
-      compact()
-        .catch((err: unknown) =>
-          logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'read-model compaction failed'),
-        )
-        .finally(() => (compacting = false));
-    },
-    Math.max(1000, Math.min(retentionMs || 60_000, 60_000)),
+  const compacting = every(compactEveryMs(retentionMs), compact, (err) =>
+    logger.warn({ err: message(err) }, 'read-model compaction failed'),
   );
-  compactTimer.unref();
 
-  const sweep = (): Promise<number> =>
-    sweepOnce({ readModel, scheduler, now: () => clock.now(), graceMs: config.sweepGraceMs });
-  let sweeping = false;
-  const timer = setInterval(() => {
-    if (sweeping) return;
-    sweeping = true;
-    sweep()
-      .then((n) => n > 0 && logger.info({ count: n }, 'sweep re-enqueued overdue transactions'))
-      .catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'sweep failed'))
-      .finally(() => (sweeping = false));
-  }, config.sweepIntervalMs);
-  timer.unref();
+  const sweep = async (): Promise<number> => {
+    const n = await sweepOnce({ readModel, scheduler, now: () => clock.now(), graceMs: config.sweepGraceMs });
+    if (n > 0) logger.info({ count: n }, 'sweep queued pass jobs for overdue transactions');
+    return n;
+  };
+  const sweeping = every(config.sweepIntervalMs, sweep, (err) => logger.warn({ err: message(err) }, 'sweep failed'));
 
   return {
     sweep,
     compact,
     async close() {
-      clearInterval(timer);
-      clearInterval(compactTimer);
-      await worker.close();
-      await projector.stop();
+      await sweeping.stop();
+      await compacting.stop();
+      await passJobs.close();
+      await feed.stop();
     },
   };
 };

@@ -190,6 +190,16 @@ const settings = {
     schema: z.coerce.number().int().min(1000).default(10000),
     doc: "Lock of a pass job; a dead worker's pass is taken over after about this long",
   },
+  passJobAttempts: {
+    env: 'PASS_JOB_ATTEMPTS',
+    schema: z.coerce.number().int().min(1).max(1000).default(5),
+    doc: 'Runs of a pass job that threw (an outage: a failing pass records PassFailed instead) before the sweep takes over',
+  },
+  passJobBackoffMs: {
+    env: 'PASS_JOB_BACKOFF_MS',
+    schema: z.coerce.number().int().min(1).default(1000),
+    doc: 'Delay before a pass job that threw runs again; it doubles for each run after',
+  },
   sweepIntervalMs: {
     env: 'SWEEP_INTERVAL_MS',
     schema: z.coerce.number().int().min(100).default(5000),

@@ -12,15 +12,16 @@ import {
 } from '@dtm-ts/domain';
 import {
   NO_STREAM,
-  VersionConflict,
   type BranchTransport,
   type Clock,
   type EventLog,
   type PassLease,
   type PassScheduler,
 } from '@dtm-ts/ports';
-import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { Attr, contextFrom, currentTraceparent, inSpan } from '@dtm-ts/telemetry';
+import { appendDecided, type Appended, type Decision, type StreamAt } from './append-decided';
+import { CallsInFlight } from './calls-in-flight';
+import { LeaseFence, NO_FENCE, type Fence } from './lease-fence';
+import { inPassSpan, tracedEventLog, tracedTransport, traceFor } from './tracing';
 import { immediateKey, waitKey } from './views';
 import { readState } from './read-state';
 
@@ -36,6 +37,8 @@ export interface DriverDeps {
   /** One driver per transaction at a time; without it, two drivers are still correct, just wasteful. */
   readonly lease?: PassLease;
   readonly leaseTtlMs?: number;
+  /** A clock that never jumps, to judge how long the lease is surely held. Default: `performance.now`. */
+  readonly monotonic?: Clock;
   /** How many passes this process may run itself after a submit (0: always queue them). */
   readonly inlinePasses?: number;
   readonly onInlineError?: (gid: string, err: unknown) => void;
@@ -45,6 +48,8 @@ export interface DriverDeps {
 export interface DriverObserver {
   onBranchResult?(gid: string, tx: GlobalTransaction, call: BranchCall, outcome: BranchOutcome, ms: number): void;
   onPass?(gid: string, result: PassResult): void;
+  /** A pass threw; `error` is what {@link PassResult.failure} and the PassFailed event say. */
+  onPassFailed?(gid: string, tx: GlobalTransaction, error: string, cause: unknown): void;
   /** Called after every successful append, with the state before and after. */
   onAppend?(
     gid: string,
@@ -55,21 +60,17 @@ export interface DriverObserver {
   ): void;
 }
 
+/** A transaction's stream as a driver holds it. */
+export type HeldTransaction = StreamAt<GlobalTransaction>;
+
 export interface PassOptions {
   /** The time the pass was scheduled for (see runPass). */
   readonly notBefore?: number;
   /** The state and version the caller already holds (skips a read). */
-  readonly from?: { state: GlobalTransaction; version: number };
+  readonly from?: HeldTransaction;
   /** W3C traceparent to continue (from the job); else the transaction's own. */
   readonly trace?: string;
 }
-
-/**
- * The trace a scheduled pass should join: the active one, else the transaction's own; `''` when
- * there is none, so the pass does not read the log just to find that out.
- */
-const traceFor = (state?: GlobalTransaction): string =>
-  currentTraceparent() ?? (state && state.status !== 'none' ? state.trace : undefined) ?? '';
 
 /** How a pass ended. `lastOutcome` is the last non-success answer seen in the pass, if any. */
 export interface PassResult {
@@ -78,34 +79,48 @@ export interface PassResult {
   readonly lastOutcome: BranchOutcome | null;
   /** True when another driver held the transaction, so this pass did nothing. */
   readonly skipped?: boolean;
+  /** True when the pass lost its lease midway and stopped before its next call, leaving the rest to a new pass. */
+  readonly handedOff?: boolean;
+  /** The error of a pass that threw; it was recorded (PassFailed) and the next pass asked for after a backoff. */
+  readonly failure?: string;
 }
 
-const MAX_CONFLICTS = 100;
+/** Longest error text a PassFailed event keeps. */
+const MAX_ERROR_CHARS = 512;
 
-/** Appends that follow from a decision at once (a failure → aborting, the last success → succeed), merged into one append. */
-const withFollowUps = (
-  state: GlobalTransaction,
-  events: TxEvent[],
-  now: number,
-  policy: Policy,
-): { events: TxEvent[]; state: GlobalTransaction } => {
-  let s = fold(events, state);
-  const all = [...events];
-  for (let i = 0; i < 4; i++) {
-    const p = plan(s, now, policy);
-    if (p.kind !== 'append') break;
-    all.push(...p.events);
-    s = fold(p.events, s);
-  }
-  return { events: all, state: s };
+/** An unexpected throwable, in one line: name, code when it has one (undici's `UND_ERR_…`), message. */
+export const describeThrown = (err: unknown): string => {
+  if (!(err instanceof Error)) return String(err).slice(0, MAX_ERROR_CHARS);
+  const code = (err as { code?: unknown }).code;
+  const text = `${err.name}${typeof code === 'string' ? ` ${code}` : ''}: ${err.message}`;
+  return text.slice(0, MAX_ERROR_CHARS);
 };
+
+/**
+ * Most plan steps (an append, or a wait for one call) one pass takes before it declares itself stuck.
+ * A saga of MAX_BRANCHES steps takes a few thousand; only a planner bug that never settles gets near it.
+ */
+export const MAX_STEPS_PER_PASS = 100_000;
+
+/** Plans that follow from a decision at once (a failure → aborting, the last success → succeed), merged into one append. */
+const MAX_FOLLOW_UPS = 4;
+
+/** The stream before its first append: what a submit of a new gid decides against. */
+const NEW_STREAM: HeldTransaction = { state: fold([]), version: NO_STREAM };
 
 /**
  * Runs the pure core against the ports: decide → append (with the expected revision) → plan → call
  * branches → append each result → … until nothing is due, then asks for the next pass.
  */
 export class Driver {
-  constructor(private readonly deps: DriverDeps) {}
+  private readonly log: EventLog;
+  private readonly transport: BranchTransport;
+  private readonly inline = new Set<Promise<unknown>>();
+
+  constructor(private readonly deps: DriverDeps) {
+    this.log = tracedEventLog(deps.log);
+    this.transport = tracedTransport(deps.transport);
+  }
 
   /**
    * Decides a command against the current stream and appends the outcome, re-reading and
@@ -118,40 +133,16 @@ export class Driver {
   ): Promise<{ state: GlobalTransaction; version: number; appended: number }> {
     // A submit is nearly always of a new gid: decide against the empty stream and let a conflict
     // (the gid exists) send us back to read it, saving a round trip on the hot path.
-    let { state, version } = opts.assumeNew
-      ? { state: fold([]), version: NO_STREAM }
-      : await readState(this.deps.log, gid);
-    for (let attempt = 0; ; attempt++) {
-      const now = this.deps.clock.now();
-      const decided = decide(command(now), state);
-      if (decided.length === 0) return { state, version, appended: 0 };
-      const next = withFollowUps(state, decided, now, this.deps.policy);
-      try {
-        version = await this.append(gid, state, next, version);
-        return { state: next.state, version, appended: next.events.length };
-      } catch (err) {
-        if (!(err instanceof VersionConflict) || attempt >= MAX_CONFLICTS) throw err;
-        ({ state, version } = await readState(this.deps.log, gid));
-      }
-    }
-  }
-
-  /** Appends with the expected revision, timed and traced; observers see each state change. */
-  private async append(
-    gid: string,
-    before: GlobalTransaction,
-    next: { events: TxEvent[]; state: GlobalTransaction },
-    expected: number,
-  ): Promise<number> {
-    const t0 = performance.now();
-    const version = await inSpan('dtm.append', { [Attr.gid]: gid, 'dtm.events': next.events.length }, () =>
-      this.deps.log.append(gid, next.events, expected),
+    const done = await this.appendDecided(
+      gid,
+      (state) => {
+        const now = this.deps.clock.now();
+        return this.withFollowUps(state, decide(command(now), state), now);
+      },
+      opts.assumeNew ? NEW_STREAM : undefined,
     );
-    this.deps.observer?.onAppend?.(gid, before, next.state, next.events, performance.now() - t0);
-    return version;
+    return { state: done.state, version: done.version, appended: done.events.length };
   }
-
-  private readonly inline = new Set<Promise<unknown>>();
 
   /**
    * Gets a pass going at once (after a submit or a reset). With room for inline passes, this
@@ -159,7 +150,7 @@ export class Driver {
    * otherwise (or in the API role) it is queued for the workers, keyed by the stream version so
    * repeats collapse. A process dying mid-pass is covered by the recovery sweep either way.
    */
-  async kick(gid: string, version: number, from?: { state: GlobalTransaction; version: number }): Promise<void> {
+  async startPass(gid: string, version: number, from?: HeldTransaction): Promise<void> {
     const trace = traceFor(from?.state);
     if (this.inline.size < (this.deps.inlinePasses ?? 0)) {
       const pass: Promise<unknown> = this.runPass(gid, { from })
@@ -200,159 +191,200 @@ export class Driver {
     // `''` from a job means "known: no trace"; only a pass that knows nothing looks it up.
     if (opts.trace === undefined && !from) {
       // A pass from the queue without trace context joins the trace of the request that created it.
-      const { state: s } = await readState(this.deps.log, gid);
+      const s = (await this.read(gid)).state;
       trace = s.status !== 'none' ? s.trace : undefined;
     }
-    const parent = trace && !trace.startsWith('00-00000000') ? contextFrom(trace) : context.active();
-    return inSpan(
-      'dtm.pass',
-      { [Attr.gid]: gid },
-      async (span) => {
-        const result = await this.leased(gid, opts.notBefore ?? 0, from);
-        span.setAttribute(Attr.status, result.state.status);
-        if (result.skipped) span.setAttribute('dtm.pass.skipped', true);
-        this.deps.observer?.onPass?.(gid, result);
-        return result;
-      },
-      parent,
-    );
+    return inPassSpan(gid, trace, async () => {
+      const result = await this.runUnderLease(gid, opts.notBefore ?? 0, from);
+      this.deps.observer?.onPass?.(gid, result);
+      return result;
+    });
   }
 
-  private async leased(
-    gid: string,
-    notBefore: number,
-    from?: { state: GlobalTransaction; version: number },
-  ): Promise<PassResult> {
-    const { lease, clock, scheduler, log } = this.deps;
-    if (!lease) return this.drive(gid, notBefore, from);
+  private async runUnderLease(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
+    const { lease, clock, scheduler } = this.deps;
+    if (!lease) return this.runRecordingFailure(gid, notBefore, NO_FENCE, from);
     const ttl = this.deps.leaseTtlMs ?? 10_000;
+    const monotonic = this.deps.monotonic ?? { now: () => performance.now() };
+    const asked = monotonic.now();
     const got = await lease.acquire(gid, ttl);
     if (!('token' in got)) {
       // Another driver is on it. Come back when its lease would lapse, in case it died meanwhile;
       // if it lives, that pass finds nothing due and changes nothing.
       const at = clock.now() + got.heldForMs + 50;
       await scheduler.schedule(gid, at, `held.${Math.ceil(at / 1000)}`, traceFor(from?.state));
-      if (from) return { ...from, lastOutcome: null, skipped: true };
-      return { ...(await readState(log, gid)), lastOutcome: null, skipped: true };
+      const { state, version } = from ?? (await this.read(gid));
+      return { state, version, lastOutcome: null, skipped: true };
     }
-    const renew = setInterval(() => {
-      lease.renew(gid, got.token, ttl).catch(() => undefined);
-    }, ttl / 3);
+    const fence = new LeaseFence(lease, gid, got.token, ttl, monotonic, asked);
     try {
-      return await this.drive(gid, notBefore, from);
+      return await this.runRecordingFailure(gid, notBefore, fence, from);
     } finally {
-      clearInterval(renew);
+      fence.stop();
       await lease.release(gid, got.token).catch(() => undefined);
     }
   }
 
-  private async drive(
+  /**
+   * The steps of a pass; when they throw (a bug, a value the transport cannot send), the error is recorded as a
+   * PassFailed event and the next pass asked for after the same backoff as a branch error (DESIGN invariant 9),
+   * so the transaction neither disappears nor keeps a worker busy. Rethrows only when even that record fails
+   * (the log unreachable): the pass job's own retries and the recovery sweep take over then.
+   */
+  private async runRecordingFailure(
     gid: string,
     notBefore: number,
-    from?: { state: GlobalTransaction; version: number },
+    fence: Fence,
+    from?: HeldTransaction,
   ): Promise<PassResult> {
-    const { log, transport, clock, policy } = this.deps;
-    let version: number;
-    let state: GlobalTransaction;
-    if (from) ({ state, version } = from);
-    else ({ state, version } = await readState(log, gid));
+    try {
+      return await this.runSteps(gid, notBefore, fence, from);
+    } catch (err) {
+      const error = describeThrown(err);
+      const { clock, policy } = this.deps;
+      const recorded = await this.appendDecided(gid, (state) => {
+        const now = clock.now();
+        return this.withFollowUps(
+          state,
+          decide({ type: 'RecordPassFailure', data: { gid, error }, metadata: { now, policy } }, state),
+          now,
+        );
+      }).catch(() => {
+        throw err;
+      });
+      const { state, version } = recorded;
+      this.deps.observer?.onPassFailed?.(gid, state, error, err);
+      if (state.status === 'none' || recorded.events.length === 0) throw err;
+      const retryAt = state.passFailures.retryAt;
+      await this.deps.scheduler.schedule(gid, retryAt, waitKey(version, retryAt), traceFor(state));
+      return { state, version, lastOutcome: null, failure: error };
+    }
+  }
+
+  /**
+   * The steps of a pass: plan, append what is due, start the calls that are due, record each answer before the next
+   * step, until nothing is due and nothing is in flight; then ask for the pass at the planner's wake time.
+   *
+   * One driver at a time (DESIGN invariant 4): before each call it checks that it still holds the lease, and after
+   * a conflict (someone else appended) it asks the lease store. Once the lease is lost, it starts no more calls,
+   * records the answers of those in flight (they are facts), and hands the transaction to a new pass.
+   */
+  private async runSteps(gid: string, notBefore: number, fence: Fence, from?: HeldTransaction): Promise<PassResult> {
+    const { clock, policy } = this.deps;
+    let held = from ?? (await this.read(gid));
     let lastOutcome: BranchOutcome | null = null;
-    const inflight = new Map<string, Promise<{ call: BranchCall; outcome: BranchOutcome; ms: number }>>();
+    let lostLease = false;
+    const calls = new CallsInFlight();
     const now = (): number => Math.max(clock.now(), notBefore);
-
-    const reread = async (): Promise<void> => {
-      ({ state, version } = await readState(log, gid));
+    const afterAppend = async (done: Appended<TxEvent, GlobalTransaction>): Promise<HeldTransaction> => {
+      if (done.conflicts > 0 && !lostLease) lostLease = !(await fence.confirm());
+      return done;
     };
-
-    const appendPlanned = async (planned: TxEvent[]): Promise<void> => {
-      const next = withFollowUps(state, planned, now(), policy);
-      try {
-        version = await this.append(gid, state, next, version);
-        state = next.state;
-      } catch (err) {
-        if (!(err instanceof VersionConflict)) throw err;
-        await reread();
-      }
-    };
-
-    const record = async (call: BranchCall, outcome: BranchOutcome): Promise<void> => {
-      for (let attempt = 0; attempt <= MAX_CONFLICTS; attempt++) {
-        const t = now();
-        const cmd: TxCommand = {
-          type: 'RecordBranchResult',
-          data: { gid, ...call, outcome },
-          metadata: { now: t, policy },
-        };
-        const decided = decide(cmd, state);
-        if (decided.length === 0) return;
-        const next = withFollowUps(state, decided, t, policy);
-        try {
-          version = await this.append(gid, state, next, version);
-          state = next.state;
-          return;
-        } catch (err) {
-          if (!(err instanceof VersionConflict)) throw err;
-          await reread();
-        }
-      }
-      throw new Error(`gave up recording ${call.branchId}/${call.op} of ${gid} after ${MAX_CONFLICTS} conflicts`);
-    };
-
-    const start = (tx: ActiveTransaction, call: BranchCall): void => {
-      const key = `${call.branchId}/${call.op}`;
-      const timeoutS = tx.definition.options.requestTimeout || this.deps.requestTimeoutS;
-      const t0 = performance.now();
-      const attrs = { [Attr.gid]: gid, [Attr.branchId]: call.branchId, [Attr.op]: call.op, 'url.full': call.url };
-      inflight.set(
-        key,
-        inSpan(
-          `dtm.branch ${call.op}`,
-          attrs,
-          async (span) => {
-            // The RM's own spans join this trace through the W3C traceparent header.
-            const traceparent = currentTraceparent();
-            const branchHeaders = tx.definition.options.branchHeaders;
-            const outcome = await transport.call({
-              ...call,
-              gid,
-              transType: tx.definition.transType,
-              headers: traceparent ? { ...branchHeaders, traceparent } : branchHeaders,
-              timeoutMs: timeoutS * 1000,
-            });
-            span.setAttribute(Attr.outcome, outcome.kind);
-            if (outcome.kind === 'error') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.detail });
-            return { call, outcome, ms: performance.now() - t0 };
-          },
-          undefined,
-          SpanKind.CLIENT,
-        ),
-      );
-    };
-
-    for (let step = 0; step < 100_000; step++) {
-      const p = plan(state, now(), policy);
-      if (p.kind === 'append') {
-        await appendPlanned(p.events);
+    for (let step = 0; step < MAX_STEPS_PER_PASS; step++) {
+      const p = plan(held.state, now(), policy);
+      if (p.kind === 'append' && !lostLease) {
+        // Re-planned against the stream on a conflict: someone else may have appended the same.
+        held = await afterAppend(await this.appendDecided(gid, (state) => this.appendDue(state, now()), held));
         continue;
       }
-      if (p.kind === 'call' && state.status !== 'none') {
-        // No compensation starts while a forward call may still be running.
-        const mayStart = state.status !== 'aborting' || inflight.size === 0;
-        if (mayStart) for (const c of p.calls) if (!inflight.has(`${c.branchId}/${c.op}`)) start(state, c);
+      const tx = held.state;
+      // No compensation starts while a forward call may still be running.
+      if (p.kind === 'call' && tx.status !== 'none' && (tx.status !== 'aborting' || calls.size === 0)) {
+        const due = p.calls.filter((c) => !calls.has(c));
+        if (due.length && !lostLease) lostLease = !(await fence.holds());
+        if (!lostLease) for (const call of due) calls.start(call, (c) => this.call(gid, tx, c));
       }
-      if (inflight.size === 0) {
+      if (calls.size === 0 && lostLease) {
+        // Someone else drives it now; should nobody, this pass comes (and finds it held while the other lives).
+        await this.deps.scheduler.schedule(gid, clock.now(), immediateKey(held.version), traceFor(tx));
+        return { state: held.state, version: held.version, lastOutcome, handedOff: true };
+      }
+      if (calls.size === 0) {
         if (p.kind === 'wait') {
           const at = Math.max(p.until, clock.now() + 10);
-          await this.deps.scheduler.schedule(gid, at, waitKey(version, p.until), traceFor(state));
+          await this.deps.scheduler.schedule(gid, at, waitKey(held.version, p.until), traceFor(tx));
         }
-        return { state, version, lastOutcome };
+        return { state: held.state, version: held.version, lastOutcome };
       }
-      const done = await Promise.race(inflight.values());
-      inflight.delete(`${done.call.branchId}/${done.call.op}`);
+      const done = await calls.next();
       if (done.outcome.kind !== 'success') lastOutcome = done.outcome;
-      this.deps.observer?.onBranchResult?.(gid, state, done.call, done.outcome, done.ms);
-      await record(done.call, done.outcome);
+      this.deps.observer?.onBranchResult?.(gid, held.state, done.call, done.outcome, done.ms);
+      // Record before you move on (DESIGN invariant 3).
+      held = await afterAppend(
+        await this.appendDecided(
+          gid,
+          (state) => {
+            const t = now();
+            const cmd: TxCommand = {
+              type: 'RecordBranchResult',
+              data: { gid, ...done.call, outcome: done.outcome },
+              metadata: { now: t, policy },
+            };
+            return this.withFollowUps(state, decide(cmd, state), t);
+          },
+          held,
+        ),
+      );
     }
-    throw new Error(`pass over ${gid} did not settle`);
+    throw new Error(`pass over ${gid} did not settle in ${MAX_STEPS_PER_PASS} steps`);
+  }
+
+  /** One branch call of `tx`, with the transaction's headers and timeout. */
+  private call(gid: string, tx: ActiveTransaction, call: BranchCall): Promise<BranchOutcome> {
+    const timeoutS = tx.definition.options.requestTimeout || this.deps.requestTimeoutS;
+    return this.transport.call({
+      ...call,
+      gid,
+      transType: tx.definition.transType,
+      headers: tx.definition.options.branchHeaders,
+      timeoutMs: timeoutS * 1000,
+    });
+  }
+
+  /** What the planner wants appended now, if anything (with its follow-ups). */
+  private appendDue(state: GlobalTransaction, now: number): Decision<TxEvent, GlobalTransaction> | null {
+    const p = plan(state, now, this.deps.policy);
+    return p.kind === 'append' ? this.withFollowUps(state, p.events, now) : null;
+  }
+
+  /** `events`, plus what the planner appends at once after them (a failure → aborting, the last success → succeed). */
+  private withFollowUps(
+    state: GlobalTransaction,
+    events: readonly TxEvent[],
+    now: number,
+  ): Decision<TxEvent, GlobalTransaction> | null {
+    if (events.length === 0) return null;
+    let s = fold(events, state);
+    const all = [...events];
+    for (let i = 0; i < MAX_FOLLOW_UPS; i++) {
+      const p = plan(s, now, this.deps.policy);
+      if (p.kind !== 'append') break;
+      all.push(...p.events);
+      s = fold(p.events, s);
+    }
+    return { events: all, state: s };
+  }
+
+  /** The transaction as it stands (from the log's snapshots where it keeps them). */
+  private read(gid: string): Promise<HeldTransaction> {
+    return readState(this.deps.log, gid);
+  }
+
+  /** {@link appendDecided} on the transaction's stream, timed, with observers told of each state change. */
+  private appendDecided(
+    gid: string,
+    decideFn: (state: GlobalTransaction) => Decision<TxEvent, GlobalTransaction> | null,
+    from?: HeldTransaction,
+  ): Promise<Appended<TxEvent, GlobalTransaction>> {
+    return appendDecided(this.log, gid, fold, decideFn, {
+      from,
+      read: () => this.read(gid),
+      append: async (events, expected, before, after) => {
+        const t0 = performance.now();
+        const version = await this.log.append(gid, events, expected);
+        this.deps.observer?.onAppend?.(gid, before, after, events, performance.now() - t0);
+        return version;
+      },
+    });
   }
 }

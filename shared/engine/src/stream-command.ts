@@ -1,4 +1,5 @@
-import { NO_STREAM, VersionConflict, type StreamLog } from '@dtm-ts/ports';
+import type { StreamLog } from '@dtm-ts/ports';
+import { appendDecided } from './append-decided';
 
 /**
  * Decides a command against one stream and appends the result with the expected revision,
@@ -7,20 +8,13 @@ import { NO_STREAM, VersionConflict, type StreamLog } from '@dtm-ts/ports';
 export const executeOnStream = async <E, S, C>(
   log: StreamLog<E>,
   id: string,
-  fold: (events: readonly E[]) => S,
+  fold: (events: readonly E[], from?: S) => S,
   decide: (command: C, state: S) => E[],
   command: C,
-): Promise<{ state: S; events: E[]; version: number }> => {
-  for (let attempt = 0; ; attempt++) {
-    const { events, version } = await log.read(id);
-    const state = fold(events);
-    const decided = decide(command, state);
-    if (decided.length === 0) return { state, events: [], version };
-    try {
-      const v = await log.append(id, decided, version === NO_STREAM ? NO_STREAM : version);
-      return { state: fold([...events, ...decided]), events: decided, version: v };
-    } catch (err) {
-      if (!(err instanceof VersionConflict) || attempt >= 100) throw err;
-    }
-  }
+): Promise<{ state: S; events: readonly E[]; version: number }> => {
+  const done = await appendDecided(log, id, fold, (state) => {
+    const events = decide(command, state);
+    return { events, state: fold(events, state) };
+  });
+  return { state: done.state, events: done.events, version: done.version };
 };

@@ -156,6 +156,15 @@ const describe = (
       };
     case 'RetryScheduleReset':
       return { at: e.data.at, type: e.type, text: 'retry schedule reset: every pending retry is due now' };
+    case 'PassFailed':
+      return {
+        at: e.data.at,
+        type: e.type,
+        outcome: 'error',
+        reason: e.data.error,
+        retryAt: e.data.retryAt,
+        text: `pass failed: ${e.data.error}; next pass at ${e.data.retryAt}`,
+      };
     default: {
       // An event type this build does not know (a newer writer): keep it in the history rather than hide it.
       const unknown = e as { type: string; data?: { at?: unknown } };

@@ -42,6 +42,9 @@ export const transactionRecord = (
     retry_interval: d.options.retryInterval,
     retry_limit: d.options.retryLimit,
     retry_count: tx.retryCount,
+    // Not DTM's: passes that threw in a row and the last error (DESIGN invariant 9); gone once it moves again.
+    pass_failures: tx.passFailures.count,
+    pass_error: tx.passFailures.error,
     branch_headers: d.options.branchHeaders,
     wait_result: d.options.waitResult,
     concurrent: d.ordering.concurrent,

@@ -81,6 +81,22 @@ export interface EventFeed {
   readPage(from: FeedCheckpoint, limit: number): Promise<FeedEntry[]>;
 }
 
+/** A live consumer of the feed, at least once: the projector runs on one, whichever log is configured. */
+export interface FeedSubscription {
+  /** Starts delivering appends to `handler`, in feed order, until `stop`. A rejected batch comes again. */
+  start(handler: (entries: FeedEntry[]) => Promise<void>): Promise<void>;
+  /** Ends delivery; resolves once a running handler finished and its progress was saved. */
+  stop(): Promise<void>;
+}
+
+/** Where a subscriber keeps how far it got, so that it resumes there after a restart. */
+export interface CheckpointStore {
+  /** The last checkpoint saved; null when none was. */
+  load(): Promise<FeedCheckpoint | null>;
+  /** Records that everything up to `checkpoint` was handled. */
+  save(checkpoint: FeedCheckpoint): Promise<void>;
+}
+
 /** The `/all` and recovery view of a transaction, derived from its events. */
 export interface TransactionSummary {
   readonly gid: Gid;
@@ -112,17 +128,47 @@ export interface ReadModel {
   list(q: ListQuery): Promise<{ items: TransactionSummary[]; next: string }>;
   /** Unfinished transactions that should have been driven before `before` (epoch ms). */
   overdue(before: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]>;
+  /**
+   * The recovery sweep re-queued these overdue transactions: look at them again at `until` (epoch ms), unless a
+   * newer projection moves their wake time first. Keeps a set of ever-overdue transactions from hiding the rest.
+   */
+  postpone(overdue: readonly { gid: Gid; wakeAt: number }[], until: number): Promise<void>;
+  /** How many transactions are unfinished. */
+  unfinishedCount(): Promise<number>;
   /** Unfinished transactions that will not be driven before `after` (epoch ms): long back-offs. */
   scheduledAfter(after: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]>;
+  /**
+   * Drops what is left of transactions that retention removed, among those created before `createdBefore`
+   * (epoch ms). Returns how many it dropped.
+   */
+  compact(createdBefore: number): Promise<number>;
 }
 
-/** Work for the workers: one job drives one transaction for one pass. */
+/** A pass job: the queue's request for one pass over one transaction. */
+export interface PassJobData {
+  readonly gid: Gid;
+  /** When the pass was asked for (epoch ms): what was due then is due when it runs (see `Driver.runPass`). */
+  readonly at: number;
+  /** W3C traceparent of whoever asked for the pass; `''` when known to have none. */
+  readonly trace?: string;
+}
+
+/** Asks for passes: work for the workers, one pass job per pass. */
 export interface PassScheduler {
   /**
    * Asks for a pass over `gid` at `at` (epoch ms; now or earlier: at once). `key` makes the request
    * idempotent: a second request with the same gid and key while the first is pending is dropped.
    */
   schedule(gid: Gid, at: number, key: string, trace?: string): Promise<void>;
+}
+
+/** Hands pass jobs to a worker. */
+export interface PassJobSource {
+  /**
+   * Runs `handler` on every pass job as it falls due, several at once, until `close`. A job whose handler
+   * rejects is tried again later; the job of a worker that died is handed to another after its lock lapses.
+   */
+  consume(handler: (job: PassJobData) => Promise<void>): { close(): Promise<void> };
 }
 
 /**
@@ -151,6 +197,31 @@ export interface BranchTransport {
 
 export interface Clock {
   now(): number;
+}
+
+/** One message for a {@link MessageBus}, as a committed msg step becomes it. */
+export interface BusMessage {
+  readonly topic: string;
+  /** Messages with the same key stay in order (Kafka: one partition). The TM uses the gid. */
+  readonly key: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Exactly the bytes to deliver. */
+  readonly value: Uint8Array;
+}
+
+/**
+ * Where committed two-phase messages go when a step names a topic instead of an HTTP consumer: a durable log of
+ * messages that consumers read on their own (Kafka).
+ */
+export interface MessageBus {
+  /**
+   * Resolves once the bus acknowledged `message` durably (Kafka: every in-sync replica, acks = all).
+   * Rejects on any failure, or when no acknowledgement came within `timeoutMs`. A message whose
+   * publish rejected may still have been stored: delivery through a bus is at-least-once.
+   */
+  publish(message: BusMessage, opts: { readonly timeoutMs: number }): Promise<void>;
+  /** Stops taking messages, sends what is queued, waits for the answers, then disconnects. */
+  close(): Promise<void>;
 }
 
 export const systemClock: Clock = { now: () => Date.now() };

@@ -159,4 +159,5 @@ export const composeObservers = (...observers: DriverObserver[]): DriverObserver
   onBranchResult: (...args) => observers.forEach((o) => o.onBranchResult?.(...args)),
   onPass: (...args) => observers.forEach((o) => o.onPass?.(...args)),
   onAppend: (...args) => observers.forEach((o) => o.onAppend?.(...args)),
+  onPassFailed: (...args) => observers.forEach((o) => o.onPassFailed?.(...args)),
 });

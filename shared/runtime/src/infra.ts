@@ -1,25 +1,41 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Queue } from 'bullmq';
 import { EventStoreDBClient } from '@eventstore/db-client';
 import { Redis, type RedisOptions } from 'ioredis';
 import { join } from 'node:path';
 import {
+  BullPassJobSource,
   BullPassScheduler,
   FileArchive,
   RedisArchiver,
   EsdbEventLog,
+  EsdbFeedSubscriber,
   esdbTopicLog,
   type ClosableBranchTransport,
   type OutboundPolicy,
   RedisEventLog,
+  RedisFeedSubscriber,
   RedisPassLease,
   RedisReadModel,
+  redisCheckpointStore,
   redisTopicLog,
   startManagedRedis,
 } from '@dtm-ts/adapters';
 import type { Config } from '@dtm-ts/config';
 import type { Policy } from '@dtm-ts/domain';
 import { Driver } from '@dtm-ts/engine';
-import { systemClock, type Clock, type EventFeed, type EventLog, type TopicLog } from '@dtm-ts/ports';
+import {
+  systemClock,
+  type Clock,
+  type EventFeed,
+  type EventLog,
+  type FeedSubscription,
+  type PassJobSource,
+  type PassScheduler,
+  type ReadModel,
+  type TopicLog,
+} from '@dtm-ts/ports';
 import { initMetrics, initTracing, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
 import { driverObserver } from './observer';
 import { alertObserver, composeObservers } from './alerts';
@@ -29,22 +45,26 @@ import { createBranchTransport, createOutboundPolicy } from './branch-transport'
 export interface Infra {
   readonly config: Config;
   readonly logger: Logger;
-  readonly redisOptions: RedisOptions;
+  /** The shared Redis connection (read model, leases; tools that need Redis itself, like the rebuild's scratch copy). */
   readonly redis: Redis;
   readonly log: EventLog & EventFeed;
-  /** The EventStoreDB client holding the log when EVENT_STORE=esdb (the projector subscribes through it). */
-  readonly esdb: EventStoreDBClient | undefined;
   readonly topics: TopicLog;
   readonly policy: Policy;
-  readonly readModel: RedisReadModel;
-  readonly queue: Queue;
-  readonly scheduler: BullPassScheduler;
+  readonly readModel: ReadModel;
+  /** Asks for passes (adds pass jobs). */
+  readonly scheduler: PassScheduler;
+  /** Where a worker takes its pass jobs from. */
+  readonly passJobs: PassJobSource;
+  /**
+   * A new live subscription to the feed, for one purpose (`read-model`): a consumer group of the Redis feed, or
+   * on EventStoreDB a catch-up subscription to `$all` with its checkpoint in Redis, shared by every worker.
+   */
+  subscribeFeed(purpose: string, onError: (err: unknown) => void): FeedSubscription;
   readonly transport: ClosableBranchTransport;
   /** Which hosts and topics branch calls may reach; the API checks submitted URLs against it. */
   readonly outbound: OutboundPolicy;
   readonly driver: Driver;
   readonly clock: Clock;
-  readonly queueName: string;
   readonly metrics: DtmMetrics;
   /** Redis log with a retention: moves finished streams to the archive (the worker runs it). */
   readonly archiver: RedisArchiver | undefined;
@@ -72,7 +92,7 @@ const optionsFromUrl = (url: string): RedisOptions => {
 export const createInfra = async (
   config: Config,
   logger: Logger,
-  opts: { manageRedis?: boolean; clock?: Clock } = {},
+  opts: { manageRedis?: boolean; clock?: Clock; transport?: ClosableBranchTransport } = {},
 ): Promise<Infra> => {
   let stopManaged: (() => Promise<void>) | undefined;
   let base: RedisOptions;
@@ -107,10 +127,32 @@ export const createInfra = async (
   const queueName = `${config.prefix}-passes`;
   const queue = new Queue(queueName, { connection: redisOptions });
   queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
-  const scheduler = new BullPassScheduler(queue);
+  const scheduler = new BullPassScheduler(queue, {
+    clock,
+    retries: { attempts: config.passJobAttempts, backoffMs: config.passJobBackoffMs },
+  });
+  const passJobs = new BullPassJobSource({
+    queueName,
+    connection: redisOptions,
+    concurrency: config.workerConcurrency,
+    lockMs: config.jobLockMs,
+    onError: (err, job) =>
+      job
+        ? logger.warn({ gid: job.gid, err: err.message }, 'pass job threw; it runs again after a backoff')
+        : logger.warn({ err: err.message }, 'pass job queue error'),
+  });
+  const consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const subscribeFeed = (purpose: string, onError: (err: unknown) => void): FeedSubscription =>
+    esdb
+      ? new EsdbFeedSubscriber(esdb, {
+          prefix: config.prefix,
+          checkpoints: redisCheckpointStore(redis, `${config.prefix}:esdb-checkpoint:${purpose}`),
+          onError,
+        })
+      : new RedisFeedSubscriber(redis, { ...shape, group: purpose, consumer, onError });
   // HTTP, plus Kafka for `kafka://` msg steps when KAFKA_BROKERS is set.
   const outbound = createOutboundPolicy(config);
-  const transport = createBranchTransport(config, logger, outbound);
+  const transport = opts.transport ?? createBranchTransport(config, logger, outbound);
   const policy: Policy = {
     retryIntervalS: config.retryIntervalS,
     timeoutToFailS: config.timeoutToFailS,
@@ -165,20 +207,18 @@ export const createInfra = async (
   return {
     config,
     logger,
-    redisOptions,
     redis,
     log,
-    esdb,
     topics: esdbLog ? esdbTopicLog(esdbLog) : redisTopicLog(redisLog),
     policy,
     readModel,
-    queue,
     scheduler,
+    passJobs,
+    subscribeFeed,
     transport,
     outbound,
     driver,
     clock,
-    queueName,
     metrics,
     archiver,
     async close() {

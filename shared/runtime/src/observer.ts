@@ -26,6 +26,10 @@ export const driverObserver = (metrics: DtmMetrics, logger: Logger, now: () => n
   onBranchResult(_gid, tx, call, outcome) {
     metrics.branchProcess.add(1, { model: model(tx), branchtype: opLabel(call.op), status: outcome.kind });
   },
+  onPassFailed(gid, tx, error) {
+    metrics.passFailures.add(1, { model: model(tx) });
+    logger.error({ gid, err: error }, 'pass failed; recorded as PassFailed, the next pass comes after a backoff');
+  },
   onPass(_gid, result) {
     metrics.transactionProcess.add(1, { model: model(result.state), status: result.state.status });
   },
@@ -34,8 +38,11 @@ export const driverObserver = (metrics: DtmMetrics, logger: Logger, now: () => n
     for (const e of events) {
       if (e.type === 'BranchRetryScheduled')
         metrics.branchRetries.add(1, { model: model(after), op: opLabel(e.data.op), outcome: e.data.outcome });
-      if (e.type === 'CheckBackRetryScheduled')
-        metrics.branchRetries.add(1, { model: 'msg', op: 'msg', outcome: e.data.outcome });
+      // The msg check-back (op msg) or a workflow's resume callback (its op is the client's name: not a label).
+      if (e.type === 'CheckBackRetryScheduled') {
+        const m = model(after);
+        metrics.branchRetries.add(1, { model: m, op: m === 'workflow' ? 'callback' : 'msg', outcome: e.data.outcome });
+      }
     }
     if (after.status === 'none' || before.status === after.status) return;
     logger.info(

@@ -15,6 +15,8 @@ export interface DtmMetrics {
   readonly branchProcess: Counter;
   readonly branchRetries: Counter;
   readonly appendDuration: Histogram;
+  /** Passes that threw and were recorded as PassFailed, by model. */
+  readonly passFailures: Counter;
   readonly meter: Meter;
   /** Serves Prometheus text (GET /api/metrics). */
   handle(req: IncomingMessage, res: ServerResponse): void;
@@ -62,6 +64,9 @@ export const initMetrics = (): DtmMetrics => {
     appendDuration: meter.createHistogram('dtm_event_append_duration', {
       description: 'Event-log append latency',
       ...ms,
+    }),
+    passFailures: meter.createCounter('dtm_pass_failures_total', {
+      description: 'Passes that threw (recorded as PassFailed and retried after a backoff), by model',
     }),
     handle: (req, res) => exporter.getMetricsRequestHandler(req, res),
     gauge: (name, description, read) => {

@@ -191,7 +191,7 @@ export class DtmService {
     const waitResult =
       definition.options.waitResult || (done.state.status !== 'none' && done.state.definition.options.waitResult);
     if (!waitResult) {
-      await this.deps.driver.kick(definition.gid, done.version, done);
+      await this.deps.driver.startPass(definition.gid, done.version, done);
       return SUCCESS;
     }
     // wait_result: one pass inline, then answer as DTM does (§4.0). If another driver holds the
@@ -215,7 +215,7 @@ export class DtmService {
       data: { gid, transType, reason },
       metadata: { now },
     }));
-    if (done.appended > 0) await this.deps.driver.kick(gid, done.version, done);
+    if (done.appended > 0) await this.deps.driver.startPass(gid, done.version, done);
     return SUCCESS;
   }
 
@@ -294,7 +294,7 @@ export class DtmService {
       data: { gid },
       metadata: { now },
     }));
-    if (done.appended > 0) await this.deps.driver.kick(gid, done.version, done);
+    if (done.appended > 0) await this.deps.driver.startPass(gid, done.version, done);
     return SUCCESS;
   }
 
@@ -308,7 +308,7 @@ export class DtmService {
         data: { gid: d.gid },
         metadata: { now },
       }));
-      if (done.appended > 0) await this.deps.driver.kick(d.gid, done.version, done);
+      if (done.appended > 0) await this.deps.driver.startPass(d.gid, done.version, done);
       count++;
     }
     return { has_remaining: count === limit, succeed_count: count };

@@ -1,25 +1,28 @@
 import type { Queue } from 'bullmq';
 import type { Gid } from '@dtm-ts/domain';
-import type { PassScheduler } from '@dtm-ts/ports';
+import { systemClock, type Clock, type PassJobData, type PassScheduler } from '@dtm-ts/ports';
 
-/** Payload of a `drive` job: which transaction to drive, and when the pass was asked for (epoch ms). */
-export interface PassJobData {
-  readonly gid: Gid;
-  readonly at: number;
-  /** W3C traceparent of whoever asked for the pass. */
-  readonly trace?: string;
+/** BullMQ name of a pass job. */
+export const PASS_JOB_NAME = 'pass';
+
+/** How BullMQ retries a pass job whose run threw (say Redis restarting), before the recovery sweep takes over. */
+export interface PassJobRetries {
+  /** Runs of one pass job, the first included. */
+  readonly attempts: number;
+  /** Delay before the second run; it doubles for each one after. */
+  readonly backoffMs: number;
 }
 
-/** Name of the job that drives one pass over one transaction. */
-export const PASS_JOB_NAME = 'drive';
+/** In a `u` regular expression, `\p{Cs}` matches only surrogates that are not half of a pair. */
+const LONE_SURROGATE = /\p{Cs}/gu;
 
 /**
  * The BullMQ job id of a pass: `<gid>.<key>`, percent-encoded. BullMQ rejects ':' in custom ids
  * (it separates key segments), and '.' in the gid is escaped too so that no gid/key pair can
- * produce another pair's id (`a.b`+`c` vs `a`+`b.c`).
+ * produce another pair's id (`a.b`+`c` vs `a`+`b.c`). A lone surrogate (which cannot be encoded) counts as U+FFFD.
  */
 export const passJobId = (gid: Gid, key: string): string =>
-  `${encodeURIComponent(gid).replaceAll('.', '%2E')}.${key.replaceAll('%', '%25').replaceAll(':', '%3A')}`;
+  `${encodeURIComponent(gid.replace(LONE_SURROGATE, '\uFFFD')).replaceAll('.', '%2E')}.${key.replaceAll('%', '%25').replaceAll(':', '%3A')}`;
 
 /**
  * {@link PassScheduler} over a BullMQ queue: one delayed job per requested pass, deduplicated by
@@ -35,17 +38,20 @@ export const passJobId = (gid: Gid, key: string): string =>
  * recovery sweep; callers vary `key` between passes (by event-log version).
  */
 export class BullPassScheduler implements PassScheduler {
-  constructor(private readonly queue: Queue) {}
+  constructor(
+    private readonly queue: Queue,
+    private readonly opts: { readonly retries?: PassJobRetries; readonly clock?: Clock } = {},
+  ) {}
 
   /** Adds the pass; resolves once Redis holds it (or already held it). */
   async schedule(gid: Gid, at: number, key: string, trace?: string): Promise<void> {
     const data: PassJobData = trace !== undefined ? { gid, at, trace } : { gid, at };
     await this.queue.add(PASS_JOB_NAME, data, {
       jobId: passJobId(gid, key),
-      delay: Math.max(0, at - Date.now()),
+      delay: Math.max(0, at - (this.opts.clock ?? systemClock).now()),
       // A pass that throws (Redis restarting, say) is tried again; a pass is safe to repeat.
-      attempts: 5,
-      backoff: { type: 'exponential', delay: 1000 },
+      attempts: this.opts.retries?.attempts ?? 5,
+      backoff: { type: 'exponential', delay: this.opts.retries?.backoffMs ?? 1000 },
       removeOnComplete: true,
       // Removed when it finally fails, so that the recovery sweep can ask for the same key again.
       removeOnFail: true,

@@ -137,11 +137,6 @@ export class EsdbEntryAssembler {
     return out;
   }
 
-  /** True while an append is half read. */
-  get pending(): boolean {
-    return this.open !== null;
-  }
-
   private close(open: NonNullable<EsdbEntryAssembler['open']>): FeedEntry {
     this.open = null;
     return {

@@ -6,7 +6,7 @@ import {
   type EventStoreDBClient,
   type Position,
 } from '@eventstore/db-client';
-import type { FeedCheckpoint, FeedEntry } from '@dtm-ts/ports';
+import type { CheckpointStore, FeedEntry, FeedSubscription } from '@dtm-ts/ports';
 import {
   EsdbEntryAssembler,
   EsdbStreams,
@@ -15,14 +15,6 @@ import {
   type EsdbLogOptions,
 } from './event-log';
 import { WakeableSleep } from '../wakeable-sleep';
-
-/** Where a subscriber keeps how far it got, so that it resumes there after a restart. */
-export interface CheckpointStore {
-  /** The last checkpoint saved; null when none was. */
-  load(): Promise<FeedCheckpoint | null>;
-  /** Records that everything up to `checkpoint` was handled. */
-  save(checkpoint: FeedCheckpoint): Promise<void>;
-}
 
 /**
  * A checkpoint in one Redis key. Subscribers of one purpose (say every worker's projector) may share it: each
@@ -35,14 +27,6 @@ export const redisCheckpointStore = (redis: Redis, key: string): CheckpointStore
     await redis.set(key, checkpoint);
   },
 });
-
-/** A consumer of the feed: the projector runs on one, whichever log is configured. */
-export interface FeedSubscription {
-  /** Starts delivering appends to `handler`, in feed order, until `stop`. */
-  start(handler: (entries: FeedEntry[]) => Promise<void>): Promise<void>;
-  /** Ends delivery; resolves once a running handler finished and its checkpoint was saved. */
-  stop(): Promise<void>;
-}
 
 export interface EsdbFeedSubscriberOptions extends EsdbLogOptions {
   readonly checkpoints: CheckpointStore;

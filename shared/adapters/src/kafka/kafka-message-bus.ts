@@ -7,7 +7,7 @@ import {
   type Producer,
   type SASLOptions,
 } from 'kafkajs';
-import type { BusMessage, MessageBus } from '../message-bus/message-bus';
+import type { BusMessage, MessageBus } from '@dtm-ts/ports';
 
 /** Options of {@link KafkaMessageBus}. */
 export interface KafkaMessageBusOptions {

@@ -1,6 +1,5 @@
 import { kafkaTopicOf, KAFKA_SCHEME, KAFKA_TOPIC_NAME, type BranchOutcome } from '@dtm-ts/domain';
-import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
-import type { BusMessage, MessageBus } from './message-bus';
+import type { BranchRequest, BranchTransport, BusMessage, MessageBus } from '@dtm-ts/ports';
 import { describeError } from '../describe-error';
 
 /** The scheme and Kafka's topic naming rule live in the domain (one place for the API and this transport). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BranchOutcome } from '@dtm-ts/domain';
 import type { BranchRequest } from '@dtm-ts/ports';
-import type { BusMessage, MessageBus } from './message-bus';
+import type { BusMessage, MessageBus } from '@dtm-ts/ports';
 import { RoutingBranchTransport, type ClosableBranchTransport } from './routing-branch-transport';
 
 const request = (over: Partial<BranchRequest> = {}): BranchRequest => ({

@@ -16,12 +16,7 @@ export interface ManagedRedisOptions {
 
 /** A Redis reachable over a unix socket, started by us or found already running. */
 export interface ManagedRedis {
-  /**
-   * Always undefined: the server listens on no TCP port and ioredis has no URL form for a
-   * socket. Connect with `new Redis({ path })`.
-   */
-  readonly url?: string;
-  /** Unix socket of the server. */
+  /** Unix socket of the server (it listens on no TCP port): connect with `new Redis({ path })`. */
   readonly path: string;
   /** True when this call started the server; a reused server is left running by `stop`. */
   readonly spawned: boolean;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Gid } from '@dtm-ts/domain';
 import type { ListQuery, ReadModel, TransactionSummary } from '@dtm-ts/ports';
@@ -17,6 +18,13 @@ export interface RedisReadModelOptions extends RedisKeyOptions {
    */
   readonly archive?: boolean;
 }
+
+const POSTPONE = {
+  name: 'dtmPostpone1',
+  lua: readFileSync(new URL('./lua/postpone-1.lua', import.meta.url), 'utf8'),
+} as const;
+type WithPostpone = Redis &
+  Record<typeof POSTPONE.name, (key: string, gid: Gid, was: number, at: number) => Promise<number>>;
 
 /** Members of an index look like `000001700000000000|gid`: the gid starts after the fixed-width time and the bar. */
 const gidOfMember = (member: string): Gid => member.slice(padCreateTime(0).length + 1);
@@ -51,6 +59,7 @@ export class RedisReadModel implements ReadModel {
   ) {
     this.keys = new RedisKeys(options);
     this.scripts = redisScripts(redis);
+    if (!(POSTPONE.name in redis)) redis.defineCommand(POSTPONE.name, { numberOfKeys: 1, lua: POSTPONE.lua });
     this.scanLimit = Math.max(1, options.scanLimit ?? 10_000);
     this.archive = options.archive ?? false;
   }
@@ -182,6 +191,14 @@ export class RedisReadModel implements ReadModel {
    */
   async overdue(before: number, limit: number): Promise<{ gid: Gid; version: number; wakeAt: number }[]> {
     return this.wakeRange('-inf', String(before), limit);
+  }
+
+  /** Moves each overdue entry's wake time to `until`, unless a newer projection changed it since it was read. */
+  async postpone(overdue: readonly { gid: Gid; wakeAt: number }[], until: number): Promise<void> {
+    const redis = this.redis as WithPostpone;
+    await Promise.all(
+      overdue.map((o) => redis[POSTPONE.name](this.keys.wakeKey(this.keys.partitionOf(o.gid)), o.gid, o.wakeAt, until)),
+    );
   }
 
   /** How many transactions are unfinished (the wake sets hold exactly those). */

@@ -53,5 +53,10 @@ export type TxCommand =
       };
       readonly metadata: At & { readonly policy: Policy };
     }
+  | {
+      readonly type: 'RecordPassFailure';
+      readonly data: { readonly gid: Gid; readonly error: string };
+      readonly metadata: At & { readonly policy: Policy };
+    }
   | { readonly type: 'ForceStop'; readonly data: { readonly gid: Gid }; readonly metadata: At }
   | { readonly type: 'ResetNextCronTime'; readonly data: { readonly gid: Gid }; readonly metadata: At };

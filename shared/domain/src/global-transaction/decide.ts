@@ -173,6 +173,13 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
     }
     case 'RecordBranchResult':
       return recordResult(requireActive(state, cmd.data.gid), cmd);
+    case 'RecordPassFailure': {
+      const tx = requireActive(state, cmd.data.gid);
+      if (FINAL_STATUSES.has(tx.status)) return [];
+      const { now, policy } = cmd.metadata;
+      const retryAt = iso(now + retryDelayMs(tx, tx.passFailures.count, 'error', policy));
+      return [{ type: 'PassFailed', data: { error: cmd.data.error, at: iso(now), retryAt } }];
+    }
     case 'ForceStop': {
       const tx = requireActive(state, cmd.data.gid);
       if (FINAL_STATUSES.has(tx.status))

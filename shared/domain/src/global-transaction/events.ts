@@ -62,4 +62,9 @@ export type TxEvent =
         readonly result?: string;
       };
     }
-  | { readonly type: 'RetryScheduleReset'; readonly data: { readonly at: string } };
+  | { readonly type: 'RetryScheduleReset'; readonly data: { readonly at: string } }
+  /** A pass threw (a bug, a value the transport cannot send): the error, and when the next pass may run. */
+  | {
+      readonly type: 'PassFailed';
+      readonly data: { readonly error: string; readonly at: string; readonly retryAt: string };
+    };

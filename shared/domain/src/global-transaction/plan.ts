@@ -14,6 +14,8 @@ export type { BranchCall, Plan } from './plan-kit';
  */
 export const plan = (state: GlobalTransaction, now: number, policy: Policy): Plan => {
   if (state.status === 'none' || state.status === 'succeed' || state.status === 'failed') return { kind: 'done' };
+  // The last pass threw: nothing until its backoff has passed (DESIGN invariant 9).
+  if (state.passFailures.retryAt > now) return { kind: 'wait', until: state.passFailures.retryAt };
   switch (state.definition.transType) {
     case 'saga':
       return planSaga(state, now);

@@ -43,6 +43,11 @@ export interface ActiveTransaction {
   readonly forced: boolean;
   /** Msg check-back retries: consecutive errors and when to ask again (0: when the timeout passes). */
   readonly checkBack: { readonly attempts: number; readonly errors: number; readonly notBefore: number };
+  /**
+   * Passes that threw since the transaction last moved (DESIGN invariant 9): how many in a row (drives the
+   * backoff), the last error, and no pass before `retryAt` (0: none pending).
+   */
+  readonly passFailures: { readonly count: number; readonly error: string; readonly retryAt: number };
   /** traceparent of the request that created it. */
   readonly trace?: string;
   /** Workflow: the result (base64) its client submitted with the final status. */
@@ -53,7 +58,19 @@ export type GlobalTransaction = { readonly status: 'none' } | ActiveTransaction;
 
 export const initialState: GlobalTransaction = { status: 'none' };
 
+const NO_PASS_FAILURES: ActiveTransaction['passFailures'] = { count: 0, error: '', retryAt: 0 };
+
 const ms = (iso: string): number => Date.parse(iso);
+
+/** Events that show a transaction moving: after one, earlier pass failures no longer count. */
+const MOVES: ReadonlySet<TxEvent['type']> = new Set<TxEvent['type']>([
+  'TransactionSubmitted',
+  'BranchSucceeded',
+  'BranchFailed',
+  'TransactionAborting',
+  'TransactionSucceeded',
+  'TransactionFailed',
+]);
 
 /** Index of a saga step from its branch id (`01` → 0). */
 export const stepIndex = (branchId: string): number => Number.parseInt(branchId, 10) - 1;
@@ -138,11 +155,14 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
       toCompensate: new Set(),
       forced: false,
       checkBack: { attempts: 0, errors: 0, notBefore: 0 },
+      passFailures: NO_PASS_FAILURES,
       ...(event.data.trace ? { trace: event.data.trace } : {}),
     };
   }
   if (state.status === 'none') return state;
-  const tx = state;
+  // A branch answer or a status change is progress: the failures that came before no longer count.
+  const tx =
+    state.passFailures.count > 0 && MOVES.has(event.type) ? { ...state, passFailures: NO_PASS_FAILURES } : state;
   switch (event.type) {
     case 'TransactionSubmitted':
       return { ...tx, status: 'submitted', updateTime: ms(event.data.at) };
@@ -258,6 +278,15 @@ export const evolve = (state: GlobalTransaction, event: TxEvent): GlobalTransact
         updateTime: at,
         branches: tx.branches.map((b) => ({ ...b, notBefore: 0 })),
         checkBack: { ...tx.checkBack, notBefore: Math.min(tx.checkBack.notBefore, at) },
+        passFailures: { ...tx.passFailures, retryAt: Math.min(tx.passFailures.retryAt, at) },
+      };
+    }
+    case 'PassFailed': {
+      const at = ms(event.data.at);
+      return {
+        ...tx,
+        updateTime: at,
+        passFailures: { count: tx.passFailures.count + 1, error: event.data.error, retryAt: ms(event.data.retryAt) },
       };
     }
     default: {

@@ -43,7 +43,8 @@ export const evolveTopic = (s: TopicState, e: TopicEvent): TopicState => {
   }
 };
 
-export const foldTopic = (events: readonly TopicEvent[]): TopicState => events.reduce(evolveTopic, initialTopic);
+export const foldTopic = (events: readonly TopicEvent[], from: TopicState = initialTopic): TopicState =>
+  events.reduce(evolveTopic, from);
 
 export const decideTopic = (cmd: TopicCommand, s: TopicState): TopicEvent[] => {
   const at = iso(cmd.metadata.now);
