@@ -12,7 +12,8 @@ export const startTmProcess = async (
   nodeArgs: readonly string[] = [],
 ): Promise<{ tm: ChildProcess; api: string }> => {
   const tm = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'services/tm/src/main.ts'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    // No gRPC API unless asked (36790 may be taken by another TM on this machine).
+    env: { ...process.env, PORT: String(port), GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const api = `http://127.0.0.1:${port}/api/dtmsvr`;

@@ -19,6 +19,7 @@ const config = loadConfig(
   {
     redisUrl: redis.url,
     port: 0,
+    grpcPort: 0,
     host: '127.0.0.1',
     prefix: 'shots',
     logLevel: 'warn',

@@ -41,6 +41,7 @@ const DEFAULT_ENV: Readonly<Record<string, string>> = {
   LOG_LEVEL: 'warn',
   // Several workers share this machine: no fixed metrics port.
   METRICS_PORT: '0',
+  GRPC_PORT: '0',
   RETRY_INTERVAL: '1',
   REQUEST_TIMEOUT: '3',
   RETRY_BACKOFF_CAP: '8',

@@ -26,6 +26,8 @@ export const startTestTm = async (redisUrl: string, overrides: Partial<Config> =
     {
       redisUrl,
       port: 0,
+      // No gRPC API unless a test asks for one on a port of its own (36790 is shared by every process here).
+      grpcPort: 0,
       host: '127.0.0.1',
       prefix: `t${randomUUID().slice(0, 8)}`,
       logLevel: 'warn',

@@ -51,8 +51,7 @@ const observeRequests =
   };
 
 /** The HTTP API: DTM's routes under /api/dtmsvr, JSON-RPC at /api/json-rpc, /api/ping, and the console at `/`. */
-export const createApiApp = (deps: ApiDeps): Express => {
-  const svc = new DtmService(deps);
+export const createApiApp = (deps: ApiDeps, svc = new DtmService(deps)): Express => {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

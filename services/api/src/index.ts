@@ -5,6 +5,8 @@ export * from './http/json-rpc';
 export * from './http/validate-global';
 export * from './http/bad-request';
 export * from './server';
+export * from './grpc/grpc-api';
+export * from './grpc/dtmgimp';
 export * from './edge/auth';
 export * from './edge/schemas';
 export { BOUNDS, SECONDS, parseInput } from './edge/wire';

@@ -9,7 +9,7 @@ runMain('dtm-api', async () => {
   const logger = createLogger(config.logLevel, 'dtm-api');
   const infra = await createInfra(config, logger, { manageRedis: true });
   const api = await startApi(infra);
-  logger.info({ url: `${api.url}/api/dtmsvr` }, 'api listening');
+  logger.info({ url: `${api.url}/api/dtmsvr`, grpc: api.grpc?.target ?? 'off' }, 'api listening');
   return async () => {
     await api.close();
     await infra.close();

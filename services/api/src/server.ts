@@ -3,21 +3,32 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { listAlerts, SERVED_PROTOCOLS, type Infra } from '@dtm-ts/runtime';
 import { TopicDirectory } from './console/topic-directory';
-import { createApiApp } from './app';
+import { createApiApp, type ApiDeps } from './app';
 import { authorizerOf } from './edge/auth';
+import { DtmService } from './http/dtm-service';
+import { startGrpcApi, type RunningGrpcApi } from './grpc/grpc-api';
 
 export const VERSION = 'v1.19.0 (dtm-ts 0.1.0)';
 
 export interface RunningApi {
   readonly url: string;
   readonly server: Server;
+  /** The gRPC API (`dtmgimp.Dtm`), when GRPC_PORT is not 0. */
+  readonly grpc: RunningGrpcApi | undefined;
   close(): Promise<void>;
 }
 
-/** Serves the API on the config's HOST:PORT (port 0: any free port). */
-export const startApi = async (infra: Infra, port = infra.config.port): Promise<RunningApi> => {
+/**
+ * Serves the API on the config's HOST:PORT (port 0: any free port), and the gRPC API on
+ * HOST:GRPC_PORT unless `grpcPort` is 0. Both call one `DtmService`.
+ */
+export const startApi = async (
+  infra: Infra,
+  port = infra.config.port,
+  grpcPort = infra.config.grpcPort,
+): Promise<RunningApi> => {
   const { config, logger } = infra;
-  const app = createApiApp({
+  const deps: ApiDeps = {
     driver: infra.driver,
     log: infra.log,
     topics: infra.topics,
@@ -46,9 +57,29 @@ export const startApi = async (infra: Infra, port = infra.config.port): Promise<
       },
       now: () => infra.clock.now(),
     },
-  });
+  };
+  const svc = new DtmService(deps);
+  const app = createApiApp(deps, svc);
+  const grpc =
+    grpcPort === 0
+      ? undefined
+      : await startGrpcApi(
+          {
+            svc,
+            logger,
+            metrics: infra.metrics,
+            maxMessageBytes: config.maxBodyBytes,
+            // The same access check as HTTP (edge/auth.ts): metadata `authorization`, the peer's address.
+            authorize: deps.auth?.enabled ? (header, peer, scope) => deps.auth!.check(header, peer, scope) : undefined,
+          },
+          config.host,
+          grpcPort,
+        );
   const server = app.listen(port, config.host);
-  await once(server, 'listening');
+  await once(server, 'listening').catch(async (err: unknown) => {
+    await grpc?.close();
+    throw err;
+  });
   server.keepAliveTimeout = 65_000;
   const addr = server.address() as AddressInfo;
   // Port 0 (tests): the policy learns the port the API got.
@@ -57,9 +88,10 @@ export const startApi = async (infra: Infra, port = infra.config.port): Promise<
   return {
     url: `http://${host}:${addr.port}`,
     server,
+    grpc,
     async close() {
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), grpc?.close()]);
     },
   };
 };

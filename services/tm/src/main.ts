@@ -8,7 +8,11 @@ runMain('dtm-ts', async () => {
   const logger = createLogger(config.logLevel, 'dtm-ts');
   const tm = await startTm(config, logger, { manageRedis: true });
   logger.info(
-    { api: `${tm.url}/api/dtmsvr`, redis: config.redisUrl ?? `managed under ${config.dataDir}/redis` },
+    {
+      api: `${tm.url}/api/dtmsvr`,
+      grpc: tm.api.grpc?.target ?? 'off',
+      redis: config.redisUrl ?? `managed under ${config.dataDir}/redis`,
+    },
     'dtm-ts is up',
   );
   return () => tm.close();

@@ -4,6 +4,8 @@ export interface DtmErrorDetails {
   readonly status?: number;
   /** Body of that answer, as text. */
   readonly body?: string;
+  /** gRPC status code of the answer, when the call was made over gRPC. */
+  readonly grpcCode?: number;
   readonly cause?: unknown;
 }
 
@@ -13,11 +15,14 @@ export abstract class DtmError extends Error {
   readonly status: number | undefined;
   /** Body of that answer. */
   readonly body: string | undefined;
+  /** gRPC status code of the answer (the gRPC flavour): ABORTED is 10, FAILED_PRECONDITION 9, UNAVAILABLE 14, … */
+  readonly grpcCode: number | undefined;
 
   constructor(message: string, details: DtmErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.status = details.status;
     this.body = details.body;
+    this.grpcCode = details.grpcCode;
   }
 }
 

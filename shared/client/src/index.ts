@@ -43,6 +43,26 @@ export type { BranchInfo, VerifyBranchSignatureOptions } from './express';
 export { BranchSignatureVerifier, SIGNATURE_HEADER, signBranchCall } from './branch-signature';
 export type { SignedCall, Verdict, VerifierOptions } from './branch-signature';
 export type { QueryLike } from './query-params';
+export {
+  DtmGrpcClient,
+  type DtmGrpcBranchRequest,
+  type DtmGrpcClientOptions,
+  type DtmGrpcProgresses,
+  type DtmGrpcRequest,
+  type GrpcPayload,
+} from './grpc/dtm-grpc-client';
+export {
+  closeGrpcChannels,
+  DTMGIMP_PROTO,
+  dtmgimpMethods,
+  errorOfGrpcStatus,
+  invokeGrpcBranch,
+  parseGrpcUrl,
+} from './grpc/grpc-call';
+export { SagaGrpc } from './grpc/saga-grpc';
+export { MsgGrpc } from './grpc/msg-grpc';
+export { TccGrpc, tccGrpcGlobalTransaction } from './grpc/tcc-grpc';
+export { XaGrpc, xaGrpcGlobalTransaction } from './grpc/xa-grpc';
 export { DTM_METADATA, grpcBranchInfo, metadataValue } from './grpc-rm/metadata';
 export type { MetadataLike } from './grpc-rm/metadata';
 export { dtmGrpcError, GrpcCode, grpcStatusOf } from './grpc-rm/status';

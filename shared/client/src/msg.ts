@@ -2,6 +2,7 @@ import { BranchBarrier, MSG_BARRIER, type BarrierOutcome, type SqlBarrierStore }
 import { DtmDuplicated, DtmFailure } from './errors';
 import { callTm, requestBranch } from './http';
 import { checkOptions, encodePayload, httpTimeout, wireOptions, type TransOptions } from './options';
+import { MsgSteps } from './steps';
 
 /** Options of a two-phase message. */
 export interface MsgOptions extends TransOptions {
@@ -25,37 +26,19 @@ export interface MsgOptions extends TransOptions {
  * });
  * ```
  */
-export class Msg {
-  private readonly steps: { action: string }[] = [];
-  private readonly payloads: string[] = [];
-  private delayS = 0;
-  private queryPreparedUrl = '';
-
+export class Msg extends MsgSteps<unknown, string> {
   constructor(
     readonly dtm: string,
     readonly gid: string,
     private readonly options: MsgOptions = {},
   ) {
+    super();
     checkOptions(options);
   }
 
-  /** Adds a step: the TM POSTs `payload` as JSON to `action` (GET with no body when `payload` is undefined). */
-  add(action: string, payload?: unknown): this {
-    this.steps.push({ action });
-    this.payloads.push(encodePayload(payload));
-    return this;
-  }
-
-  /** Adds a step delivered to every subscriber of `topic` (`topic://<topic>`). */
-  addTopic(topic: string, payload?: unknown): this {
-    return this.add(`topic://${topic}`, payload);
-  }
-
-  /** Delivers the steps no earlier than `seconds` after the message was created. */
-  setDelay(seconds: number): this {
-    if (!Number.isInteger(seconds) || seconds < 0) throw new TypeError('delay must be a whole number of seconds');
-    this.delayS = seconds;
-    return this;
+  /** Each step's payload is POSTed as JSON (undefined: a GET with no body). */
+  protected encode(payload: unknown): string {
+    return encodePayload(payload);
   }
 
   /** The prepare/submit body, as DTM's Go client builds it. */
@@ -68,7 +51,7 @@ export class Msg {
       payloads: this.payloads,
       concurrent: this.options.concurrent ?? false,
       ...(this.queryPreparedUrl ? { query_prepared: this.queryPreparedUrl } : {}),
-      ...(this.delayS > 0 ? { custom_data: JSON.stringify({ delay: this.delayS }) } : {}),
+      ...(this.delayS > 0 ? { custom_data: this.customData() } : {}),
       ...wireOptions(this.options),
     };
   }
@@ -111,34 +94,26 @@ export class Msg {
    * delivers a committed message)
    */
   async doAndSubmit<T>(queryPrepared: string, busi: (bb: BranchBarrier) => Promise<T>): Promise<T> {
-    const bb = new BranchBarrier('msg', this.gid, MSG_BARRIER.branchId, MSG_BARRIER.op);
-    await this.prepare(queryPrepared);
-    let result: T;
-    try {
-      result = await busi(bb);
-    } catch (busiError) {
-      let verdict: unknown;
-      if (!(busiError instanceof DtmFailure)) {
-        verdict = await requestBranch({
-          method: 'GET',
-          url: queryPrepared,
-          dtm: this.dtm,
-          gid: this.gid,
-          transType: 'msg',
-          branchId: MSG_BARRIER.branchId,
-          op: MSG_BARRIER.op,
-          timeoutMs: this.timeoutMs,
-        }).then(
-          () => 'committed',
-          (e: unknown) => e,
-        );
-      }
-      if (busiError instanceof DtmFailure || verdict instanceof DtmFailure) await this.abort().catch(() => undefined);
-      else if (verdict === 'committed') await this.submit().catch(() => undefined);
-      throw busiError;
-    }
-    await this.submit();
-    return result;
+    return runDoAndSubmit(
+      {
+        gid: this.gid,
+        prepare: () => this.prepare(queryPrepared),
+        submit: () => this.submit(),
+        abort: () => this.abort(),
+        checkBack: () =>
+          requestBranch({
+            method: 'GET',
+            url: queryPrepared,
+            dtm: this.dtm,
+            gid: this.gid,
+            transType: 'msg',
+            branchId: MSG_BARRIER.branchId,
+            op: MSG_BARRIER.op,
+            timeoutMs: this.timeoutMs,
+          }),
+      },
+      busi,
+    );
   }
 
   /**
@@ -152,12 +127,48 @@ export class Msg {
     store: SqlBarrierStore<Tx>,
     busi: (tx: Tx) => Promise<T>,
   ): Promise<T> {
-    return this.doAndSubmit(queryPrepared, async (bb) => valueOf(await bb.call(store, busi)));
+    return this.doAndSubmit(queryPrepared, async (bb) => msgBarrierValue(await bb.call(store, busi)));
   }
 }
 
+/**
+ * DTM's `DoAndSubmit`, whatever the protocol: prepare; run `busi` behind the message's barrier; submit. When
+ * `busi` throws DtmFailure, abort; on any other error ask the check-back (FAILURE → abort, success → submit, no
+ * answer → leave it to the TM), then rethrow.
+ */
+export const runDoAndSubmit = async <T>(
+  msg: {
+    gid: string;
+    prepare(): Promise<void>;
+    submit(): Promise<void>;
+    abort(): Promise<void>;
+    checkBack(): Promise<unknown>;
+  },
+  busi: (bb: BranchBarrier) => Promise<T>,
+): Promise<T> => {
+  const bb = new BranchBarrier('msg', msg.gid, MSG_BARRIER.branchId, MSG_BARRIER.op);
+  await msg.prepare();
+  let result: T;
+  try {
+    result = await busi(bb);
+  } catch (busiError) {
+    let verdict: unknown;
+    if (!(busiError instanceof DtmFailure)) {
+      verdict = await msg.checkBack().then(
+        () => 'committed',
+        (e: unknown) => e,
+      );
+    }
+    if (busiError instanceof DtmFailure || verdict instanceof DtmFailure) await msg.abort().catch(() => undefined);
+    else if (verdict === 'committed') await msg.submit().catch(() => undefined);
+    throw busiError;
+  }
+  await msg.submit();
+  return result;
+};
+
 /** For op `msg` the barrier never skips: a repeat throws DtmDuplicated instead. */
-const valueOf = <T>(outcome: BarrierOutcome<T>): T => {
+export const msgBarrierValue = <T>(outcome: BarrierOutcome<T>): T => {
   if (outcome.status === 'executed') return outcome.value;
   throw new DtmDuplicated(`unexpected barrier skip for a msg: ${outcome.reason}`);
 };

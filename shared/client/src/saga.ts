@@ -1,5 +1,6 @@
 import { callTm } from './http';
 import { checkOptions, encodePayload, httpTimeout, wireOptions, type TransOptions } from './options';
+import { SagaSteps } from './steps';
 
 /** Options of a {@link Saga}: every {@link TransOptions} applies (`retryLimit` only to sagas). */
 export type SagaOptions = TransOptions;
@@ -16,12 +17,7 @@ export type SagaOptions = TransOptions;
  * await saga.submit();
  * ```
  */
-export class Saga {
-  private readonly steps: { action: string; compensate: string }[] = [];
-  private readonly payloads: string[] = [];
-  private readonly orders: Record<number, number[]> = {};
-  private concurrent = false;
-
+export class Saga extends SagaSteps<unknown, string> {
   /**
    * @param dtm the TM's API base, e.g. `http://localhost:36789/api/dtmsvr`
    * @param gid a unique id (see {@link newGid})
@@ -31,32 +27,13 @@ export class Saga {
     readonly gid: string,
     private readonly options: SagaOptions = {},
   ) {
+    super();
     checkOptions(options);
   }
 
-  /**
-   * Adds a step. `payload` is sent as JSON to both URLs (omit it for a GET with no body). An empty `compensate`
-   * means the step needs no compensation.
-   */
-  add(action: string, compensate: string, payload?: unknown): this {
-    this.steps.push({ action, compensate });
-    this.payloads.push(encodePayload(payload));
-    return this;
-  }
-
-  /**
-   * Concurrent sagas: step `branch` (0-based, in {@link Saga.add} order) starts only after every step in
-   * `preBranches` succeeded; its compensation runs before theirs.
-   */
-  addBranchOrder(branch: number, preBranches: readonly number[]): this {
-    this.orders[branch] = [...preBranches];
-    return this;
-  }
-
-  /** Lets the TM run steps at the same time (subject to {@link Saga.addBranchOrder}). */
-  enableConcurrent(): this {
-    this.concurrent = true;
-    return this;
+  /** Each step's payload is sent as JSON to both URLs (undefined: a GET with no body). */
+  protected encode(payload: unknown): string {
+    return encodePayload(payload);
   }
 
   /** The submit body, as DTM's Go client builds it. */
@@ -68,7 +45,7 @@ export class Saga {
       steps: this.steps,
       payloads: this.payloads,
       concurrent: this.concurrent,
-      ...(this.concurrent ? { custom_data: JSON.stringify({ orders: this.orders, concurrent: true }) } : {}),
+      ...(this.concurrent ? { custom_data: this.customData() } : {}),
       ...wireOptions(this.options),
     };
   }

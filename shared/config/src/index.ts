@@ -24,7 +24,12 @@ const settings = {
     schema: z.coerce.number().int().min(0).max(65535).default(36789),
     doc: 'HTTP port of the API (DTM: 36789)',
   },
-  host: { env: 'HOST', schema: z.string().default('0.0.0.0'), doc: 'Address the API listens on' },
+  grpcPort: {
+    env: 'GRPC_PORT',
+    schema: z.coerce.number().int().min(0).max(65535).default(36790),
+    doc: "gRPC port of the API, DTM's service dtmgimp.Dtm (DTM: 36790); 0: no gRPC API",
+  },
+  host: { env: 'HOST', schema: z.string().default('0.0.0.0'), doc: 'Address the API listens on (HTTP and gRPC)' },
   apiTokens: {
     env: 'API_TOKENS',
     schema: parsed(parseApiTokens),

@@ -47,8 +47,7 @@ const serviceEndpoints = (config: Config): { host: string; port: number }[] => {
  * Kafka endpoints, which are never called.
  */
 export const createOutboundPolicy = (config: Config, opts: { resolve?: Resolver } = {}): OutboundPolicy => {
-  // GRPC_PORT joins once the gRPC API has its setting; read it if this config carries it already.
-  const grpcPort = (config as Partial<Record<'grpcPort', number>>).grpcPort;
+  const grpcPort = config.grpcPort;
   try {
     return new OutboundPolicy({
       allow: config.outboundAllow,
