@@ -3,23 +3,13 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { BranchBarrier, type RedisBarrierLike, type SqlBarrierStore } from './barrier';
 import { BranchSignatureVerifier, SIGNATURE_HEADER, type VerifierOptions } from './branch-signature';
 import { DtmBadRequest, DtmFailure, DtmOngoing } from './errors';
+import type { BranchInfo } from './branch-info';
 import { queryValue, type QueryLike } from './query-params';
+
+export type { BranchInfo } from './branch-info';
 
 /** DTM's result words (reference §1.1): the `dtm_result` of an answer. */
 export const DtmResult = { SUCCESS: 'SUCCESS', FAILURE: 'FAILURE', ONGOING: 'ONGOING' } as const;
-
-/** The branch a TM call is about: the query parameters it always sends, plus those an AP adds. */
-export interface BranchInfo {
-  readonly gid: string;
-  readonly transType: string;
-  readonly branchId: string;
-  /** `action`, `compensate`, `try`, `confirm`, `cancel`, `commit`, `rollback`, or `msg` for a check-back. */
-  readonly op: string;
-  /** The TM's API base; only on calls an AP makes (TCC try, XA action), '' otherwise. */
-  readonly dtm: string;
-  /** XA action only: the url for commit/rollback. */
-  readonly phase2Url: string;
-}
 
 /**
  * Reads gid, trans_type, branch_id and op (and dtm, phase2_url when present) from a branch request's query.

@@ -1,5 +1,5 @@
 import { DtmBadRequest } from '../errors';
-import type { BranchInfo } from '../express';
+import type { BranchInfo } from '../branch-info';
 
 /**
  * What the RM helpers read from a call's metadata: grpc-js's `Metadata` (`call.metadata`) fits, so does any
