@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   branchRowsOf,
+  isJsonObject,
   kafkaTopicOf,
   PROTOCOLS,
   TOPIC_SCHEME,
@@ -139,6 +140,10 @@ const payloadsOf = (w: GlobalWire, p: Protocol): string[] => {
       return text;
     }
     const payload = w.payloads[i] ?? s.data ?? '';
+    // A json-rpc step sends its payload as the call's params: refuse what could never be sent, not retry it forever.
+    if (p === 'json-rpc' && payload !== '' && !isJsonObject(payload)) {
+      throw new BadRequest(`payloads[${i}] must be a JSON object: it is the params of a json-rpc call`, 422);
+    }
     return p === 'grpc' ? Buffer.from(payload, 'utf8').toString('base64') : payload;
   });
 };

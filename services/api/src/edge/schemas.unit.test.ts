@@ -172,6 +172,18 @@ describe('global request (prepare, submit, prepareWorkflow)', () => {
     );
   });
 
+  it('when a json-rpc step has a payload that is not a JSON object, then it is refused naming the step', () => {
+    const jsonRpc = (payloads: string[]) => saga({ protocol: 'json-rpc', payloads });
+    expect(parseGlobalRequest(jsonRpc(['{"amount":30}']), limits).definition.payloads).toEqual(['{"amount":30}']);
+    expect(parseGlobalRequest(jsonRpc(['']), limits).definition.payloads).toEqual(['']);
+    for (const bad of ['[1]', '"text"', 'not json', 'null']) {
+      expect(refusedGlobal(jsonRpc([bad]))).toEqual({
+        status: 422,
+        message: 'payloads[0] must be a JSON object: it is the params of a json-rpc call',
+      });
+    }
+  });
+
   it('when the TM does not serve a protocol, then a transaction of it is refused', () => {
     const r = refusal(() => parseGlobalRequest(saga({ protocol: 'grpc' }), { maxBranches: 5 }));
     expect(r).toEqual({ status: 422, message: "protocol 'grpc' is not served by this TM (it calls http)" });
