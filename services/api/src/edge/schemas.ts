@@ -68,11 +68,22 @@ const protocol = () =>
 
 const stringArray = () => z.preprocess((v) => v ?? [], z.array(text(), { error: 'must be an array of strings' }));
 
-/** Where a branch URL goes: an http(s) URL (http, json-rpc) or a gRPC target (grpc); empty = nothing to call. */
+/**
+ * Where a branch URL goes: an http(s) URL (http, json-rpc), or in a grpc transaction a gRPC target or an http(s)
+ * URL (DTM calls those over HTTP with the payload bytes as the body); empty = nothing to call.
+ */
 export const branchUrlProblem = (url: string, protocol: Protocol): string | null => {
   if (url === '') return null;
-  return protocol === 'grpc' ? grpcUrlProblem(url) : httpUrlProblem(url);
+  if (protocol !== 'grpc') return httpUrlProblem(url);
+  const grpc = grpcUrlProblem(url);
+  if (grpc === null || /^https?:\/\//i.test(url) === false) return grpc;
+  const http = httpUrlProblem(url);
+  return http === null ? null : `${grpc} (or an http(s) URL: ${http})`;
 };
+
+/** An http(s) URL among a grpc transaction's branch URLs gets the payload bytes as its body: they must be text. */
+const textBodyProblem = (urls: readonly (string | undefined)[], base64Bytes: string): boolean =>
+  urls.some((u) => u !== undefined && /^https?:\/\//i.test(u)) && utf8Of(base64Bytes) === null;
 
 const globalShape = z.object({
   gid: gid(),
@@ -134,7 +145,12 @@ const payloadsOf = (w: GlobalWire, p: Protocol): string[] => {
   return w.steps.map((s, i) => {
     const bin = w.bin_payloads[i];
     if (bin !== undefined) {
-      if (p === 'grpc') return bin;
+      if (p === 'grpc') {
+        if (textBodyProblem([s.action, s.compensate], bin)) {
+          throw new BadRequest(`bin_payloads[${i}] is not UTF-8 text, as the body of an http(s) step must be`, 422);
+        }
+        return bin;
+      }
       const text = utf8Of(bin);
       if (text === null) throw new BadRequest(`bin_payloads[${i}] is not UTF-8 text, as an ${p} body must be`, 422);
       return text;
@@ -316,8 +332,12 @@ export const registrationRows = (r: Registration, p: Protocol): BranchDef[] => {
     if (problem) throw new BadRequest(`${field} ${problem}`, 422);
   }
   let data: string;
-  if (p === 'grpc') data = r.binData ?? Buffer.from(r.data, 'utf8').toString('base64');
-  else if (r.binData === undefined) data = r.data;
+  if (p === 'grpc') {
+    data = r.binData ?? Buffer.from(r.data, 'utf8').toString('base64');
+    if (textBodyProblem(Object.values(r.urls), data)) {
+      throw new BadRequest('bin_data is not UTF-8 text, as the body of an http(s) branch must be', 422);
+    }
+  } else if (r.binData === undefined) data = r.data;
   else {
     const text = utf8Of(r.binData);
     if (text === null) throw new BadRequest(`bin_data is not UTF-8 text, as an ${p} body must be`, 422);

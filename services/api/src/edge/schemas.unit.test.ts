@@ -142,7 +142,7 @@ describe('global request (prepare, submit, prepareWorkflow)', () => {
     expect(ctl.message).toMatch(/custom_data\.name has a control character/);
   });
 
-  it('when the protocol is grpc, then URLs are gRPC targets and payloads are stored as base64 bytes', () => {
+  it('when the protocol is grpc, then URLs are gRPC targets (or http(s)) and payloads are stored as base64 bytes', () => {
     const body = {
       gid: 'g1',
       trans_type: 'saga',
@@ -155,7 +155,7 @@ describe('global request (prepare, submit, prepareWorkflow)', () => {
     expect(definition.payloads).toEqual([Buffer.from('hé').toString('base64')]);
     const bin = parseGlobalRequest({ ...body, payloads: undefined, bin_payloads: ['AAEC'] }, limits);
     expect(bin.definition.payloads).toEqual(['AAEC']);
-    expect(refusedGlobal({ ...body, steps: [{ action: 'http://rm/a' }] }).message).toMatch(/gRPC target/);
+    expect(refusedGlobal({ ...body, steps: [{ action: 'rm/busi.Busi/TransOut' }] }).message).toMatch(/gRPC target/);
     expect(refusedGlobal({ ...body, branch_headers: { 'x~up': 'v' } }).message).toMatch(/not a gRPC metadata key/);
     expect(refusedGlobal({ ...body, bin_payloads: ['AA'] }).message).toMatch(/payloads or bin_payloads, not both/);
   });
@@ -169,6 +169,22 @@ describe('global request (prepare, submit, prepareWorkflow)', () => {
     expect(refusedGlobal(saga({ payloads: undefined, bin_payloads: ['/w=='] })).message).toMatch(/not UTF-8/);
     expect(refusedGlobal(saga({ payloads: undefined, bin_payloads: ['%%'] })).message).toMatch(
       /bin_payloads\[0\] must be base64/,
+    );
+  });
+
+  it('when a grpc transaction has an http(s) step, then it is kept, and bytes for it must be UTF-8 text', () => {
+    const grpcHttp = (bin: string) => saga({ protocol: 'grpc', payloads: undefined, bin_payloads: [bin] });
+    const ok = parseGlobalRequest(grpcHttp(Buffer.from('{"a":1}').toString('base64')), limits);
+    expect(ok.definition.steps[0]).toMatchObject({ action: 'http://rm/a' });
+    expect(refusedGlobal(grpcHttp('/w=='))).toEqual({
+      status: 422,
+      message: 'bin_payloads[0] is not UTF-8 text, as the body of an http(s) step must be',
+    });
+    expect(refusedGlobal(saga({ protocol: 'grpc', steps: [{ action: 'ftp://rm/a' }] })).message).toMatch(
+      /^steps\[0\]\.action must be a gRPC target host:port\/package\.Service\/Method: ftp:\/\/rm\/a$/,
+    );
+    expect(refusedGlobal(saga({ protocol: 'grpc', steps: [{ action: 'http://u:p@rm/a' }] })).message).toMatch(
+      /^steps\[0\]\.action must be a gRPC target .* \(or an http\(s\) URL: may not carry a user name/,
     );
   });
 
@@ -234,7 +250,17 @@ describe('other bodies', () => {
       ['cancel', 'http://rm/cancel', 'd'],
       ['confirm', 'http://rm/confirm', 'd'],
     ]);
-    expect(refusal(() => registrationRows(tcc, 'grpc')).message).toMatch(/^confirm must be a gRPC target/);
+    // A grpc transaction may register http(s) branches, as DTM calls them over HTTP with the bytes as the body.
+    expect(registrationRows(tcc, 'grpc').map((r) => [r.op, r.url, r.data])).toEqual([
+      ['cancel', 'http://rm/cancel', 'ZA=='],
+      ['confirm', 'http://rm/confirm', 'ZA=='],
+    ]);
+    expect(refusal(() => registrationRows({ ...tcc, urls: { ...tcc.urls, confirm: 'rm/C' } }, 'grpc')).message).toMatch(
+      /^confirm must be a gRPC target/,
+    );
+    expect(refusal(() => registrationRows({ ...tcc, binData: '/w==' }, 'grpc')).message).toBe(
+      'bin_data is not UTF-8 text, as the body of an http(s) branch must be',
+    );
     const grpc = parseRegisterBranch({
       gid: 'g',
       trans_type: 'tcc',
