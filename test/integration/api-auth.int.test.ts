@@ -87,6 +87,16 @@ describe('with tokens and no trusted network', () => {
     expect((await fetch(`${fx.tm.url}/api/metrics`)).status).toBe(200);
     expect((await call(fx, 'GET', '/api/dtmsvr/nothing-here')).status).toBe(401);
   });
+
+  it('when a browser opens the console without a token, then the page loads, and its data needs the admin token', async () => {
+    const page = await fetch(`${fx.tm.url}/tx/${encodeURIComponent('some/gid')}`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect((await fetch(`${fx.tm.url}/console/app.js`)).status).toBe(200);
+    expect((await call(fx, 'GET', '/api/console/counts')).status).toBe(401);
+    expect((await call(fx, 'GET', '/api/console/counts', { token: CLIENT })).status).toBe(403);
+    expect((await call(fx, 'GET', '/api/console/counts', { token: ADMIN })).status).toBe(200);
+  });
 });
 
 describe('with a trusted network (loopback here) for unchanged DTM SDKs', () => {

@@ -153,12 +153,20 @@ const endpointName = (path: string): string | undefined => {
 };
 
 /**
+ * The console's page shells and scripts (`/`, `/unfinished`, `/alerts`, `/topics`, `/tx/<gid>`, `/console/…`):
+ * they hold no data (the pages read it from `/api/console/*` and `/api/dtmsvr/*`, which need admin, sending
+ * the token the operator typed), so a browser can load them before it has a token to send.
+ */
+const CONSOLE_SHELL = /^\/(?:unfinished|alerts|topics|tx\/[^/]+|console\/[^/]+(?:\/[^/]+)?)?\/?$/i;
+
+/**
  * The scope an HTTP request needs, or `null` for the open endpoints. Everything not listed as open
  * or client (admin endpoints, the console, unknown paths) needs `admin`, so a new route is closed
  * until it is listed. Paths are matched as express routes them: case-insensitively, with or
  * without a trailing slash.
  */
 export const scopeOfPath = (path: string): Scope | null => {
+  if (CONSOLE_SHELL.test(path)) return null;
   const name = endpointName(path);
   const scope = name !== undefined && Object.hasOwn(ENDPOINT_SCOPES, name) ? ENDPOINT_SCOPES[name] : 'admin';
   return scope === undefined ? 'admin' : scope;

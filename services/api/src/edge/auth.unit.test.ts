@@ -80,11 +80,24 @@ describe('scopes of the HTTP endpoints', () => {
       '/api/dtmsvr/topic/t',
       '/api/dtmsvr/resetCronTime',
       '/api/dtmsvr/subscribe',
-      '/',
+      '/api/console/counts',
+      '/api/console/tx',
+      '/txs',
       '/api/dtmsvr/scanKV',
       '//api/dtmsvr/submit',
     ])
       expect(scopeOfPath(p), p).toBe('admin');
+    // The console's shells and scripts hold no data; what they show comes from the admin endpoints above.
+    for (const p of [
+      '/',
+      '/unfinished',
+      '/alerts',
+      '/topics/',
+      '/tx/order%2F1',
+      '/console/app.js',
+      '/console/vendor/htm.mjs',
+    ])
+      expect(scopeOfPath(p), p).toBeNull();
     expect(scopeOfPath('/api/ping')).toBeNull();
     expect(scopeOfPath('/api/metrics')).toBeNull();
   });
