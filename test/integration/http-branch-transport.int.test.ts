@@ -64,6 +64,30 @@ describe('HttpBranchTransport against a scripted RM', () => {
     expect(call?.headers['x-trace']).toBe('abc');
   });
 
+  it("when a gRPC transaction calls an http(s) branch, then the body is the payload's bytes as they are (DTM)", async () => {
+    const bytes = Buffer.from([0x08, 0x1e, 0xff, 0x00]);
+    const received: Buffer[] = [];
+    const rm = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push(Buffer.concat(chunks));
+        res.end('{}');
+      });
+    });
+    const url = await listen(rm);
+    try {
+      const outcome = await transport.call(
+        request({ url: `${url}/TransIn`, protocol: 'grpc', data: bytes.toString('base64') }),
+      );
+      expect(outcome).toEqual({ kind: 'success' });
+      expect(received).toHaveLength(1);
+      expect(received[0]!.equals(bytes)).toBe(true);
+    } finally {
+      await new Promise<void>((ok) => rm.close(() => ok()));
+    }
+  });
+
   it('when the branch has no data, then it GETs with the same query and no body', async () => {
     await transport.call(request({ url: peer.url('TransOutRevert'), op: 'compensate', data: '' }));
 

@@ -81,10 +81,6 @@ export const branchUrlProblem = (url: string, protocol: Protocol): string | null
   return http === null ? null : `${grpc} (or an http(s) URL: ${http})`;
 };
 
-/** An http(s) URL among a grpc transaction's branch URLs gets the payload bytes as its body: they must be text. */
-const textBodyProblem = (urls: readonly (string | undefined)[], base64Bytes: string): boolean =>
-  urls.some((u) => u !== undefined && /^https?:\/\//i.test(u)) && utf8Of(base64Bytes) === null;
-
 const globalShape = z.object({
   gid: gid(),
   trans_type: transType(),
@@ -145,12 +141,7 @@ const payloadsOf = (w: GlobalWire, p: Protocol): string[] => {
   return w.steps.map((s, i) => {
     const bin = w.bin_payloads[i];
     if (bin !== undefined) {
-      if (p === 'grpc') {
-        if (textBodyProblem([s.action, s.compensate], bin)) {
-          throw new BadRequest(`bin_payloads[${i}] is not UTF-8 text, as the body of an http(s) step must be`, 422);
-        }
-        return bin;
-      }
+      if (p === 'grpc') return bin;
       const text = utf8Of(bin);
       if (text === null) throw new BadRequest(`bin_payloads[${i}] is not UTF-8 text, as an ${p} body must be`, 422);
       return text;
@@ -332,12 +323,8 @@ export const registrationRows = (r: Registration, p: Protocol): BranchDef[] => {
     if (problem) throw new BadRequest(`${field} ${problem}`, 422);
   }
   let data: string;
-  if (p === 'grpc') {
-    data = r.binData ?? Buffer.from(r.data, 'utf8').toString('base64');
-    if (textBodyProblem(Object.values(r.urls), data)) {
-      throw new BadRequest('bin_data is not UTF-8 text, as the body of an http(s) branch must be', 422);
-    }
-  } else if (r.binData === undefined) data = r.data;
+  if (p === 'grpc') data = r.binData ?? Buffer.from(r.data, 'utf8').toString('base64');
+  else if (r.binData === undefined) data = r.data;
   else {
     const text = utf8Of(r.binData);
     if (text === null) throw new BadRequest(`bin_data is not UTF-8 text, as an ${p} body must be`, 422);

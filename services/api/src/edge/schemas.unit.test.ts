@@ -172,14 +172,11 @@ describe('global request (prepare, submit, prepareWorkflow)', () => {
     );
   });
 
-  it('when a grpc transaction has an http(s) step, then it is kept, and bytes for it must be UTF-8 text', () => {
+  it('when a grpc transaction has an http(s) step, then it is kept with its bytes (sent as the body, as DTM)', () => {
     const grpcHttp = (bin: string) => saga({ protocol: 'grpc', payloads: undefined, bin_payloads: [bin] });
     const ok = parseGlobalRequest(grpcHttp(Buffer.from('{"a":1}').toString('base64')), limits);
     expect(ok.definition.steps[0]).toMatchObject({ action: 'http://rm/a' });
-    expect(refusedGlobal(grpcHttp('/w=='))).toEqual({
-      status: 422,
-      message: 'bin_payloads[0] is not UTF-8 text, as the body of an http(s) step must be',
-    });
+    expect(parseGlobalRequest(grpcHttp('/w=='), limits).definition.payloads).toEqual(['/w==']);
     expect(refusedGlobal(saga({ protocol: 'grpc', steps: [{ action: 'ftp://rm/a' }] })).message).toMatch(
       /^steps\[0\]\.action must be a gRPC target host:port\/package\.Service\/Method: ftp:\/\/rm\/a$/,
     );
@@ -258,9 +255,7 @@ describe('other bodies', () => {
     expect(refusal(() => registrationRows({ ...tcc, urls: { ...tcc.urls, confirm: 'rm/C' } }, 'grpc')).message).toMatch(
       /^confirm must be a gRPC target/,
     );
-    expect(refusal(() => registrationRows({ ...tcc, binData: '/w==' }, 'grpc')).message).toBe(
-      'bin_data is not UTF-8 text, as the body of an http(s) branch must be',
-    );
+    expect(registrationRows({ ...tcc, binData: '/w==' }, 'grpc').map((r) => r.data)).toEqual(['/w==', '/w==']);
     const grpc = parseRegisterBranch({
       gid: 'g',
       trans_type: 'tcc',

@@ -5,13 +5,6 @@ export const payloadBytes = (req: Pick<BranchRequest, 'data' | 'protocol'>): Buf
   req.protocol === 'grpc' ? Buffer.from(req.data, 'base64') : Buffer.from(req.data, 'utf8');
 
 /**
- * The request with its payload as text, for the transports that send text (HTTP, JSON-RPC): DTM sends a gRPC
- * transaction's bytes to an http:// url as they are (`string(branchPayload)`).
- */
-export const withTextPayload = (req: BranchRequest): BranchRequest =>
-  req.protocol === 'grpc' ? { ...req, data: payloadBytes(req).toString('utf8') } : req;
-
-/**
  * DTM's `workflow.WorkflowData { bytes Data = 1; }` (client/workflow/wfpb/wf.proto), the body of a workflow's
  * resume callback over gRPC: field 1 with wire type 2, its length as a varint, the bytes. Empty input is the
  * empty message (proto3 leaves default fields out).

@@ -6,6 +6,7 @@ import { classifyHttp } from '@dtm-ts/domain';
 import type { BranchOutcome } from '@dtm-ts/domain';
 import type { BranchRequest, BranchTransport } from '@dtm-ts/ports';
 import { describeError } from '../describe-error';
+import { payloadBytes } from '../grpc-branch/payload';
 import { guardedConnector } from '../outbound/guarded-connector';
 import type { OutboundPolicy } from '../outbound/outbound-policy';
 
@@ -90,7 +91,8 @@ export class HttpBranchTransport implements BranchTransport {
     // Go's resty sends a nil payload as "null", so DTM posts for xa even without data (§3.1).
     const post = req.data !== '' || req.transType === 'xa';
     const method = post ? 'POST' : 'GET';
-    const body = post ? req.data : null;
+    // A gRPC transaction's payload is bytes (stored base64): an http(s) branch gets them as they are, as DTM sends them.
+    const body = post ? (req.protocol === 'grpc' ? payloadBytes(req) : req.data) : null;
     const answer = await this.exchange(
       target.origin,
       path,
@@ -117,7 +119,7 @@ export class HttpBranchTransport implements BranchTransport {
   private headersFor(
     method: 'GET' | 'POST',
     path: string,
-    body: string | null,
+    body: string | Uint8Array | null,
     req: Pick<BranchRequest, 'headers'>,
   ): Readonly<Record<string, string>> {
     if (this.signingKey) {
@@ -134,7 +136,7 @@ export class HttpBranchTransport implements BranchTransport {
     path: string,
     method: 'GET' | 'POST',
     headers: Readonly<Record<string, string>>,
-    body: string | null,
+    body: string | Uint8Array | null,
     { timeoutMs }: Pick<BranchRequest, 'timeoutMs'>,
   ): Promise<HttpAnswer> {
     // One timer bounds connect, headers and body together; undici's own timeouts are per phase.

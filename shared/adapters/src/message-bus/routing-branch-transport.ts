@@ -1,6 +1,6 @@
 import { isHttpUrl, kafkaTopicOf, KAFKA_SCHEME, KAFKA_TOPIC_NAME, type BranchOutcome } from '@dtm-ts/domain';
 import type { BranchRequest, BranchTransport, BusMessage, MessageBus } from '@dtm-ts/ports';
-import { payloadBytes, withTextPayload } from '../grpc-branch/payload';
+import { payloadBytes } from '../grpc-branch/payload';
 import { jsonRpcMethodOf } from '../json-rpc-branch/json-rpc-branch-transport';
 import { describeError } from '../describe-error';
 
@@ -56,7 +56,7 @@ export interface BranchRoutes {
  * Routes each branch call by its URL and the transaction's protocol, as DTM's `getURLResult` does:
  * `kafka://<topic>` to the Kafka bus; an http(s) url over HTTP, or as JSON-RPC when the transaction's protocol
  * is `json-rpc` and the url names a `?method=`; any other url (`host:port/package.Service/Method`) over gRPC.
- * A gRPC transaction's payloads are bytes (stored base64): HTTP gets them as the body, Kafka as the value.
+ * A gRPC transaction's payloads are bytes (stored base64): HTTP sends them as the body, Kafka as the value.
  * Producing is calling the branch: success once the broker acknowledged, and any failure (broker down, timeout,
  * refused record) is an `error` outcome, retried with exponential backoff like an unreachable RM.
  */
@@ -65,10 +65,9 @@ export class RoutingBranchTransport implements ClosableBranchTransport {
 
   async call(req: BranchRequest): Promise<BranchOutcome> {
     if (req.url === '' || isHttpUrl(req.url)) {
-      const text = withTextPayload(req);
       const rpc = this.routes.jsonRpc;
-      if (rpc && req.protocol === 'json-rpc' && jsonRpcMethodOf(req.url) !== '') return rpc.call(text);
-      return this.routes.http.call(text);
+      if (rpc && req.protocol === 'json-rpc' && jsonRpcMethodOf(req.url) !== '') return rpc.call(req);
+      return this.routes.http.call(req);
     }
     const topic = kafkaTopicOf(req.url);
     if (topic === null) {
