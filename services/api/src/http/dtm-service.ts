@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
   decideTopic,
-  fold,
   foldTopic,
   payloadBase64,
   topicStreamId,
@@ -17,6 +16,7 @@ import {
   buildTimeline,
   executeOnStream,
   nextWake,
+  readState,
   transactionRecord,
   type Driver,
   type Timeline,
@@ -224,7 +224,7 @@ export class DtmService {
   private async protocolOf(gid: string): Promise<Protocol> {
     const served = this.deps.limits.protocols ?? ['http'];
     if (served.length === 1 && served[0] === 'http') return 'http';
-    const tx = fold((await this.deps.log.read(gid)).events);
+    const { state: tx } = await readState(this.deps.log, gid);
     return tx.status === 'none' ? 'http' : tx.definition.protocol;
   }
 
@@ -252,8 +252,8 @@ export class DtmService {
 
   async query(gid: string): Promise<Json> {
     if (gid === '') throw new BadRequest('no gid specified');
-    const { events, version } = await this.deps.log.read(gid);
-    const tx = fold(events);
+    // From the log's snapshot where it keeps one: a transaction that retried for days answers as fast as a new one.
+    const { state: tx, version } = await readState(this.deps.log, gid);
     return tx.status === 'none' ? { transaction: null, branches: [] } : this.queryView(tx, version);
   }
 
@@ -275,7 +275,7 @@ export class DtmService {
     createTimeEnd?: number;
   }): Promise<Json> {
     if (q.gid !== '') {
-      const tx = fold((await this.deps.log.read(q.gid)).events);
+      const { state: tx } = await readState(this.deps.log, q.gid);
       return { transactions: tx.status === 'none' ? [] : [transactionRecord(tx)], next_position: '' };
     }
     const page = await this.deps.readModel.list(q);
