@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import { Agent, request } from 'undici';
 import { freePort, startRedis } from '@dtm-ts/testing';
-import { startTmProcess } from './tm-process';
+import { startTmProcess, twoStepSaga } from './tm-process';
 import { cpuMicros, redisCounters, type RedisCounters } from './cpu';
 
 const { values: args } = parseArgs({ options: { rate: { type: 'string' } } });
@@ -120,15 +120,7 @@ const main = async (): Promise<void> => {
   const { tm, api } = await startTmProcess(port, { REDIS_URL: redis.url }, client, nodeArgs);
   // Warm up (JIT, connections), then measure.
   const submit = async (gid: string): Promise<number> => {
-    const body = JSON.stringify({
-      gid,
-      trans_type: 'saga',
-      steps: [
-        { action: `${rmUrl}/TransOut`, compensate: `${rmUrl}/TransOutRevert` },
-        { action: `${rmUrl}/TransIn`, compensate: `${rmUrl}/TransInRevert` },
-      ],
-      payloads: ['{"amount":30}', '{"amount":30}'],
-    });
+    const body = twoStepSaga(gid, rmUrl);
     const start = performance.now();
     const r = await request(`${api}/submit`, {
       method: 'POST',

@@ -16,7 +16,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
-import { startTmProcess } from './tm-process';
+import { startTmProcess, twoStepSaga } from './tm-process';
 import { fold, type TxEvent } from '@dtm-ts/domain';
 import { RedisEventLog } from '@dtm-ts/adapters';
 import { Driver } from '@dtm-ts/engine';
@@ -90,15 +90,7 @@ const memorySoak = async (): Promise<void> => {
   await sample();
 
   const submit = async (gid: string): Promise<void> => {
-    const body = JSON.stringify({
-      gid,
-      trans_type: 'saga',
-      steps: [
-        { action: `${rmUrl}/TransOut`, compensate: `${rmUrl}/TransOutRevert` },
-        { action: `${rmUrl}/TransIn`, compensate: `${rmUrl}/TransInRevert` },
-      ],
-      payloads: ['{"amount":30}', '{"amount":30}'],
-    });
+    const body = twoStepSaga(gid, rmUrl);
     const r = await request(`${api}/submit`, {
       method: 'POST',
       body,

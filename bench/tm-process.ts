@@ -28,3 +28,15 @@ export const startTmProcess = async (
     await new Promise((r) => setTimeout(r, 100));
   }
 };
+
+/** The benchmarks' saga: two steps against the RM at `rmUrl`, each with its compensation, as a submit body. */
+export const twoStepSaga = (gid: string, rmUrl: string): string =>
+  JSON.stringify({
+    gid,
+    trans_type: 'saga',
+    steps: [
+      { action: `${rmUrl}/TransOut`, compensate: `${rmUrl}/TransOutRevert` },
+      { action: `${rmUrl}/TransIn`, compensate: `${rmUrl}/TransInRevert` },
+    ],
+    payloads: ['{"amount":30}', '{"amount":30}'],
+  });
