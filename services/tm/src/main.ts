@@ -11,7 +11,11 @@ runMain('dtm-ts', async () => {
     {
       api: `${tm.url}/api/dtmsvr`,
       grpc: tm.api.grpc?.target ?? 'off',
-      redis: config.redisUrl ?? `managed under ${config.dataDir}/redis`,
+      redis:
+        config.redisUrl ??
+        (config.redisCluster
+          ? `cluster ${config.redisCluster.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`
+          : `managed under ${config.dataDir}/redis`),
     },
     'dtm-ts is up',
   );

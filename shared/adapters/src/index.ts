@@ -1,4 +1,5 @@
 export * from './redis/keys';
+export * from './redis/client';
 export * from './redis/scripts';
 export * from './redis/event-log';
 export * from './redis/feed-subscriber';

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { parseApiTokens, parseTrustedNets } from './auth-settings';
+import { parseRedisClusterNodes } from './redis-cluster';
 
 export * from './auth-settings';
+export * from './redis-cluster';
 
 /** A setting parsed by `parse`, its errors reported without the value (which may be a secret). */
 const parsed = <T>(parse: (s: string) => T) =>
@@ -51,6 +53,12 @@ const settings = {
     schema: z.string().url().optional(),
     doc: 'Redis for the event log, read model and queues. Unset: `npm start` runs its own redis-server (AOF on) under DATA_DIR',
   },
+  redisCluster: {
+    env: 'REDIS_CLUSTER_NODES',
+    schema: parsed(parseRedisClusterNodes),
+    secret: true,
+    doc: 'Redis Cluster instead of REDIS_URL: seed nodes `host:port,…`, or `redis+cluster://[user:password@]host:port,…[/?tls=true]` (see Redis Cluster)',
+  },
   eventStore: {
     env: 'EVENT_STORE',
     schema: z.enum(['redis', 'esdb']).default('redis'),
@@ -80,7 +88,12 @@ const settings = {
   partitions: {
     env: 'LOG_PARTITIONS',
     schema: z.coerce.number().int().min(1).max(1024).default(4),
-    doc: 'Partitions of the Redis event log (hash slots); fixed for the life of the data',
+    doc: 'Partitions of the Redis event log (hash slots); fixed for the life of the data. On a cluster: ≥ 4 × masters',
+  },
+  passQueues: {
+    env: 'PASS_QUEUES',
+    schema: z.coerce.number().int().min(1).max(1024).optional(),
+    doc: 'BullMQ pass queues, each serving every PASS_QUEUES-th partition; the same on every process. Unset: 1 on one Redis, LOG_PARTITIONS on a cluster',
   },
   kafkaBrokers: {
     env: 'KAFKA_BROKERS',
@@ -302,6 +315,12 @@ export const loadConfig = (env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     else problems.push(`${s.env}=${shown}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (out.eventStore === 'esdb' && out.esdbUrl === undefined) problems.push('ESDB_URL: required when EVENT_STORE=esdb');
+  if (out.redisUrl !== undefined && out.redisCluster !== undefined) {
+    problems.push('REDIS_URL and REDIS_CLUSTER_NODES: set one of them, not both');
+  }
+  if (typeof out.passQueues === 'number' && typeof out.partitions === 'number' && out.passQueues > out.partitions) {
+    problems.push(`PASS_QUEUES=${out.passQueues}: at most LOG_PARTITIONS (${out.partitions}); a queue serves whole partitions`);
+  }
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return Object.freeze(out) as Config;
 };

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Queue } from 'bullmq';
+import { Queue, type ConnectionOptions } from 'bullmq';
 import { EventStoreDBClient } from '@eventstore/db-client';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { join } from 'node:path';
 import {
   BullPassJobSource,
@@ -21,8 +21,11 @@ import {
   redisCheckpointStore,
   redisTopicLog,
   startManagedRedis,
+  passQueueNames,
+  passQueueOf,
+  type RedisClient,
 } from '@dtm-ts/adapters';
-import type { Config } from '@dtm-ts/config';
+import type { Config, RedisClusterSettings } from '@dtm-ts/config';
 import type { Policy } from '@dtm-ts/domain';
 import { Driver } from '@dtm-ts/engine';
 import {
@@ -45,8 +48,11 @@ import { createBranchTransport, createOutboundPolicy } from './branch-transport'
 export interface Infra {
   readonly config: Config;
   readonly logger: Logger;
-  /** The shared Redis connection (read model, leases; tools that need Redis itself, like the rebuild's scratch copy). */
-  readonly redis: Redis;
+  /**
+   * The shared Redis connection (read model, leases; tools that need Redis itself, like the rebuild's scratch
+   * copy): a Cluster client with REDIS_CLUSTER_NODES.
+   */
+  readonly redis: RedisClient;
   readonly log: EventLog & EventFeed;
   readonly topics: TopicLog;
   readonly policy: Policy;
@@ -84,9 +90,44 @@ const optionsFromUrl = (url: string): RedisOptions => {
   };
 };
 
+/** Options every node of a cluster is opened with: the URL form's credentials and TLS carry over to each. */
+const clusterNodeOptions = (c: RedisClusterSettings): RedisOptions => ({
+  username: c.username,
+  password: c.password,
+  tls: c.tls ? {} : undefined,
+  maxRetriesPerRequest: null,
+});
+
+/** The process's Redis: the engine's client, what BullMQ connects with, and how to let both go. */
+interface RedisConnections {
+  readonly redis: RedisClient;
+  readonly bull: ConnectionOptions;
+  close(): void;
+}
+
 /**
- * Connects to Redis (REDIS_URL, or a managed redis-server under DATA_DIR when `manageRedis`),
- * and builds the ports. `maxRetriesPerRequest: null` makes commands wait out a Redis restart
+ * One Redis (REDIS_URL, or the managed one): BullMQ opens its own plain connections from the same options.
+ * A cluster (REDIS_CLUSTER_NODES): BullMQ gets a Cluster client of its own (without auto-pipelining, which its
+ * blocking commands do not want) and duplicates it for its workers.
+ */
+const connectRedis = (config: Config, base: RedisOptions | undefined): RedisConnections => {
+  if (config.redisCluster) {
+    const nodes = config.redisCluster.nodes.map((n) => ({ host: n.host, port: n.port }));
+    const options: ClusterOptions = { redisOptions: clusterNodeOptions(config.redisCluster), enableReadyCheck: true };
+    const redis = new Cluster(nodes, { ...options, enableAutoPipelining: true });
+    const bull = new Cluster(nodes, options);
+    return { redis, bull, close: () => (redis.disconnect(), bull.disconnect()) };
+  }
+  const redisOptions: RedisOptions = { ...base, maxRetriesPerRequest: null, enableReadyCheck: true };
+  // Auto-pipelining batches the commands of one tick into one write: most of the engine's Redis
+  // cost was a syscall per command. BullMQ gets its own plain connections from `redisOptions`.
+  const redis = new Redis({ ...redisOptions, enableAutoPipelining: true });
+  return { redis, bull: redisOptions, close: () => redis.disconnect() };
+};
+
+/**
+ * Connects to Redis (REDIS_URL, REDIS_CLUSTER_NODES, or a managed redis-server under DATA_DIR when
+ * `manageRedis`), and builds the ports. `maxRetriesPerRequest: null` makes commands wait out a Redis restart
  * instead of failing, which BullMQ requires and the engine wants.
  */
 export const createInfra = async (
@@ -95,21 +136,23 @@ export const createInfra = async (
   opts: { manageRedis?: boolean; clock?: Clock; transport?: ClosableBranchTransport } = {},
 ): Promise<Infra> => {
   let stopManaged: (() => Promise<void>) | undefined;
-  let base: RedisOptions;
+  let base: RedisOptions | undefined;
   if (config.redisUrl) {
     base = optionsFromUrl(config.redisUrl);
+  } else if (config.redisCluster) {
+    base = undefined;
   } else if (opts.manageRedis) {
     const managed = await startManagedRedis({ dataDir: config.dataDir, log: (msg) => logger.info(msg) });
     stopManaged = () => managed.stop();
     base = { path: managed.path };
   } else {
-    throw new Error('REDIS_URL is required for this role (only `npm start` runs its own redis-server)');
+    throw new Error(
+      'REDIS_URL or REDIS_CLUSTER_NODES is required for this role (only `npm start` runs its own redis-server)',
+    );
   }
-  const redisOptions: RedisOptions = { ...base, maxRetriesPerRequest: null, enableReadyCheck: true };
-  // Auto-pipelining batches the commands of one tick into one write: most of the engine's Redis
-  // cost was a syscall per command. BullMQ gets its own plain connections from `redisOptions`.
-  const redis = new Redis({ ...redisOptions, enableAutoPipelining: true });
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const connections = connectRedis(config, base);
+  const { redis } = connections;
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   const clock = opts.clock ?? systemClock;
   const shape = { prefix: config.prefix, partitions: config.partitions };
   // EVENT_STORE=esdb: the log lives in EventStoreDB; the read model, queues and leases stay in Redis.
@@ -124,16 +167,25 @@ export const createInfra = async (
   const log = esdbLog ?? redisLog;
   const readModel = new RedisReadModel(redis, { ...shape, archive: archive !== undefined });
   const archiver = archive && new RedisArchiver(redis, archive, shape);
-  const queueName = `${config.prefix}-passes`;
-  const queue = new Queue(queueName, { connection: redisOptions });
-  queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
-  const scheduler = new BullPassScheduler(queue, {
+  // A cluster spreads the pass queues over its masters: one per partition unless PASS_QUEUES says otherwise.
+  const queueLayout = {
+    prefix: config.prefix,
+    partitions: config.partitions,
+    queues: config.passQueues ?? (config.redisCluster ? config.partitions : 1),
+    hashTagged: config.redisCluster !== undefined,
+  };
+  const queues = passQueueNames(queueLayout).map((name) => {
+    const queue = new Queue(name, { connection: connections.bull });
+    queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
+    return queue;
+  });
+  const scheduler = new BullPassScheduler((gid) => queues[passQueueOf(gid, queueLayout)]!, {
     clock,
     retries: { attempts: config.passJobAttempts, backoffMs: config.passJobBackoffMs },
   });
   const passJobs = new BullPassJobSource({
-    queueName,
-    connection: redisOptions,
+    queueNames: queues.map((q) => q.name),
+    connection: connections.bull,
     concurrency: config.workerConcurrency,
     lockMs: config.jobLockMs,
     onError: (err, job) =>
@@ -167,8 +219,12 @@ export const createInfra = async (
   const metrics = initMetrics();
   // Read at scrape time only.
   metrics.gauge('dtm_queue_jobs', 'Pass jobs in the queue, by state', async () => {
-    const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
-    return Object.entries(counts).map(([state, value]) => ({ value, attributes: { state } }));
+    const totals: Record<string, number> = {};
+    for (const queue of queues) {
+      const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
+      for (const [state, n] of Object.entries(counts)) totals[state] = (totals[state] ?? 0) + n;
+    }
+    return Object.entries(totals).map(([state, value]) => ({ value, attributes: { state } }));
   });
   metrics.gauge(
     'dtm_oldest_overdue_seconds',
@@ -223,11 +279,11 @@ export const createInfra = async (
     archiver,
     async close() {
       await driver.drain();
-      await queue.close();
+      await Promise.all(queues.map((q) => q.close()));
       await stopTracing();
       await transport.close();
       await esdb?.dispose();
-      redis.disconnect();
+      connections.close();
       if (stopManaged) await stopManaged();
     },
   };
