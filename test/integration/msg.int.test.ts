@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BranchPeer } from '../peers/http-branch-peer';
 import { liveMarker, uniqueGid, useTmFixture } from '../support/tm-harness';
+import { countKeys } from '../support/redis-target';
 import { pause } from '../support/wait';
 
 const fx = useTmFixture();
@@ -287,7 +288,7 @@ describe('JSON-RPC', () => {
 });
 
 describe('bad input for messages', () => {
-  const keyCount = async () => (await fx.tm.infra.redis.keys(`${fx.tm.infra.config.prefix}:*`)).length;
+  const keyCount = () => countKeys(fx.tm.infra.redis, `${fx.tm.infra.config.prefix}:*`);
   const cases: [string, unknown, number, RegExp][] = [
     [
       'a delay that is not a number',

@@ -21,6 +21,7 @@ import {
   redisCheckpointStore,
   redisTopicLog,
   startManagedRedis,
+  CLUSTER_CLIENT_OPTIONS,
   passQueueNames,
   passQueueOf,
   type RedisClient,
@@ -114,7 +115,7 @@ const connectRedis = (config: Config, base: RedisOptions | undefined): RedisConn
   if (config.redisCluster) {
     const nodes = config.redisCluster.nodes.map((n) => ({ host: n.host, port: n.port }));
     const options: ClusterOptions = { redisOptions: clusterNodeOptions(config.redisCluster), enableReadyCheck: true };
-    const redis = new Cluster(nodes, { ...options, enableAutoPipelining: true });
+    const redis = new Cluster(nodes, { ...options, ...CLUSTER_CLIENT_OPTIONS });
     const bull = new Cluster(nodes, options);
     return { redis, bull, close: () => (redis.disconnect(), bull.disconnect()) };
   }

@@ -1,7 +1,18 @@
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, ClusterOptions, Redis } from 'ioredis';
 
 /** A connection to one Redis or to a Redis Cluster (REDIS_CLUSTER_NODES): every Redis adapter takes either. */
 export type RedisClient = Redis | Cluster;
+
+/**
+ * How the adapters want a Cluster client opened. Auto-pipelining, so that commands of one tick leave as one
+ * write per master. XGROUP and XINFO name their key after a subcommand, which ioredis's auto-pipelining takes
+ * for the key: it would route them to the slot of "CREATE" and fail with MOVED inside a pipeline. Sent on their
+ * own, ioredis follows the MOVED to the right master.
+ */
+export const CLUSTER_CLIENT_OPTIONS: ClusterOptions = {
+  enableAutoPipelining: true,
+  autoPipeliningIgnoredCommands: ['xgroup', 'xinfo'],
+};
 
 type Command = (...args: unknown[]) => Promise<unknown>;
 
