@@ -35,3 +35,10 @@ export const redisCounters = async (redis: Redis): Promise<RedisCounters> => {
     calls,
   };
 };
+
+/** The counters of several servers (a cluster's masters) as one. */
+export const sumCounters = (all: readonly RedisCounters[]): RedisCounters => {
+  const calls = new Map<string, number>();
+  for (const c of all) for (const [cmd, n] of c.calls) calls.set(cmd, (calls.get(cmd) ?? 0) + n);
+  return { cpuMicros: all.reduce((t, c) => t + c.cpuMicros, 0), calls };
+};

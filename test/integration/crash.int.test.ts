@@ -68,7 +68,7 @@ describe('worker crash', () => {
     peer = await startBranchPeer();
     // A long sweep grace keeps the sweep out of this test, even on a loaded machine: here the dead worker's passes
     // are taken over through their expired locks. The sweep racing that takeover is the next test's subject.
-    const env = { ...envFor(target), SWEEP_GRACE_MS: '30000' };
+    const env: Record<string, string> = { ...envFor(target), SWEEP_GRACE_MS: '30000' };
     const [api, workerA] = await Promise.all([spawn('api', env), spawn('worker', env)]);
     const dtm = dtmClient(api.url);
     const p = peer;
@@ -149,7 +149,7 @@ describe('worker crash', () => {
     expect(endedBefore.filter((s) => callsOf(s.gid).some((n) => n > 1)).map((s) => s.gid)).toEqual([]);
 
     // On a cluster, the run's keys (streams, feeds, read model, pass queues) are spread over every master.
-    const perMaster = await keysPerMaster(target.client(), `*${env.KEY_PREFIX}*`);
+    const perMaster = await keysPerMaster(target.client(), `*${env['KEY_PREFIX']}*`);
     console.log(`worker crash (${target.kind}): keys per master ${perMaster.join(' / ')}`);
     expect(perMaster.every((n) => n > 0)).toBe(true);
   });
