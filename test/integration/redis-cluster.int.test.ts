@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { masters, passQueueNames, type RedisClient } from '@dtm-ts/adapters';
+import { masters, passQueueNames, type RedisClient, type RedisEventLog } from '@dtm-ts/adapters';
 import type { RunningTm } from '@dtm-ts/tm';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { dtmClient, sagaBody, startTestTm, uniqueGid, waitAllFinal, type DtmClient } from '../support/tm-harness';
@@ -84,11 +84,11 @@ describe('Redis Cluster of three masters', () => {
     do {
       const page = (await dtm.get(`/all?limit=100&position=${encodeURIComponent(position)}`)).body;
       for (const t of page.transactions as { gid: string }[]) listed.add(t.gid);
-      position = String(page.next_position ?? '');
+      position = (page.next_position as string | undefined) ?? '';
     } while (position);
     expect(gids.filter((g) => !listed.has(g))).toEqual([]);
     const scanned = new Set<string>();
-    for await (const ids of (tm.infra.log as import('@dtm-ts/adapters').RedisEventLog).streamIds({ archived: false })) {
+    for await (const ids of (tm.infra.log as RedisEventLog).streamIds({ archived: false })) {
       for (const id of ids) scanned.add(id);
     }
     expect(gids.filter((g) => !scanned.has(g))).toEqual([]);

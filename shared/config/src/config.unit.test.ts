@@ -82,7 +82,9 @@ describe('Redis Cluster settings', () => {
   });
 
   it('when PASS_QUEUES exceeds LOG_PARTITIONS, then the configuration is refused', () => {
-    expect(() => loadConfig({ PASS_QUEUES: '8', LOG_PARTITIONS: '4' })).toThrow(/PASS_QUEUES=8: at most LOG_PARTITIONS/);
+    expect(() => loadConfig({ PASS_QUEUES: '8', LOG_PARTITIONS: '4' })).toThrow(
+      /PASS_QUEUES=8: at most LOG_PARTITIONS/,
+    );
     expect(loadConfig({ PASS_QUEUES: '4', LOG_PARTITIONS: '4' }).passQueues).toBe(4);
   });
 });

@@ -319,7 +319,9 @@ export const loadConfig = (env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     problems.push('REDIS_URL and REDIS_CLUSTER_NODES: set one of them, not both');
   }
   if (typeof out.passQueues === 'number' && typeof out.partitions === 'number' && out.passQueues > out.partitions) {
-    problems.push(`PASS_QUEUES=${out.passQueues}: at most LOG_PARTITIONS (${out.partitions}); a queue serves whole partitions`);
+    problems.push(
+      `PASS_QUEUES=${out.passQueues}: at most LOG_PARTITIONS (${out.partitions}); a queue serves whole partitions`,
+    );
   }
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return Object.freeze(out) as Config;

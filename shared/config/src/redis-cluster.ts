@@ -28,7 +28,10 @@ export const parseRedisClusterNodes = (raw: string): RedisClusterSettings => {
     throw new Error('expected host:port,… or redis+cluster://[user:password@]host:port,…[/?tls=true]');
   }
   const list = url ? url[3]! : raw;
-  const nodes = list.split(',').filter((s) => s.trim() !== '').map(parseNode);
+  const nodes = list
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map(parseNode);
   if (nodes.length === 0) throw new Error('expected at least one host:port');
   if (!url) return { nodes, tls: false };
   const [user = '', password] = (url[2] ?? '').split(/:(.*)/s);

@@ -71,7 +71,7 @@ export const startRedisCluster = async (opts: RedisClusterOptions = {}): Promise
   const waitOk = async (timeoutMs = 30_000): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const states = await Promise.all(masters.map((m, i) => (down.has(i) ? 'ok' : clusterState(m.port))));
+      const states = await Promise.all(masters.map(async (m, i) => (down.has(i) ? 'ok' : clusterState(m.port))));
       if (states.every((s) => s === 'ok')) return;
       if (Date.now() > deadline) throw new Error(`cluster not ok after ${timeoutMs} ms: ${states.join(', ')}`);
       await sleep(100);

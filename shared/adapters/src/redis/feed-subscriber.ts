@@ -188,7 +188,12 @@ export class RedisFeedSubscriber {
   }
 
   /** XREADGROUP one partition from `id` ('>' for new entries, else this consumer's pending after `id`). */
-  private async readGroup(conn: RedisClient, key: string, id: string, blockMs: number | null): Promise<StreamReplyEntry[]> {
+  private async readGroup(
+    conn: RedisClient,
+    key: string,
+    id: string,
+    blockMs: number | null,
+  ): Promise<StreamReplyEntry[]> {
     const { group, consumer } = this.options;
     const block = blockMs === null ? [] : ['BLOCK', blockMs];
     const reply = (await conn.call(
