@@ -34,8 +34,9 @@ const startTarget = async (): Promise<RedisTarget> => {
   redis = target;
   return target;
 };
-const spawn = async (...args: Parameters<typeof spawnRole>): Promise<RoleProcess> => {
-  const p = await spawnRole(...args);
+// A role compiles on start (tsx): on a loaded machine, with a cluster client per pass queue, that can pass 30 s.
+const spawn = async (...[role, env, opts]: Parameters<typeof spawnRole>): Promise<RoleProcess> => {
+  const p = await spawnRole(role, env, { readyTimeoutMs: 60_000, ...opts });
   procs.push(p);
   return p;
 };
