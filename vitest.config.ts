@@ -13,7 +13,8 @@ const engineSuite = [
 
 /**
  * The files that run again on a real 3-master Redis Cluster (issue 13): the modes, the Redis log's conformance
- * suite, the read model and the worker-SIGKILL crash test.
+ * suite, the read model and the worker-SIGKILL crash test. (redis-cluster.int.test.ts is always on a cluster: it
+ * runs once, in the integration project.)
  */
 const clusterSuite = [
   'test/integration/saga.int.test.ts',
@@ -23,7 +24,6 @@ const clusterSuite = [
   'test/integration/redis-event-log.int.test.ts',
   'test/integration/redis-read-model.int.test.ts',
   'test/integration/crash.int.test.ts',
-  'test/integration/redis-cluster.int.test.ts',
 ];
 
 export default defineConfig({
