@@ -46,7 +46,7 @@ describe('skewed clock (libfaketime)', () => {
     child = c.child;
     await waitFor(() => c.readings.length >= 3, 'readings from the skewed child');
     // A line reaches us a little after the child wrote it: the skew we see is the offset minus that delay.
-    for (const r of c.readings) expect(r.skewS).toBeGreaterThan(28);
+    for (const r of c.readings) expect(r.skewS).toBeGreaterThan(25);
     for (const r of c.readings) expect(r.skewS).toBeLessThan(31);
 
     // A step back by a minute, as NTP might do to a clock that ran ahead.
@@ -64,9 +64,9 @@ describe('skewed clock (libfaketime)', () => {
     const switched = skews.findIndex((s) => s < 0);
     expect(switched).toBeGreaterThan(0);
     for (const r of c.readings.slice(0, switched)) expect(r.wallMs - 30_000).toBeLessThanOrEqual(setResolvedAt);
-    for (const s of skews.slice(0, switched)) expect(s).toBeGreaterThan(28);
+    for (const s of skews.slice(0, switched)) expect(s).toBeGreaterThan(25);
     for (const s of skews.slice(switched)) {
-      expect(s).toBeGreaterThan(-32);
+      expect(s).toBeGreaterThan(-35);
       expect(s).toBeLessThan(-29);
     }
     // performance.now() never went back.
