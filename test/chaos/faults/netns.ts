@@ -1,4 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
@@ -250,6 +251,10 @@ export const createNetnsHost = async (name: string): Promise<NetnsHost> => {
     await ip('-n', ns, 'link', 'set', nsVeth, 'up');
     await ip('-n', ns, 'link', 'set', 'lo', 'up');
     await ip('-n', ns, 'route', 'add', 'default', 'via', hostIp);
+    // The host end's MAC, pinned: while the link is cut the namespace does not ARP for it, so a connection attempt
+    // times out as across any partition, instead of failing at once with EHOSTUNREACH when ARP gives up.
+    const mac = readFileSync(`/sys/class/net/${hostVeth}/address`, 'utf8').trim();
+    await ip('-n', ns, 'neigh', 'replace', hostIp, 'lladdr', mac, 'dev', nsVeth, 'nud', 'permanent');
   } catch (err) {
     removeSync(ns, hostVeth);
     live.delete(ns);
