@@ -1,8 +1,13 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../../peers/http-branch-peer';
-import { spawnRole, stopAll, type RoleProcess } from '../../support/processes';
+import { bullConnection, spawnRole, stopAll, type RoleProcess } from '../../support/processes';
+import { waitFor } from '../../support/wait';
 import { dtmClient, liveMarker, sagaBody, uniqueGid, waitAllFinal, type DtmClient } from '../../support/tm-harness';
 import { skewedClock, type SkewedClock } from './faketime';
 
@@ -12,6 +17,7 @@ import { skewedClock, type SkewedClock } from './faketime';
  * come early by the skew (a saga whose timeout_to_fail is shorter than the skew aborts before any action).
  */
 const SKEW_S = 30;
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 describe('a worker whose clock is 30 s ahead', () => {
   let redis: RedisProcess;
@@ -101,6 +107,36 @@ describe('a worker whose clock is 30 s ahead', () => {
     expect(submitAt).toBeGreaterThanOrEqual(submittedAt - 1_000);
     expect(submitAt).toBeLessThan(submittedAt + 20_000);
     expect(endAt - submitAt).toBeGreaterThan((SKEW_S - 5) * 1_000);
+  });
+
+  it('promotes every delayed BullMQ job by its own clock: one added for 20 s later by a right clock runs at once', async () => {
+    // What makes one skewed worker move every transaction's retries and timeouts (README "Clocks and clock skew"):
+    // a plain BullMQ worker under the same skewed clock, and a delayed job added from this (right) process.
+    const queueName = `skewq${randomUUID().slice(0, 8)}`;
+    const script = `import { Worker } from 'bullmq';
+      const w = new Worker(${JSON.stringify(queueName)}, async (job) => { console.log('ran ' + job.name); },
+        { connection: ${JSON.stringify(bullConnection(redis.url))} });
+      await w.waitUntilReady();
+      console.log('ready');`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...clock.env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let said = '';
+    child.stdout.on('data', (c: Buffer) => (said += c.toString('utf8')));
+    const queue = new Queue(queueName, { connection: bullConnection(redis.url) });
+    try {
+      await waitFor(() => said.includes('ready'), 'the skewed BullMQ worker', { timeout: 60_000 });
+      const added = Date.now();
+      await queue.add('later', {}, { delay: 20_000 });
+      await waitFor(() => said.includes('ran later'), 'the delayed job run by the skewed worker', { timeout: 30_000 });
+      // Due in 20 s by this clock, it ran at once: 30 s ahead, the worker found it 10 s overdue.
+      expect(Date.now() - added).toBeLessThan(15_000);
+    } finally {
+      child.kill('SIGKILL');
+      await queue.close();
+    }
   });
 
   it('fires a deadline early by the skew: a saga with timeout_to_fail under it aborts before any action', async () => {
