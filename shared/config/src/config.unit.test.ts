@@ -81,6 +81,12 @@ describe('Redis Cluster settings', () => {
     );
   });
 
+  it('when REDIS_URL holds a cluster URL, then it is refused with where it goes', () => {
+    expect(() => loadConfig({ REDIS_URL: 'redis+cluster://a:7000,b:7001' })).toThrow(
+      /REDIS_URL=.*a cluster URL goes in REDIS_CLUSTER_NODES/,
+    );
+  });
+
   it('when PASS_QUEUES exceeds LOG_PARTITIONS, then the configuration is refused', () => {
     expect(() => loadConfig({ PASS_QUEUES: '8', LOG_PARTITIONS: '4' })).toThrow(
       /PASS_QUEUES=8: at most LOG_PARTITIONS/,

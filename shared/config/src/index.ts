@@ -50,7 +50,11 @@ const settings = {
   },
   redisUrl: {
     env: 'REDIS_URL',
-    schema: z.string().url().optional(),
+    schema: z
+      .string()
+      .url()
+      .refine((u) => !/^rediss?\+cluster:/i.test(u), 'a cluster URL goes in REDIS_CLUSTER_NODES')
+      .optional(),
     doc: 'Redis for the event log, read model and queues. Unset: `npm start` runs its own redis-server (AOF on) under DATA_DIR',
   },
   redisCluster: {
