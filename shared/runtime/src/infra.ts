@@ -11,6 +11,7 @@ import {
   RedisArchiver,
   EsdbEventLog,
   EsdbFeedSubscriber,
+  LeasedFeedSubscription,
   esdbTopicLog,
   type ClosableBranchTransport,
   type OutboundPolicy,
@@ -18,7 +19,6 @@ import {
   RedisFeedSubscriber,
   RedisPassLease,
   RedisReadModel,
-  redisCheckpointStore,
   redisTopicLog,
   startManagedRedis,
 } from '@dtm-ts/adapters';
@@ -57,7 +57,8 @@ export interface Infra {
   readonly passJobs: PassJobSource;
   /**
    * A new live subscription to the feed, for one purpose (`read-model`): a consumer group of the Redis feed, or
-   * on EventStoreDB a catch-up subscription to `$all` with its checkpoint in Redis, shared by every worker.
+   * on EventStoreDB a catch-up subscription to `$all` run by whichever worker holds the purpose's Redis lease
+   * (the others stand by), with its checkpoint in Redis saved only by the lease holder.
    */
   subscribeFeed(purpose: string, onError: (err: unknown) => void): FeedSubscription;
   readonly transport: ClosableBranchTransport;
@@ -144,9 +145,18 @@ export const createInfra = async (
   const consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const subscribeFeed = (purpose: string, onError: (err: unknown) => void): FeedSubscription =>
     esdb
-      ? new EsdbFeedSubscriber(esdb, {
+      ? new LeasedFeedSubscription({
+          redis,
           prefix: config.prefix,
-          checkpoints: redisCheckpointStore(redis, `${config.prefix}:esdb-checkpoint:${purpose}`),
+          purpose,
+          owner: consumer,
+          ttlMs: config.projectionLeaseMs,
+          subscribe: (checkpoints) => new EsdbFeedSubscriber(esdb, { prefix: config.prefix, checkpoints, onError }),
+          onLease: (held) =>
+            logger.info(
+              { purpose },
+              held ? 'projecting the log (took the lease)' : 'standing by (lease lost or given up)',
+            ),
           onError,
         })
       : new RedisFeedSubscriber(redis, { ...shape, group: purpose, consumer, onError });
