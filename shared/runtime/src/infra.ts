@@ -93,12 +93,20 @@ const optionsFromUrl = (url: string): RedisOptions => {
 export const createInfra = async (
   config: Config,
   logger: Logger,
-  opts: { manageRedis?: boolean; clock?: Clock; transport?: ClosableBranchTransport } = {},
+  opts: {
+    manageRedis?: boolean;
+    /** The unix socket of a redis-server another process manages (the primary of TM_PROCESSES). */
+    redisSocket?: string;
+    clock?: Clock;
+    transport?: ClosableBranchTransport;
+  } = {},
 ): Promise<Infra> => {
   let stopManaged: (() => Promise<void>) | undefined;
   let base: RedisOptions;
   if (config.redisUrl) {
     base = optionsFromUrl(config.redisUrl);
+  } else if (opts.redisSocket) {
+    base = { path: opts.redisSocket };
   } else if (opts.manageRedis) {
     const managed = await startManagedRedis({ dataDir: config.dataDir, log: (msg) => logger.info(msg) });
     stopManaged = () => managed.stop();
