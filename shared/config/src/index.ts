@@ -173,7 +173,7 @@ const settings = {
   metricsPort: {
     env: 'METRICS_PORT',
     schema: z.coerce.number().int().min(0).max(65535).default(9464),
-    doc: 'Worker role: port of its own GET /metrics (0: none). The API serves GET /api/metrics on PORT',
+    doc: "Worker role: port of its own GET /metrics (0: none); TM_PROCESSES > 1: process i's on METRICS_PORT + i. The API serves GET /api/metrics on PORT",
   },
   projectionLeaseMs: {
     env: 'PROJECTION_LEASE_MS',
