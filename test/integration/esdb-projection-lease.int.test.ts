@@ -18,7 +18,7 @@ import { FoldCache, projectEntries } from '@dtm-ts/worker';
  * own Redis and EventStoreDB connections, as three worker processes have) against the gRPC fake and a real
  * redis-server. Each counts the appends its projection handled.
  */
-const TTL_MS = 1_500;
+const TTL_MS = 3_000;
 const policy = { retryIntervalS: 10, timeoutToFailS: 35, backoffCapS: 3600 };
 
 let redis: RedisProcess;
