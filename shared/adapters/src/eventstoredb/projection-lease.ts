@@ -25,6 +25,18 @@ const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+/**
+ * `p`, or a rejection after `ms`: with Redis unreachable a command waits for the reconnection (the connections
+ * retry forever), and neither a lease round nor a stop may wait that long.
+ */
+const within = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer from Redis in ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+};
+
 /** Raised into the subscriber when the lease is gone: it stops handling and saving, a standby takes over. */
 export class ProjectionLeaseLost extends Error {
   override readonly name = 'ProjectionLeaseLost';
@@ -70,6 +82,8 @@ export interface LeasedFeedOptions {
  */
 export class LeasedFeedSubscription implements FeedSubscription {
   private readonly keys: ReturnType<typeof projectionLeaseKeys>;
+  /** How often the holder renews and a standby tries to take the lease. */
+  private readonly renewEveryMs: number;
   private readonly sleeps = new WakeableSleep();
   private stopped = false;
   private running: Promise<void> | undefined;
@@ -79,6 +93,7 @@ export class LeasedFeedSubscription implements FeedSubscription {
 
   constructor(private readonly options: LeasedFeedOptions) {
     this.keys = projectionLeaseKeys(options.prefix, options.purpose);
+    this.renewEveryMs = Math.max(1, Math.floor(options.ttlMs / 3));
   }
 
   /** Whether this instance is the active projector now. */
@@ -100,16 +115,17 @@ export class LeasedFeedSubscription implements FeedSubscription {
     this.running = undefined;
     await this.stepDown();
     // Hand over at once rather than after the TTL: a standby takes it on its next try.
-    await this.options.redis
-      .eval(RELEASE, 1, this.keys.lease, this.options.owner)
-      .catch((err: unknown) => this.options.onError?.(err));
+    await within(
+      this.options.redis.eval(RELEASE, 1, this.keys.lease, this.options.owner),
+      1_000,
+      'lease release',
+    ).catch((err: unknown) => this.options.onError?.(err));
   }
 
   private async run(handler: (entries: FeedEntry[]) => Promise<void>): Promise<void> {
-    const every = Math.max(1, Math.floor(this.options.ttlMs / 3));
     while (!this.stopped) {
       await this.tick(handler);
-      if (!this.stopped) await this.sleeps.sleep(every);
+      if (!this.stopped) await this.sleeps.sleep(this.renewEveryMs);
     }
   }
 
@@ -118,7 +134,8 @@ export class LeasedFeedSubscription implements FeedSubscription {
     const sentAt = Date.now();
     let held: boolean;
     try {
-      held = (await this.options.redis.eval(ACQUIRE, 1, this.keys.lease, this.options.owner, this.options.ttlMs)) === 1;
+      const reply = this.options.redis.eval(ACQUIRE, 1, this.keys.lease, this.options.owner, this.options.ttlMs);
+      held = (await within(reply, this.renewEveryMs, 'lease renewal')) === 1;
     } catch (err) {
       this.options.onError?.(err);
       // Unknown: keep running until the lease may have expired, then step down.
