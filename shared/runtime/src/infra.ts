@@ -151,22 +151,31 @@ export const createInfra = async (
         : logger.warn({ err: err.message }, 'pass job queue error'),
   });
   const consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  // EventStoreDB: the leased projections of this process, for the dtm_projection_lease_held gauge.
+  const leased = new Map<string, LeasedFeedSubscription>();
+  const leasedFeed = (purpose: string, sub: LeasedFeedSubscription): LeasedFeedSubscription => {
+    leased.set(purpose, sub);
+    return sub;
+  };
   const subscribeFeed = (purpose: string, onError: (err: unknown) => void): FeedSubscription =>
     esdb
-      ? new LeasedFeedSubscription({
-          redis,
-          prefix: config.prefix,
+      ? leasedFeed(
           purpose,
-          owner: consumer,
-          ttlMs: config.projectionLeaseMs,
-          subscribe: (checkpoints) => new EsdbFeedSubscriber(esdb, { prefix: config.prefix, checkpoints, onError }),
-          onLease: (held) =>
-            logger.info(
-              { purpose },
-              held ? 'projecting the log (took the lease)' : 'standing by (lease lost or given up)',
-            ),
-          onError,
-        })
+          new LeasedFeedSubscription({
+            redis,
+            prefix: config.prefix,
+            purpose,
+            owner: consumer,
+            ttlMs: config.projectionLeaseMs,
+            subscribe: (checkpoints) => new EsdbFeedSubscriber(esdb, { prefix: config.prefix, checkpoints, onError }),
+            onLease: (held) =>
+              logger.info(
+                { purpose },
+                held ? 'projecting the log (took the lease)' : 'standing by (lease lost or given up)',
+              ),
+            onError,
+          }),
+        )
       : new RedisFeedSubscriber(redis, { ...shape, group: purpose, consumer, onError });
   // HTTP, plus Kafka for `kafka://` msg steps when KAFKA_BROKERS is set.
   const outbound = createOutboundPolicy(config);
@@ -188,6 +197,13 @@ export const createInfra = async (
     const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
     return Object.entries(counts).map(([state, value]) => ({ value, attributes: { state } }));
   });
+  if (esdb)
+    metrics.gauge(
+      'dtm_projection_lease_held',
+      'EventStoreDB: 1 on the one worker projecting the log into the read model (holding the lease), else 0',
+      () =>
+        Promise.resolve([...leased].map(([purpose, sub]) => ({ value: sub.active ? 1 : 0, attributes: { purpose } }))),
+    );
   metrics.gauge(
     'dtm_oldest_overdue_seconds',
     'How late the most overdue unfinished transaction is (0: none)',
