@@ -93,7 +93,8 @@ export const startTmProcesses = async (
     return worker;
   };
 
-  const stop = async (graceMs = 20_000): Promise<void> => {
+  // Within runMain's 15 s: the primary must still stop the redis-server after the processes.
+  const stop = async (graceMs = 10_000): Promise<void> => {
     stopping = true;
     for (const slot of slots) clearTimeout(slot.restart);
     const running = slots.flatMap((s) => (s.worker ? [s.worker] : []));
