@@ -10,8 +10,11 @@ import {
   projectionLeaseKeys,
 } from '@dtm-ts/adapters';
 import { NO_STREAM, type FeedEntry } from '@dtm-ts/ports';
-import { preparedSaga, startEsdbFake, startRedis, type EsdbFake, type RedisProcess } from '@dtm-ts/testing';
+import { freePort, preparedSaga, startEsdbFake, startRedis, type EsdbFake, type RedisProcess } from '@dtm-ts/testing';
 import { FoldCache, projectEntries } from '@dtm-ts/worker';
+import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
+import { spawnRole, stopAll, type RoleProcess } from '../support/processes';
+import { sagaBody, uniqueGid } from '../support/tm-harness';
 
 /**
  * Workers on EventStoreDB share the projection through a Redis lease: three projector instances (each with its
@@ -210,4 +213,76 @@ describe('EventStoreDB projection shared by a Redis lease', () => {
     await expect.poll(() => projected(second), { timeout: 20_000 }).toBe(true);
     await expect.poll(() => client.get(keys.checkpoint), { timeout: 15_000 }).not.toBe(saved);
   });
+});
+
+describe('EventStoreDB projection lease in real worker processes', () => {
+  const procs: RoleProcess[] = [];
+  let peer: BranchPeer | undefined;
+  afterEach(async () => {
+    await stopAll(procs.splice(0), 'SIGKILL');
+    await peer?.close();
+    peer = undefined;
+  });
+
+  /** dtm_projection_lease_held of a worker, read from its metrics port; null when it does not answer. */
+  const leaseHeld = async (metricsPort: number): Promise<number | null> => {
+    try {
+      const page = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const line = page.split('\n').find((l) => l.startsWith('dtm_projection_lease_held{'));
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : null;
+    } catch {
+      return null;
+    }
+  };
+
+  it('when two workers run, then one projects; when it is SIGKILLed, then the other takes over and every saga reaches the read model', async () => {
+    peer = await startBranchPeer();
+    const env = {
+      REDIS_URL: redis.url,
+      KEY_PREFIX: `pl${randomUUID().slice(0, 8)}`,
+      EVENT_STORE: 'esdb',
+      ESDB_URL: fake.url,
+      PROJECTION_LEASE_MS: String(TTL_MS),
+    };
+    const ports = [await freePort(), await freePort()];
+    for (const port of ports) procs.push(await spawnRole('worker', { ...env, METRICS_PORT: String(port) }));
+    const api = await spawnRole('api', env);
+    procs.push(api);
+    const client = new Redis(redis.url);
+    const readModel = new RedisReadModel(client, { prefix: env.KEY_PREFIX, partitions: 4 });
+    const submit = async (label: string, n: number): Promise<string[]> =>
+      Promise.all(
+        Array.from({ length: n }, async () => {
+          const gid = uniqueGid(label);
+          const steps = [0, 1].map((i) => ({
+            action: peer!.url(`${gid}/a${i}`),
+            compensate: peer!.url(`${gid}/c${i}`),
+          }));
+          const r = await fetch(`${api.url}/api/dtmsvr/submit`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(sagaBody(gid, steps)),
+          });
+          expect(r.status, await r.text()).toBe(200);
+          return gid;
+        }),
+      );
+    const allSucceedInReadModel = async (gids: string[]): Promise<boolean> =>
+      (await Promise.all(gids.map((g) => readModel.get(g)))).every((s) => s?.status === 'succeed');
+    try {
+      const held = async (): Promise<(number | null)[]> => Promise.all(ports.map(leaseHeld));
+      await expect.poll(async () => (await held()).sort(), { timeout: 20_000 }).toEqual([0, 1]);
+      const holder = (await held()).indexOf(1);
+      const before = await submit('lease-before', 20);
+      await expect.poll(() => allSucceedInReadModel(before), { timeout: 30_000 }).toBe(true);
+
+      await procs[holder]!.kill('SIGKILL');
+      const other = ports[1 - holder]!;
+      await expect.poll(() => leaseHeld(other), { timeout: 20_000 }).toBe(1);
+      const after = await submit('lease-after', 20);
+      await expect.poll(() => allSucceedInReadModel([...before, ...after]), { timeout: 30_000 }).toBe(true);
+    } finally {
+      client.disconnect();
+    }
+  }, 120_000);
 });
