@@ -48,9 +48,10 @@ const runTm = async (config: Config, logger: Logger): Promise<() => Promise<void
 
 /** TM_PROCESSES > 1: one redis-server (when managed) and the processes sharing the ports, restarted when they die. */
 const runPrimary = async (config: Config, logger: Logger): Promise<() => Promise<void>> => {
-  const managed = config.redisUrl
-    ? undefined
-    : await startManagedRedis({ dataDir: config.dataDir, log: (msg) => logger.info(msg) });
+  const managed =
+    config.redisUrl || config.redisCluster
+      ? undefined
+      : await startManagedRedis({ dataDir: config.dataDir, log: (msg) => logger.info(msg) });
   const env: Record<string, string> = managed ? { [MANAGED_REDIS_SOCKET]: managed.path } : {};
   try {
     const processes = await startTmProcesses(config.tmProcesses, env, logger);
