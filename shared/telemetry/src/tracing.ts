@@ -95,7 +95,7 @@ export const inSpan = <T>(
     try {
       return fn(NO_SPAN);
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
   return tracer().startActiveSpan(name, { attributes, kind }, parent ?? context.active(), async (span) => {

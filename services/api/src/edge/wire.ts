@@ -65,7 +65,30 @@ const statusOf = (issue: z.core.$ZodIssue): 400 | 422 => {
  * not well-formed Unicode (a lone surrogate), or nesting deeper than BOUNDS.depth. Iterative, so
  * no body can exhaust the stack. `null` when the value is clean.
  */
-export const treeProblem = (value: unknown, root = ''): string | null => {
+export const treeProblem = (value: unknown, root = ''): string | null =>
+  treeIsClean(value, 0) ? null : firstTreeProblem(value, root);
+
+/**
+ * The common case of {@link treeProblem}: a clean tree, checked without building a path or an entry array per
+ * node. Recursion is bounded: it stops at BOUNDS.depth.
+ */
+const treeIsClean = (v: unknown, depth: number): boolean => {
+  if (typeof v === 'string') return isWellFormed(v);
+  if (typeof v !== 'object' || v === null) return true;
+  if (depth >= BOUNDS.depth) return false;
+  if (Array.isArray(v)) {
+    for (const x of v as unknown[]) if (!treeIsClean(x, depth + 1)) return false;
+    return true;
+  }
+  const record = v as Record<string, unknown>;
+  for (const k in record) {
+    if (Object.hasOwn(record, k) && (!isWellFormed(k) || !treeIsClean(record[k], depth + 1))) return false;
+  }
+  return true;
+};
+
+/** Where a tree that is not clean breaks the rules, with the path to it. */
+const firstTreeProblem = (value: unknown, root: string): string | null => {
   const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: root, depth: 0 }];
   while (stack.length > 0) {
     const { v, path, depth } = stack.pop()!;

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
@@ -82,14 +83,13 @@ export class FileArchive implements TxArchive {
     return found.events;
   }
 
+  /**
+   * Asked on every new gid, so one synchronous stat (~3 CPU-µs on a local disk): the asynchronous one costs 30–80
+   * CPU-µs through the thread pool and an ENOENT error object, more than all the rest of a submit's decision.
+   */
+  // eslint-disable-next-line @typescript-eslint/require-await -- async so a thrown stat error is a rejection
   async has(gid: Gid): Promise<boolean> {
-    try {
-      await stat(this.pathOf(gid));
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw err;
-    }
+    return statSync(this.pathOf(gid), { throwIfNoEntry: false }) !== undefined;
   }
 
   async *scan(): AsyncIterable<{ gid: Gid; events: TxEvent[] }> {
