@@ -1,4 +1,5 @@
 import type { TxEvent } from './events';
+import { epochMs } from '../time';
 import {
   branchKey,
   sagaBranchId,
@@ -60,7 +61,7 @@ export const initialState: GlobalTransaction = { status: 'none' };
 
 const NO_PASS_FAILURES: ActiveTransaction['passFailures'] = { count: 0, error: '', retryAt: 0 };
 
-const ms = (iso: string): number => Date.parse(iso);
+const ms = epochMs;
 
 /** Events that show a transaction moving: after one, earlier pass failures no longer count. */
 const MOVES: ReadonlySet<TxEvent['type']> = new Set<TxEvent['type']>([
