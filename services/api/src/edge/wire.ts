@@ -203,8 +203,28 @@ export const utf8Of = (b64: string): string | null => {
   }
 };
 
+/**
+ * Verdicts of recent URLs: a TM sees the same few RM URLs in every request, and parsing one costs more than the
+ * rest of its checks. Bounded (URLs are the clients' choice): cleared when full.
+ */
+const urlVerdicts = new Map<string, string | null>();
+const URL_VERDICTS_MAX = 4096;
+/** Longer URLs are checked each time, so the cache stays within a few MB. */
+const URL_CACHED_CHARS = 512;
+
 /** The reason an http(s) URL is refused, or `null`: parsed, http or https, no user name or password. */
 export const httpUrlProblem = (url: string): string | null => {
+  if (url.length > URL_CACHED_CHARS) return parseHttpUrlProblem(url);
+  let verdict = urlVerdicts.get(url);
+  if (verdict === undefined) {
+    if (urlVerdicts.size >= URL_VERDICTS_MAX) urlVerdicts.clear();
+    verdict = parseHttpUrlProblem(url);
+    urlVerdicts.set(url, verdict);
+  }
+  return verdict;
+};
+
+const parseHttpUrlProblem = (url: string): string | null => {
   if (url.length > BOUNDS.url) return `is longer than ${BOUNDS.url} characters`;
   let u: URL;
   try {
