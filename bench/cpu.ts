@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
 /** Clock ticks per second of /proc's times; 100 on every Linux we run on. */
@@ -12,6 +12,33 @@ export const cpuMicros = (pid: number): number => {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return ((utime + stime) * 1e6) / CLK_TCK;
+};
+
+/** The pids of `pid`'s children, from /proc/<pid>/task/<tid>/children (Linux). */
+const childPids = (pid: number): number[] => {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+    );
+  } catch {
+    return []; // exited meanwhile
+  }
+};
+
+/**
+ * CPU time of `pid` and every live descendant (TM_PROCESSES: the primary and its TM processes), in µs. A
+ * process that exits between two readings takes its time with it: compare readings of a stable tree only.
+ */
+export const treeCpuMicros = (pid: number): number => {
+  let total = 0;
+  for (const p of [pid, ...childPids(pid)]) {
+    try {
+      total += p === pid ? cpuMicros(p) : treeCpuMicros(p);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
 };
 
 /** What Redis has done so far: its CPU time and its calls per command (scripts' inner calls included). */

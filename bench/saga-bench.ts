@@ -12,6 +12,7 @@
  *
  * The TM runs as its own process (as users run it); Redis too. Env: BENCH_SAGAS (default 20000),
  * BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_PROFILE=1 writes a CPU profile of the TM to .bench/.
+ * `--processes 2` (or TM_PROCESSES=2) starts the TM with TM_PROCESSES=2; its CPU is that of all its processes.
  */
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -22,12 +23,16 @@ import { cpus } from 'node:os';
 import { Agent, request } from 'undici';
 import { freePort, startRedis } from '@dtm-ts/testing';
 import { startTmProcess, twoStepSaga } from './tm-process';
-import { cpuMicros, redisCounters, type RedisCounters } from './cpu';
+import { redisCounters, treeCpuMicros, type RedisCounters } from './cpu';
 
-const { values: args } = parseArgs({ options: { rate: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { rate: { type: 'string' }, processes: { type: 'string' } } });
 /** Open loop at this many sagas/s; closed loop when unset. */
 const RATE = args.rate === undefined ? undefined : Number(args.rate);
 if (RATE !== undefined && !(RATE > 0)) throw new Error(`--rate must be a positive number, got '${args.rate}'`);
+/** TM_PROCESSES of the TM under test (`--processes 2`); else the environment's, else 1. */
+const PROCESSES = Number(args.processes ?? process.env.TM_PROCESSES ?? 1);
+if (!Number.isInteger(PROCESSES) || PROCESSES < 1)
+  throw new Error(`--processes must be a positive integer, got '${args.processes}'`);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const N = RATE ? Math.round(RATE * SECONDS) : Number(process.env.BENCH_SAGAS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 256);
@@ -58,7 +63,7 @@ const printPerSaga = (
 ): void => {
   const per = (x: number): string => (x / n).toFixed(0).padStart(6);
   console.log('per saga (measured window):');
-  console.log(`  TM        ${per(tmAfter - tmBefore)} CPU-µs`);
+  console.log(`  TM        ${per(tmAfter - tmBefore)} CPU-µs   (TM_PROCESSES=${PROCESSES}: all its processes)`);
   console.log(`  Redis     ${per(redisAfter.cpuMicros - redisBefore.cpuMicros)} CPU-µs`);
   console.log(`  bench+RM  ${per(self.user + self.system)} CPU-µs   (this process: load generator and RM)`);
   const calls = new Map<string, number>();
@@ -117,7 +122,13 @@ const main = async (): Promise<void> => {
   const port = await freePort();
   mkdirSync('.bench', { recursive: true });
   const nodeArgs = PROFILE ? ['--cpu-prof', '--cpu-prof-dir=.bench'] : [];
-  const { tm, api } = await startTmProcess(port, { REDIS_URL: redis.url }, client, nodeArgs);
+  // Several TM processes: no per-process metrics servers (the bench reads /proc, not metrics).
+  const tmEnv = {
+    REDIS_URL: redis.url,
+    TM_PROCESSES: String(PROCESSES),
+    ...(PROCESSES > 1 ? { METRICS_PORT: '0' } : {}),
+  };
+  const { tm, api } = await startTmProcess(port, tmEnv, client, nodeArgs);
   // Warm up (JIT, connections), then measure.
   const submit = async (gid: string): Promise<number> => {
     const body = twoStepSaga(gid, rmUrl);
@@ -143,7 +154,7 @@ const main = async (): Promise<void> => {
   // The window the CPU and command figures cover: the measured sagas only.
   const redisClient = new Redis(redis.url, { lazyConnect: false });
   const appendfsync = ((await redisClient.config('GET', 'appendfsync')) as string[])[1] ?? '?';
-  const before = { tm: cpuMicros(tm.pid!), self: process.cpuUsage(), redis: await redisCounters(redisClient) };
+  const before = { tm: treeCpuMicros(tm.pid!), self: process.cpuUsage(), redis: await redisCounters(redisClient) };
 
   const starts = new Map<string, number>();
   const runId = Date.now().toString(36);
@@ -187,7 +198,7 @@ const main = async (): Promise<void> => {
   const sagaSecs = (lastEnd - t1) / 1000;
   const lat = [...starts.entries()].map(([g, s]) => lastCall.get(g)! - s).sort((a, b) => a - b);
   const after = {
-    tm: cpuMicros(tm.pid!),
+    tm: treeCpuMicros(tm.pid!),
     self: process.cpuUsage(before.self),
     redis: await redisCounters(redisClient),
   };
@@ -200,12 +211,13 @@ const main = async (): Promise<void> => {
   await client.close();
 
   const sagaRate = N / sagaSecs;
+  const tmShape = PROCESSES > 1 ? `${PROCESSES} all-in-one processes (TM_PROCESSES)` : 'one all-in-one process';
   const rawRate = rawN / rawSecs;
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}`);
   console.log(
     RATE
-      ? `sagas: ${N} two-step sagas, open loop at ${RATE}/s for ${SECONDS} s, TM = one all-in-one process`
-      : `sagas: ${N} two-step sagas, ${CONCURRENCY} clients with one saga in flight each, TM = one all-in-one process`,
+      ? `sagas: ${N} two-step sagas, open loop at ${RATE}/s for ${SECONDS} s, TM = ${tmShape}`
+      : `sagas: ${N} two-step sagas, ${CONCURRENCY} clients with one saga in flight each, TM = ${tmShape}`,
   );
   console.log(`redis: appendonly yes, appendfsync ${appendfsync}`);
   console.log(

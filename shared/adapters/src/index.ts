@@ -14,6 +14,7 @@ export * from './redis/topic-log';
 export * from './redis/pass-lease';
 export * from './eventstoredb/event-log';
 export * from './eventstoredb/feed-subscriber';
+export * from './eventstoredb/projection-lease';
 export * from './message-bus/routing-branch-transport';
 export * from './kafka/kafka-message-bus';
 export * from './kafka/dedup-consumer';

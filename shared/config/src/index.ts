@@ -173,12 +173,22 @@ const settings = {
   metricsPort: {
     env: 'METRICS_PORT',
     schema: z.coerce.number().int().min(0).max(65535).default(9464),
-    doc: 'Worker role: port of its own GET /metrics (0: none). The API serves GET /api/metrics on PORT',
+    doc: "Worker role: port of its own GET /metrics (0: none); TM_PROCESSES > 1: process i's on METRICS_PORT + i. The API serves GET /api/metrics on PORT",
+  },
+  projectionLeaseMs: {
+    env: 'PROJECTION_LEASE_MS',
+    schema: z.coerce.number().int().min(1000).default(10000),
+    doc: "EVENT_STORE=esdb: lease of the one worker that projects the log into the read model; a dead one's is taken over after about 4/3 of it",
   },
   workerConcurrency: {
     env: 'WORKER_CONCURRENCY',
     schema: z.coerce.number().int().min(1).max(10000).default(200),
     doc: 'Transactions one worker drives at once',
+  },
+  tmProcesses: {
+    env: 'TM_PROCESSES',
+    schema: z.coerce.number().int().min(1).max(256).default(1),
+    doc: '`npm start`: TM processes sharing PORT and GRPC_PORT (node:cluster), each with its metrics on METRICS_PORT…+10; a crashed one is restarted',
   },
   inlinePasses: {
     env: 'INLINE_PASSES',

@@ -11,6 +11,7 @@ import {
   RedisArchiver,
   EsdbEventLog,
   EsdbFeedSubscriber,
+  LeasedFeedSubscription,
   esdbTopicLog,
   type ClosableBranchTransport,
   type OutboundPolicy,
@@ -18,7 +19,6 @@ import {
   RedisFeedSubscriber,
   RedisPassLease,
   RedisReadModel,
-  redisCheckpointStore,
   redisTopicLog,
   startManagedRedis,
 } from '@dtm-ts/adapters';
@@ -57,7 +57,8 @@ export interface Infra {
   readonly passJobs: PassJobSource;
   /**
    * A new live subscription to the feed, for one purpose (`read-model`): a consumer group of the Redis feed, or
-   * on EventStoreDB a catch-up subscription to `$all` with its checkpoint in Redis, shared by every worker.
+   * on EventStoreDB a catch-up subscription to `$all` run by whichever worker holds the purpose's Redis lease
+   * (the others stand by), with its checkpoint in Redis saved only by the lease holder.
    */
   subscribeFeed(purpose: string, onError: (err: unknown) => void): FeedSubscription;
   readonly transport: ClosableBranchTransport;
@@ -92,12 +93,20 @@ const optionsFromUrl = (url: string): RedisOptions => {
 export const createInfra = async (
   config: Config,
   logger: Logger,
-  opts: { manageRedis?: boolean; clock?: Clock; transport?: ClosableBranchTransport } = {},
+  opts: {
+    manageRedis?: boolean;
+    /** The unix socket of a redis-server another process manages (the primary of TM_PROCESSES). */
+    redisSocket?: string;
+    clock?: Clock;
+    transport?: ClosableBranchTransport;
+  } = {},
 ): Promise<Infra> => {
   let stopManaged: (() => Promise<void>) | undefined;
   let base: RedisOptions;
   if (config.redisUrl) {
     base = optionsFromUrl(config.redisUrl);
+  } else if (opts.redisSocket) {
+    base = { path: opts.redisSocket };
   } else if (opts.manageRedis) {
     const managed = await startManagedRedis({ dataDir: config.dataDir, log: (msg) => logger.info(msg) });
     stopManaged = () => managed.stop();
@@ -142,13 +151,31 @@ export const createInfra = async (
         : logger.warn({ err: err.message }, 'pass job queue error'),
   });
   const consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  // EventStoreDB: the leased projections of this process, for the dtm_projection_lease_held gauge.
+  const leased = new Map<string, LeasedFeedSubscription>();
+  const leasedFeed = (purpose: string, sub: LeasedFeedSubscription): LeasedFeedSubscription => {
+    leased.set(purpose, sub);
+    return sub;
+  };
   const subscribeFeed = (purpose: string, onError: (err: unknown) => void): FeedSubscription =>
     esdb
-      ? new EsdbFeedSubscriber(esdb, {
-          prefix: config.prefix,
-          checkpoints: redisCheckpointStore(redis, `${config.prefix}:esdb-checkpoint:${purpose}`),
-          onError,
-        })
+      ? leasedFeed(
+          purpose,
+          new LeasedFeedSubscription({
+            redis,
+            prefix: config.prefix,
+            purpose,
+            owner: consumer,
+            ttlMs: config.projectionLeaseMs,
+            subscribe: (checkpoints) => new EsdbFeedSubscriber(esdb, { prefix: config.prefix, checkpoints, onError }),
+            onLease: (held) =>
+              logger.info(
+                { purpose },
+                held ? 'projecting the log (took the lease)' : 'standing by (lease lost or given up)',
+              ),
+            onError,
+          }),
+        )
       : new RedisFeedSubscriber(redis, { ...shape, group: purpose, consumer, onError });
   // HTTP, plus Kafka for `kafka://` msg steps when KAFKA_BROKERS is set.
   const outbound = createOutboundPolicy(config);
@@ -170,6 +197,13 @@ export const createInfra = async (
     const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
     return Object.entries(counts).map(([state, value]) => ({ value, attributes: { state } }));
   });
+  if (esdb)
+    metrics.gauge(
+      'dtm_projection_lease_held',
+      'EventStoreDB: 1 on the one worker projecting the log into the read model (holding the lease), else 0',
+      () =>
+        Promise.resolve([...leased].map(([purpose, sub]) => ({ value: sub.active ? 1 : 0, attributes: { purpose } }))),
+    );
   metrics.gauge(
     'dtm_oldest_overdue_seconds',
     'How late the most overdue unfinished transaction is (0: none)',
