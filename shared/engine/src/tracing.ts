@@ -1,6 +1,6 @@
 import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { GlobalTransaction } from '@dtm-ts/domain';
-import type { BranchTransport, EventLog } from '@dtm-ts/ports';
+import type { BranchTransport, EventLog, ProjectingLog } from '@dtm-ts/ports';
 import { Attr, contextFrom, currentTraceparent, inSpan } from '@dtm-ts/telemetry';
 
 /**
@@ -15,6 +15,14 @@ export const tracedEventLog = (log: EventLog): EventLog => ({
   read: (gid) => log.read(gid),
   append: (gid, events, expected) =>
     inSpan('dtm.append', { [Attr.gid]: gid, 'dtm.events': events.length }, () => log.append(gid, events, expected)),
+});
+
+/** A log that projects its own appends (see ProjectingLog), each append in a `dtm.append` span too. */
+export const tracedProjectingLog = (log: ProjectingLog): ProjectingLog => ({
+  appendProjected: (gid, events, expected, projection) =>
+    inSpan('dtm.append', { [Attr.gid]: gid, 'dtm.events': events.length }, () =>
+      log.appendProjected(gid, events, expected, projection),
+    ),
 });
 
 /**
