@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Gid } from '@dtm-ts/domain';
-import { VersionConflict } from '@dtm-ts/ports';
+import { NO_STREAM, VersionConflict } from '@dtm-ts/ports';
 
 /** Read once at module load: a missing file fails at startup, not on the first append. */
 const lua = (file: string): string => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
@@ -75,6 +75,8 @@ export interface AppendArgs {
   readonly gid: Gid;
   readonly expected: number;
   readonly events: readonly string[];
+  /** The log archives streams: a new stream checks the archived marker (see StreamArchived). */
+  readonly archived: boolean;
   /** What records the append: a feed entry, the read-model row itself, or nothing yet (see append-8.lua). */
   readonly record: 'feed' | AppendRow | 'none';
 }
@@ -134,7 +136,7 @@ export interface RedisScripts {
 
 /** Turns append-8.lua's reply into the last revision, or throws what its negative code means. */
 export const appendResult = (args: Pick<AppendArgs, 'gid' | 'expected'>, reply: unknown): number => {
-  if (typeof reply === 'number' && reply >= 0) return reply;
+  if (typeof reply === 'number' && reply >= NO_STREAM) return reply;
   if (Array.isArray(reply) && reply[0] === -1 && typeof reply[1] === 'number') {
     throw new VersionConflict(args.gid, args.expected, reply[1]);
   }
@@ -178,6 +180,7 @@ export const redisScripts = (redis: Redis): RedisScripts => {
         row ? (row.expireAt ?? -1) : -1,
         row?.archive ? '1' : '0',
         row?.endLease ? '1' : '0',
+        args.archived ? '1' : '0',
         ...args.events,
       );
       return appendResult(args, reply);
