@@ -1,8 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_OPTIONS, sagaBranchId, type BranchDef, type TransDefinition } from '@dtm-ts/domain';
-import type { BranchOutcome, BranchRequest } from '@dtm-ts/ports';
+import {
+  DEFAULT_OPTIONS,
+  sagaBranchId,
+  type BranchDef,
+  type BranchOutcome,
+  type TransDefinition,
+} from '@dtm-ts/domain';
+import type { BranchRequest } from '@dtm-ts/ports';
 import { RedisEventLog, RedisPassLease, RedisReadModel } from '@dtm-ts/adapters';
 import { Driver } from '@dtm-ts/engine';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fold, type TxEvent } from '@dtm-ts/domain';
+import { fold, type BranchOutcome, type TxEvent } from '@dtm-ts/domain';
 import { VersionConflict } from '@dtm-ts/ports';
 import { Driver } from './driver';
 import {
@@ -339,7 +339,7 @@ describe('driver', () => {
   });
 
   describe('a log that projects its own appends (ProjectingLog)', () => {
-    const run = async (replies: Record<string, () => { kind: 'success' } | { kind: 'ongoing' }>) => {
+    const run = async (replies: Record<string, () => BranchOutcome>) => {
       const log = new ProjectingMemoryLog();
       const lease = new MemoryLease();
       log.onEndLease = (gid) => lease.expire(gid);
@@ -371,7 +371,7 @@ describe('driver', () => {
     });
 
     it('when a pass ends waiting (ONGOING), then its last append records the wake time and the lease is released', async () => {
-      const { log, lease, pass } = await run({ 'http://rm/a0': () => ({ kind: 'ongoing' }) });
+      const { log, lease, pass } = await run({ 'http://rm/a0': () => ({ kind: 'ongoing', detail: 'ONGOING' }) });
       expect(pass.state.status).toBe('submitted');
       const last = log.projections.at(-1);
       expect(last).toMatchObject({ summary: { status: 'submitted' }, endLease: false });
