@@ -218,7 +218,6 @@ export class RedisEventLog implements EventLog, EventFeed, StateLog, StreamCatal
         gid,
         expected,
         events: events.map((e) => JSON.stringify(e)),
-        archived: this.archive !== undefined,
         record,
       });
     } catch (err) {

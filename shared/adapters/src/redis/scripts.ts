@@ -75,8 +75,6 @@ export interface AppendArgs {
   readonly gid: Gid;
   readonly expected: number;
   readonly events: readonly string[];
-  /** The log archives streams: a new stream checks the archived marker (see StreamArchived). */
-  readonly archived: boolean;
   /** What records the append: a feed entry, the read-model row itself, or nothing yet (see append-8.lua). */
   readonly record: 'feed' | AppendRow | 'none';
 }
@@ -180,7 +178,6 @@ export const redisScripts = (redis: Redis): RedisScripts => {
         row ? (row.expireAt ?? -1) : -1,
         row?.archive ? '1' : '0',
         row?.endLease ? '1' : '0',
-        args.archived ? '1' : '0',
         ...args.events,
       );
       return appendResult(args, reply);

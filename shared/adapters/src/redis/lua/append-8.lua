@@ -26,8 +26,7 @@
   ARGV[7] epoch ms after which the finished transaction leaves the read model, or -1 to keep it ('row')
   ARGV[8] '1' to also record that time in the archive-due set (the Redis log archives finished streams) ('row')
   ARGV[9] '1' to drop the gid's pass lease: the transaction finished under it, nobody needs to drive it ('row')
-  ARGV[10] '1' when the log archives streams: a new stream checks the archived marker first (else none is ever set)
-  ARGV[11..] events, one JSON string each (may be none: then only the revision is checked, nothing is written)
+  ARGV[10..] events, one JSON string each (may be none: then only the revision is checked, nothing is written)
 
   Returns:
     >= 0        revision of the last event after the append (the expected revision when no events were given)
@@ -35,7 +34,7 @@
     {-2}        the stream was just archived (a new stream would reuse its gid); nothing was written
 ]]
 local expected = tonumber(ARGV[1])
-local first = 11
+local first = 10
 local count = #ARGV - first + 1
 if count == 0 then
   local actual = redis.call('LLEN', KEYS[1]) - 1
@@ -58,7 +57,7 @@ if actual ~= expected then
   redis.call('RPOP', KEYS[1], count)
   return { -1, actual }
 end
-if actual == -1 and ARGV[10] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
+if actual == -1 and redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('DEL', KEYS[1])
   return { -2 }
 end
