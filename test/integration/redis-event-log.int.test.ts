@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TxEvent } from '@dtm-ts/domain';
 import { NO_STREAM, VersionConflict, type TransactionSummary } from '@dtm-ts/ports';
@@ -10,28 +9,25 @@ import {
   RedisPassLease,
   RedisReadModel,
   fnv1a32,
+  masters,
   partitionOf,
+  type RedisClient,
   type TxArchive,
 } from '@dtm-ts/adapters';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { describeEventLogConformance } from './event-log.conformance';
+import { startRedisTarget, testRedisKind, type RedisTarget } from '../support/redis-target';
 
-let server: RedisProcess;
-const clients: Redis[] = [];
+// One redis-server, or a 3-master cluster under the integration-cluster project (TEST_REDIS=cluster).
+let target: RedisTarget;
 
 beforeAll(async () => {
-  server = await startRedis();
+  target = await startRedisTarget(testRedisKind);
 });
 afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await server?.stop();
+  await target?.stop();
 });
 
-const client = (): Redis => {
-  const c = new Redis(server.url);
-  clients.push(c);
-  return c;
-};
+const client = (): RedisClient => target.client();
 
 /** An archive that holds nothing: only its presence matters to the log (it records archive-due times). */
 const noArchive: TxArchive = {
@@ -44,7 +40,7 @@ const noArchive: TxArchive = {
 const submitted = (): TxEvent => ({ type: 'TransactionSubmitted', data: { at: new Date().toISOString() } });
 
 for (const partitions of [4, 1]) {
-  describeEventLogConformance(`RedisEventLog, ${partitions} partition(s)`, async () => {
+  describeEventLogConformance(`RedisEventLog (${testRedisKind}), ${partitions} partition(s)`, async () => {
     const redis = client();
     const shape = { prefix: `t-${randomUUID()}`, partitions };
     return {
@@ -112,7 +108,7 @@ describe('RedisEventLog key layout', () => {
     const redis = client();
     const log = new RedisEventLog(redis, { prefix: `flush-${randomUUID()}`, partitions: 4 });
     await log.append('g', [submitted()], NO_STREAM);
-    await redis.script('FLUSH');
+    for (const node of await masters(redis)) await node.script('FLUSH');
     expect(await log.append('g', [submitted()], 0)).toBe(1);
   });
 });

@@ -11,6 +11,10 @@ export interface RedisOptions {
   readonly appendonly?: boolean;
   /** AOF fsync policy; `always` loses nothing on `kill`. Default `everysec`. */
   readonly appendfsync?: 'always' | 'everysec';
+  /** More `redis-server` arguments (the cluster harness's `--cluster-enabled yes …`). */
+  readonly extraArgs?: readonly string[];
+  /** Listen on this 127.0.0.1 port (default: a free one, retried if taken meanwhile). */
+  readonly port?: number;
 }
 
 /** A `redis-server` child process owned by a test. */
@@ -103,6 +107,7 @@ const launch = (port: number, dir: string, opts: RedisOptions): Promise<Running>
       '--appendonly', opts.appendonly ? 'yes' : 'no',
       '--appendfsync', opts.appendfsync ?? 'everysec',
       '--daemonize', 'no',
+      ...(opts.extraArgs ?? []),
     ]; // prettier-ignore
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
@@ -160,14 +165,14 @@ export const startRedis = async (opts: RedisOptions = {}): Promise<RedisProcess>
   let current: Running | null = null;
   // The free port may be taken between probing and binding: try a few.
   for (let attempt = 1; !current; attempt++) {
-    port = await freePort();
+    port = opts.port ?? (await freePort());
     const proc = await launch(port, dir, opts);
     try {
       await waitReady(port, proc);
       current = proc;
     } catch (err) {
       await terminate(proc, 'SIGKILL');
-      if (attempt >= 3 || !proc.output().includes('Address already in use')) throw err;
+      if (opts.port || attempt >= 3 || !proc.output().includes('Address already in use')) throw err;
     }
   }
 

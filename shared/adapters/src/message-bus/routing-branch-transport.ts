@@ -82,8 +82,7 @@ export class RoutingBranchTransport implements ClosableBranchTransport {
       return { kind: 'success' };
     } catch (err) {
       // kafkajs says what went wrong in the class name (KafkaJSNumberOfRetriesExceeded, KafkaJSConnectionError…).
-      const kind =
-        err instanceof Error && err.name !== 'Error' && !err.message.includes(err.name) ? `${err.name}: ` : '';
+      const kind = err instanceof Error && err.name.startsWith('KafkaJS') ? `${err.name}: ` : '';
       return { kind: 'error', detail: `kafka topic ${topic}: ${kind}${describeError(err)}` };
     }
   }
