@@ -1,15 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TxEvent } from '@dtm-ts/domain';
-import { NO_STREAM } from '@dtm-ts/ports';
+import { NO_STREAM, VersionConflict, type TransactionSummary } from '@dtm-ts/ports';
 import {
   RedisEventLog,
   RedisFeedSubscriber,
   RedisKeys,
+  RedisPassLease,
+  RedisReadModel,
   fnv1a32,
   masters,
   partitionOf,
   type RedisClient,
+  type TxArchive,
 } from '@dtm-ts/adapters';
 import { describeEventLogConformance } from './event-log.conformance';
 import { startRedisTarget, testRedisKind, type RedisTarget } from '../support/redis-target';
@@ -25,6 +28,14 @@ afterAll(async () => {
 });
 
 const client = (): RedisClient => target.client();
+
+/** An archive that holds nothing: only its presence matters to the log (it records archive-due times). */
+const noArchive: TxArchive = {
+  put: async () => undefined,
+  get: async () => null,
+  has: async () => false,
+  scan: async function* () {},
+};
 
 const submitted = (): TxEvent => ({ type: 'TransactionSubmitted', data: { at: new Date().toISOString() } });
 
@@ -99,5 +110,112 @@ describe('RedisEventLog key layout', () => {
     await log.append('g', [submitted()], NO_STREAM);
     for (const node of await masters(redis)) await node.script('FLUSH');
     expect(await log.append('g', [submitted()], 0)).toBe(1);
+  });
+});
+
+describe('RedisEventLog appends that project themselves (appendProjected)', () => {
+  const setup = () => {
+    const redis = client();
+    const shape = { prefix: `proj-${randomUUID()}`, partitions: 4 };
+    const keys = new RedisKeys(shape);
+    const log = new RedisEventLog(redis, shape);
+    const readModel = new RedisReadModel(redis, shape);
+    const feedLength = async (): Promise<number> => {
+      let n = 0;
+      for (const p of keys.all()) n += await redis.xlen(keys.feedKey(p));
+      return n;
+    };
+    return { redis, keys, log, readModel, feedLength };
+  };
+  const summary = (gid: string, status: 'submitted' | 'succeed'): TransactionSummary => ({
+    gid,
+    transType: 'saga',
+    status,
+    createTime: 1_700_000_000_000,
+    record: { gid, status },
+  });
+
+  it('when an append carries its projection, then the read model lists it at that version and the feed has no entry', async () => {
+    const { redis, keys, log, readModel, feedLength } = setup();
+    const wakeAt = Date.now() + 60_000;
+    const v = await log.appendProjected('g1', [submitted(), submitted()], NO_STREAM, {
+      summary: summary('g1', 'submitted'),
+      wakeAt,
+      expireAt: null,
+    });
+    expect(v).toBe(1);
+    expect(await readModel.get('g1')).toMatchObject({ gid: 'g1', status: 'submitted' });
+    expect((await readModel.list({ position: '', limit: 10 })).items.map((s) => s.gid)).toEqual(['g1']);
+    expect(await readModel.scheduledAfter(wakeAt - 1, 10)).toEqual([{ gid: 'g1', version: 1, wakeAt }]);
+    expect(await feedLength()).toBe(0);
+    // A projector replaying an older append cannot take the row back.
+    expect(await readModel.project(summary('g1', 'submitted'), 0, 0)).toBe(false);
+    expect(await redis.zscore(keys.wakeKey(keys.partitionOf('g1')), 'g1')).toBe(String(wakeAt));
+  });
+
+  it('when an append records nothing yet, then the read model keeps the previous version and wake time', async () => {
+    const { log, readModel, feedLength } = setup();
+    const wakeAt = Date.now() + 60_000;
+    await log.appendProjected('g2', [submitted()], NO_STREAM, {
+      summary: summary('g2', 'submitted'),
+      wakeAt,
+      expireAt: null,
+    });
+    expect(await log.appendProjected('g2', [submitted()], 0, null)).toBe(1);
+    expect(await readModel.scheduledAfter(wakeAt - 1, 10)).toEqual([{ gid: 'g2', version: 0, wakeAt }]);
+    expect((await log.read('g2')).version).toBe(1);
+    expect(await feedLength()).toBe(0);
+  });
+
+  it('when the last append finishes the transaction, then it leaves the wake set, its lease goes and it is due for archiving', async () => {
+    const { redis, keys, log, readModel } = setup();
+    const lease = new RedisPassLease(redis, { prefix: keys.prefix, partitions: keys.partitions });
+    await log.appendProjected('g3', [submitted()], NO_STREAM, {
+      summary: summary('g3', 'submitted'),
+      wakeAt: Date.now(),
+      expireAt: null,
+    });
+    expect(await lease.acquire('g3', 10_000)).toHaveProperty('token');
+    const expireAt = Date.now() + 60_000;
+    const archiving = new RedisEventLog(redis, {
+      prefix: keys.prefix,
+      partitions: keys.partitions,
+      archive: noArchive,
+    });
+    await archiving.appendProjected('g3', [submitted()], 0, {
+      summary: summary('g3', 'succeed'),
+      wakeAt: null,
+      expireAt,
+      endLease: true,
+    });
+    const p = keys.partitionOf('g3');
+    expect(await readModel.get('g3')).toMatchObject({ status: 'succeed' });
+    expect(await readModel.unfinishedCount()).toBe(0);
+    expect(await redis.exists(keys.leaseKey('g3'))).toBe(0);
+    expect(await redis.zscore(keys.archiveDueKey(p), 'g3')).toBe(String(expireAt));
+    expect(await redis.pttl(keys.readModelKey('g3'))).toBeGreaterThan(50_000);
+  });
+
+  it('when the stream moved, then the projected append conflicts and writes neither events nor row', async () => {
+    const { log, readModel } = setup();
+    await log.appendProjected('g4', [submitted()], NO_STREAM, {
+      summary: summary('g4', 'submitted'),
+      wakeAt: 1,
+      expireAt: null,
+    });
+    await expect(
+      log.appendProjected('g4', [submitted(), submitted()], 5, {
+        summary: summary('g4', 'succeed'),
+        wakeAt: null,
+        expireAt: null,
+      }),
+    ).rejects.toBeInstanceOf(VersionConflict);
+    await expect(
+      log.appendProjected('g5', [submitted()], 0, { summary: summary('g5', 'succeed'), wakeAt: null, expireAt: null }),
+    ).rejects.toBeInstanceOf(VersionConflict);
+    expect((await log.read('g4')).version).toBe(0);
+    expect((await log.read('g5')).version).toBe(NO_STREAM);
+    expect(await readModel.get('g4')).toMatchObject({ status: 'submitted' });
+    expect(await readModel.get('g5')).toBeNull();
   });
 });

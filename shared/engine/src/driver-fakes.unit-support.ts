@@ -18,6 +18,8 @@ import {
   type EventLog,
   type PassLease,
   type PassScheduler,
+  type ProjectingLog,
+  type Projection,
 } from '@dtm-ts/ports';
 import { Driver, type DriverDeps } from './driver';
 
@@ -87,6 +89,24 @@ export class MemoryLog implements EventLog {
   }
 }
 
+/** A log that projects its own appends (ProjectingLog): records what each append carried; `onEndLease` drops the lease. */
+export class ProjectingMemoryLog extends MemoryLog implements ProjectingLog {
+  readonly projections: (Projection | null)[] = [];
+  onEndLease?: (gid: string) => void;
+
+  async appendProjected(
+    gid: string,
+    events: readonly TxEvent[],
+    expected: number,
+    projection: Projection | null,
+  ): Promise<number> {
+    const version = await this.append(gid, events, expected);
+    this.projections.push(projection);
+    if (projection?.endLease) this.onEndLease?.(gid);
+    return version;
+  }
+}
+
 export class RecordingScheduler implements PassScheduler {
   readonly passes: { gid: string; at: number; key: string }[] = [];
   async schedule(gid: string, at: number, key: string): Promise<void> {
@@ -99,6 +119,7 @@ export class MemoryLease implements PassLease {
   private holder = new Map<string, string>();
   private n = 0;
   renewals = 0;
+  releases = 0;
 
   async acquire(gid: string): Promise<{ token: string } | { heldForMs: number }> {
     if (this.holder.has(gid)) return { heldForMs: 1000 };
@@ -113,6 +134,7 @@ export class MemoryLease implements PassLease {
   }
 
   async release(gid: string, token: string): Promise<void> {
+    this.releases++;
     if (this.holder.get(gid) === token) this.holder.delete(gid);
   }
 

@@ -17,12 +17,14 @@ import {
   type EventLog,
   type PassLease,
   type PassScheduler,
+  type ProjectingLog,
+  type Projection,
 } from '@dtm-ts/ports';
 import { appendDecided, type Appended, type Decision, type StreamAt } from './append-decided';
 import { CallsInFlight } from './calls-in-flight';
 import { LeaseFence, NO_FENCE, type Fence } from './lease-fence';
-import { inPassSpan, tracedEventLog, tracedTransport, traceFor } from './tracing';
-import { immediateKey, waitKey } from './views';
+import { inPassSpan, tracedEventLog, tracedProjectingLog, tracedTransport, traceFor } from './tracing';
+import { immediateKey, summarize, waitKey } from './views';
 import { readState } from './read-state';
 
 export interface DriverDeps {
@@ -42,6 +44,19 @@ export interface DriverDeps {
   /** How many passes this process may run itself after a submit (0: always queue them). */
   readonly inlinePasses?: number;
   readonly onInlineError?: (gid: string, err: unknown) => void;
+  /**
+   * How long the read model keeps a finished transaction, ms (0: kept). Used where the log writes the read model with
+   * each append (a ProjectingLog), as the projector would; the same figure the projector is given.
+   */
+  readonly retentionMs?: number;
+}
+
+/** How the driver records one append in the read model, where the log projects its own appends. */
+interface AppendHow {
+  /** The pass goes on at once after this append when its state plans calls: the next append records both. */
+  readonly mayDefer?: boolean;
+  /** The pass's lease, dropped with the append that finishes the transaction. */
+  readonly fence?: Fence;
 }
 
 /** Hooks for metrics and logs; the driver itself stays free of both. */
@@ -115,10 +130,13 @@ const NEW_STREAM: HeldTransaction = { state: fold([]), version: NO_STREAM };
 export class Driver {
   private readonly log: EventLog;
   private readonly transport: BranchTransport;
+  /** The log itself where it writes the read model with each append: then the projector has nothing to redo. */
+  private readonly projecting: ProjectingLog | undefined;
   private readonly inline = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: DriverDeps) {
     this.log = tracedEventLog(deps.log);
+    this.projecting = 'appendProjected' in deps.log ? tracedProjectingLog(deps.log as ProjectingLog) : undefined;
     this.transport = tracedTransport(deps.transport);
   }
 
@@ -221,7 +239,7 @@ export class Driver {
       return await this.runRecordingFailure(gid, notBefore, fence, from);
     } finally {
       fence.stop();
-      await lease.release(gid, got.token).catch(() => undefined);
+      if (!fence.endedWithAppend) await lease.release(gid, got.token).catch(() => undefined);
     }
   }
 
@@ -284,7 +302,9 @@ export class Driver {
       const p = plan(held.state, now(), policy);
       if (p.kind === 'append' && !lostLease) {
         // Re-planned against the stream on a conflict: someone else may have appended the same.
-        held = await afterAppend(await this.appendDecided(gid, (state) => this.appendDue(state, now()), held));
+        held = await afterAppend(
+          await this.appendDecided(gid, (state) => this.appendDue(state, now()), held, { mayDefer: true, fence }),
+        );
         continue;
       }
       const tx = held.state;
@@ -323,6 +343,7 @@ export class Driver {
             return this.withFollowUps(state, decide(cmd, state), t);
           },
           held,
+          { mayDefer: true, fence },
         ),
       );
     }
@@ -380,16 +401,46 @@ export class Driver {
     gid: string,
     decideFn: (state: GlobalTransaction) => Decision<TxEvent, GlobalTransaction> | null,
     from?: HeldTransaction,
+    how: AppendHow = {},
   ): Promise<Appended<TxEvent, GlobalTransaction>> {
     return appendDecided(this.log, gid, fold, decideFn, {
       from,
       read: () => this.read(gid),
       append: async (events, expected, before, after) => {
         const t0 = performance.now();
-        const version = await this.log.append(gid, events, expected);
+        const version = await this.appendRecorded(gid, events, expected, after, how);
         this.deps.observer?.onAppend?.(gid, before, after, events, performance.now() - t0);
         return version;
       },
     });
+  }
+
+  /**
+   * Appends; where the log projects its own appends, with the read model of the state it leads to (the
+   * projector's work, done here from the state the driver holds anyway), or with nothing when the pass goes on at
+   * once to calls whose results it appends next (see ProjectingLog). Drops the pass lease with the append that
+   * finishes the transaction.
+   */
+  private async appendRecorded(
+    gid: string,
+    events: readonly TxEvent[],
+    expected: number,
+    after: GlobalTransaction,
+    how: AppendHow,
+  ): Promise<number> {
+    if (!this.projecting || after.status === 'none') return this.log.append(gid, events, expected);
+    const { clock, policy, requestTimeoutS, retentionMs } = this.deps;
+    if (how.mayDefer && plan(after, clock.now(), policy).kind === 'call') {
+      return this.projecting.appendProjected(gid, events, expected, null);
+    }
+    const { summary, wakeAt } = summarize(after, expected + events.length, requestTimeoutS * 1000, policy);
+    // Retention counts from the end, as the projector counts it.
+    const endedAt = after.finishTime ?? after.rollbackTime;
+    const expireAt = retentionMs && wakeAt === null && endedAt !== null ? endedAt + retentionMs : null;
+    const endLease = wakeAt === null && how.fence?.leased === true;
+    const projection: Projection = { summary, wakeAt, expireAt, endLease };
+    const version = await this.projecting.appendProjected(gid, events, expected, projection);
+    if (endLease && how.fence) how.fence.endedWithAppend = true;
+    return version;
   }
 }

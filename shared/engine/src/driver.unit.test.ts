@@ -1,8 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { fold, type TxEvent } from '@dtm-ts/domain';
+import { fold, type BranchOutcome, type TxEvent } from '@dtm-ts/domain';
 import { VersionConflict } from '@dtm-ts/ports';
 import { Driver } from './driver';
-import { driverWith, gate, manualClock, MemoryLease, msgOf, sagaOf, submit, T0 } from './driver-fakes.unit-support';
+import {
+  driverWith,
+  gate,
+  manualClock,
+  MemoryLease,
+  msgOf,
+  ProjectingMemoryLog,
+  sagaOf,
+  submit,
+  T0,
+} from './driver-fakes.unit-support';
 import { waitKey } from './views';
 
 const reset = (t: number): TxEvent => ({ type: 'RetryScheduleReset', data: { at: new Date(t).toISOString() } });
@@ -325,6 +335,48 @@ describe('driver', () => {
       expect(resultB.state.status).toBe('succeed');
       expect(deliveries).toBe(1);
       expect(log.types('m1').filter((t) => t === 'BranchSucceeded')).toHaveLength(1);
+    });
+  });
+
+  describe('a log that projects its own appends (ProjectingLog)', () => {
+    const run = async (replies: Record<string, () => BranchOutcome>) => {
+      const log = new ProjectingMemoryLog();
+      const lease = new MemoryLease();
+      log.onEndLease = (gid) => lease.expire(gid);
+      const { driver, rm } = driverWith({ log, lease, retentionMs: 60_000 });
+      for (const [url, reply] of Object.entries(replies)) rm.replies.set(url, reply);
+      await submit(driver, sagaOf('g1', 2));
+      const pass = await driver.runPass('g1');
+      return { log, lease, pass };
+    };
+
+    it('when a pass goes on to its next call, then that result records nothing yet, and the last append records the end', async () => {
+      const { log, lease, pass } = await run({});
+      expect(pass.state.status).toBe('succeed');
+      const [atSubmit, afterFirst, atEnd, ...rest] = log.projections;
+      expect(rest).toEqual([]);
+      expect(atSubmit).toMatchObject({ summary: { status: 'submitted' }, endLease: false });
+      expect(atSubmit?.wakeAt).toBeGreaterThan(T0);
+      expect(afterFirst).toBeNull();
+      // Retention counts from the end, as the projector counts it.
+      expect(atEnd).toMatchObject({
+        summary: { status: 'succeed' },
+        wakeAt: null,
+        expireAt: T0 + 60_000,
+        endLease: true,
+      });
+      // The lease went with the last append: nothing left to release.
+      expect(lease.releases).toBe(0);
+      expect(await lease.acquire('g1')).toHaveProperty('token');
+    });
+
+    it('when a pass ends waiting (ONGOING), then its last append records the wake time and the lease is released', async () => {
+      const { log, lease, pass } = await run({ 'http://rm/a0': () => ({ kind: 'ongoing', detail: 'ONGOING' }) });
+      expect(pass.state.status).toBe('submitted');
+      const last = log.projections.at(-1);
+      expect(last).toMatchObject({ summary: { status: 'submitted' }, endLease: false });
+      expect(last?.wakeAt).toBe(T0 + 10_000);
+      expect(lease.releases).toBe(1);
     });
   });
 });

@@ -2,6 +2,10 @@ import type { Clock, PassLease } from '@dtm-ts/ports';
 
 /** Whether a driver still holds a transaction's lease: asked before each branch call and after each conflict. */
 export interface Fence {
+  /** True when there is a lease to keep (false for NO_FENCE). */
+  readonly leased: boolean;
+  /** Set once an append dropped the lease with the transaction's end (see Projection.endLease): nothing to release. */
+  endedWithAppend: boolean;
   /** True while the lease is surely ours: known locally when it was confirmed recently enough, else renewed. */
   holds(): Promise<boolean>;
   /** Asks the lease store itself (renews): after a conflict, someone else may have taken over. */
@@ -11,7 +15,13 @@ export interface Fence {
 }
 
 /** A driver without a lease: nothing to lose (two drivers are still correct, just wasteful). */
-export const NO_FENCE: Fence = { holds: () => Promise.resolve(true), confirm: () => Promise.resolve(true), stop() {} };
+export const NO_FENCE: Fence = {
+  leased: false,
+  endedWithAppend: false,
+  holds: () => Promise.resolve(true),
+  confirm: () => Promise.resolve(true),
+  stop() {},
+};
 
 /**
  * A held lease, renewed every third of its TTL. It counts as surely held until a third of the TTL before the last
@@ -19,6 +29,8 @@ export const NO_FENCE: Fence = { holds: () => Promise.resolve(true), confirm: ()
  * long GC) finds, on waking, that it must ask again before its next call, and stops if someone took over.
  */
 export class LeaseFence implements Fence {
+  readonly leased = true;
+  endedWithAppend = false;
   private confirmedUntil: number;
   private lost = false;
   private readonly timer: ReturnType<typeof setInterval>;

@@ -1,6 +1,6 @@
 import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { BranchOutcome, GlobalTransaction } from '@dtm-ts/domain';
-import type { BranchRequest, BranchTransport, EventLog } from '@dtm-ts/ports';
+import type { BranchRequest, BranchTransport, EventLog, ProjectingLog } from '@dtm-ts/ports';
 import { Attr, contextFrom, currentTraceparent, inSpan, tracingOn } from '@dtm-ts/telemetry';
 
 /**
@@ -17,6 +17,16 @@ export const tracedEventLog = (log: EventLog): EventLog => ({
     tracingOn()
       ? inSpan('dtm.append', { [Attr.gid]: gid, 'dtm.events': events.length }, () => log.append(gid, events, expected))
       : log.append(gid, events, expected),
+});
+
+/** A log that projects its own appends (see ProjectingLog), each append in a `dtm.append` span too. */
+export const tracedProjectingLog = (log: ProjectingLog): ProjectingLog => ({
+  appendProjected: (gid, events, expected, projection) =>
+    tracingOn()
+      ? inSpan('dtm.append', { [Attr.gid]: gid, 'dtm.events': events.length }, () =>
+          log.appendProjected(gid, events, expected, projection),
+        )
+      : log.appendProjected(gid, events, expected, projection),
 });
 
 /**

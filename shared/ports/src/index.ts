@@ -60,6 +60,35 @@ export interface StreamCatalog {
   streamIds(opts: { archived: boolean }): AsyncIterable<readonly string[]>;
 }
 
+/** What the read model holds for a transaction after an append, as its appender computed it (see ProjectingLog). */
+export interface Projection {
+  readonly summary: TransactionSummary;
+  /** When the transaction next needs a driver (the recovery sweep's wake time); null once finished. */
+  readonly wakeAt: number | null;
+  /** A finished transaction leaves the read model then (retention; the log keeps it); null: kept. */
+  readonly expireAt: number | null;
+  /** The transaction finished under the appender's pass lease: the lease goes with the append. */
+  readonly endLease?: boolean;
+}
+
+/**
+ * A log that writes the read model together with an append, atomically, for a driver that holds the folded state
+ * anyway: the projector then has nothing left to do for that append (no feed entry, no re-read, no second write).
+ */
+export interface ProjectingLog {
+  /**
+   * `append`, with `projection` written to the read model in the same atomic step. With null, the append is recorded
+   * nowhere yet: only for a driver that goes on at once to its next append (which records it), so that a crash in
+   * between leaves the read model one version behind, with the wake time that brings the recovery sweep.
+   */
+  appendProjected(
+    gid: Gid,
+    events: readonly TxEvent[],
+    expected: number,
+    projection: Projection | null,
+  ): Promise<number>;
+}
+
 /** Topics and their subscribers, one stream per topic (`topicStreamId`). */
 export type TopicLog = StreamLog<TopicEvent>;
 

@@ -289,6 +289,8 @@ export const createInfra = async (
     policy,
     requestTimeoutS: config.requestTimeoutS,
     inlinePasses: config.inlinePasses,
+    // The Redis log writes the read model with the driver's appends: with the retention the projector uses.
+    retentionMs: config.finishedRetentionS * 1000,
     lease: new RedisPassLease(redis, shape),
     // As long as a BullMQ job lock: a dead driver's transaction is free again when its job is.
     leaseTtlMs: config.jobLockMs,

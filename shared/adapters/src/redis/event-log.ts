@@ -7,12 +7,14 @@ import {
   type EventLog,
   type FeedCheckpoint,
   type FeedEntry,
+  type ProjectingLog,
+  type Projection,
   type StateLog,
   type StreamCatalog,
 } from '@dtm-ts/ports';
 import type { TxArchive } from '../archive/file-archive';
-import { RedisKeys, type RedisKeyOptions } from './keys';
-import { StreamArchived, redisScripts, type RedisScripts } from './scripts';
+import { indexMember, RedisKeys, type RedisKeyOptions } from './keys';
+import { StreamArchived, redisScripts, type AppendArgs, type RedisScripts } from './scripts';
 import { SNAPSHOT_FORMAT, decodeState, encodeState } from './snapshot';
 
 /** Options of the Redis event log. */
@@ -104,9 +106,10 @@ const STREAM_ID = /^\d+-\d+$/;
 
 /**
  * Event log on Redis: one LIST per gid holds its events (index = revision), and one STREAM per partition
- * records every append, so the feed can be read in order per partition and consumed by groups.
+ * records every append not projected with itself (see appendProjected), so the feed can be read in order per
+ * partition and consumed by groups.
  */
-export class RedisEventLog implements EventLog, EventFeed, StateLog, StreamCatalog {
+export class RedisEventLog implements EventLog, EventFeed, StateLog, StreamCatalog, ProjectingLog {
   readonly keys: RedisKeys;
   readonly archive: TxArchive | undefined;
   private readonly scripts: RedisScripts;
@@ -161,19 +164,61 @@ export class RedisEventLog implements EventLog, EventFeed, StateLog, StreamCatal
   }
 
   async append(gid: Gid, events: readonly TxEvent[], expected: number): Promise<number> {
+    return this.appendRecorded(gid, events, expected, 'feed');
+  }
+
+  /**
+   * The append and the transaction's read-model row (with its index, wake and archive-due entries) in one script: no
+   * feed entry, so the projector neither re-reads nor re-writes it. The stream is at the new version once the
+   * append succeeds, so the row needs no version guard; a projector holding an older feed entry skips it.
+   */
+  async appendProjected(
+    gid: Gid,
+    events: readonly TxEvent[],
+    expected: number,
+    projection: Projection | null,
+  ): Promise<number> {
+    if (!projection) return this.appendRecorded(gid, events, expected, 'none');
+    const { summary, wakeAt, expireAt } = projection;
+    return this.appendRecorded(gid, events, expected, {
+      summary: JSON.stringify(summary),
+      indexMember: indexMember(summary.createTime, gid),
+      // -1 means "finished" to the script: a wake time before 1970 is simply due.
+      wakeAt: wakeAt === null ? null : Math.max(0, Math.trunc(wakeAt)),
+      expireAt: expireAt === null ? null : Math.max(0, Math.trunc(expireAt)),
+      archive: this.archive !== undefined,
+      endLease: projection.endLease ?? false,
+    });
+  }
+
+  private async appendRecorded(
+    gid: Gid,
+    events: readonly TxEvent[],
+    expected: number,
+    record: AppendArgs['record'],
+  ): Promise<number> {
     if (!Number.isInteger(expected) || expected < NO_STREAM) {
       throw new RangeError(`expected revision must be an integer ≥ ${NO_STREAM}, got ${expected}`);
     }
     // A new stream under an archived gid would start a second transaction with that gid.
     if (expected === NO_STREAM && this.archive && (await this.archive.has(gid))) throw await this.archivedConflict(gid);
+    const partition = this.partitionOf(gid);
     try {
       return await this.scripts.append({
-        streamKey: this.keys.streamKey(gid),
-        feedKey: this.keys.feedKey(this.partitionOf(gid)),
-        archivedKey: this.keys.archivedKey(gid),
+        keys: {
+          streamKey: this.keys.streamKey(gid),
+          feedKey: this.keys.feedKey(partition),
+          archivedKey: this.keys.archivedKey(gid),
+          readModelKey: this.keys.readModelKey(gid),
+          indexKey: this.keys.indexKey(partition),
+          wakeKey: this.keys.wakeKey(partition),
+          archiveDueKey: this.keys.archiveDueKey(partition),
+          leaseKey: this.keys.leaseKey(gid),
+        },
         gid,
         expected,
         events: events.map((e) => JSON.stringify(e)),
+        record,
       });
     } catch (err) {
       // The archiver dropped the stream between the check above and the append.

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from './client';
 import type { Gid } from '@dtm-ts/domain';
-import { VersionConflict } from '@dtm-ts/ports';
+import { NO_STREAM, VersionConflict } from '@dtm-ts/ports';
 
 /** Read once at module load: a missing file fails at startup, not on the first append. */
 const lua = (file: string): string => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
 
-const APPEND = { name: 'dtmAppend3', numberOfKeys: 3, lua: lua('append-3.lua') } as const;
+const APPEND = { name: 'dtmAppend8', numberOfKeys: 8, lua: lua('append-8.lua') } as const;
 const PROJECT = { name: 'dtmProject4', numberOfKeys: 4, lua: lua('project-4.lua') } as const;
 const READ_STATE = { name: 'dtmReadState2', numberOfKeys: 2, lua: lua('read-state-2.lua') } as const;
 const SNAPSHOT = { name: 'dtmSnapshot2', numberOfKeys: 2, lua: lua('snapshot-2.lua') } as const;
@@ -46,14 +46,37 @@ export class StreamArchived extends Error {
   }
 }
 
-/** What a stream append needs, as append-3.lua takes it. */
+/** The read-model row an append writes with itself (append-8.lua's 'row' mode). */
+export interface AppendRow {
+  readonly summary: string;
+  readonly indexMember: string;
+  /** Epoch ms, or null when finished. */
+  readonly wakeAt: number | null;
+  /** Epoch ms after which a finished transaction leaves the read model; null: kept. */
+  readonly expireAt: number | null;
+  /** Record the expiry in the archive-due set too (the log archives finished streams). */
+  readonly archive: boolean;
+  /** Drop the gid's pass lease (the transaction finished under it). */
+  readonly endLease: boolean;
+}
+
+/** What a stream append needs, as append-8.lua takes it. */
 export interface AppendArgs {
-  readonly streamKey: string;
-  readonly feedKey: string;
-  readonly archivedKey: string;
+  readonly keys: {
+    readonly streamKey: string;
+    readonly feedKey: string;
+    readonly archivedKey: string;
+    readonly readModelKey: string;
+    readonly indexKey: string;
+    readonly wakeKey: string;
+    readonly archiveDueKey: string;
+    readonly leaseKey: string;
+  };
   readonly gid: Gid;
   readonly expected: number;
   readonly events: readonly string[];
+  /** What records the append: a feed entry, the read-model row itself, or nothing yet (see append-8.lua). */
+  readonly record: 'feed' | AppendRow | 'none';
 }
 
 /** What a read-model write needs, as project-4.lua takes it. */
@@ -109,9 +132,9 @@ export interface RedisScripts {
   ): Promise<boolean>;
 }
 
-/** Turns append-3.lua's reply into the last revision, or throws what its negative code means. */
+/** Turns append-8.lua's reply into the last revision, or throws what its negative code means. */
 export const appendResult = (args: Pick<AppendArgs, 'gid' | 'expected'>, reply: unknown): number => {
-  if (typeof reply === 'number' && reply >= 0) return reply;
+  if (typeof reply === 'number' && reply >= NO_STREAM) return reply;
   if (Array.isArray(reply) && reply[0] === -1 && typeof reply[1] === 'number') {
     throw new VersionConflict(args.gid, args.expected, reply[1]);
   }
@@ -135,12 +158,26 @@ export const redisScripts = (redis: RedisClient): RedisScripts => {
   const archiveDrop = scriptOf(redis, ARCHIVE_DROP);
   return {
     async append(args) {
+      const k = args.keys;
+      const row = typeof args.record === 'object' ? args.record : null;
       const reply = await append(
-        args.streamKey,
-        args.feedKey,
-        args.archivedKey,
+        k.streamKey,
+        k.feedKey,
+        k.archivedKey,
+        k.readModelKey,
+        k.indexKey,
+        k.wakeKey,
+        k.archiveDueKey,
+        k.leaseKey,
         args.expected,
         args.gid,
+        row ? 'row' : (args.record as 'feed' | 'none'),
+        row?.summary ?? '',
+        row?.indexMember ?? '',
+        row ? (row.wakeAt ?? -1) : -1,
+        row ? (row.expireAt ?? -1) : -1,
+        row?.archive ? '1' : '0',
+        row?.endLease ? '1' : '0',
         ...args.events,
       );
       return appendResult(args, reply);
