@@ -134,7 +134,9 @@ export const checkRun = async (input: CheckInput): Promise<RunFigures> => {
     const into = net.get(r.to)!.get(r.t.gid) ?? 0;
     const [wantOut, wantIn] = r.status === 'succeed' ? [-r.t.amount, r.t.amount] : [0, 0];
     if (out !== wantOut || into !== wantIn)
-      halfApplied.push(`${r.t.gid} ${r.status} (AP: ${r.apSaid}): sender ${out}, receiver ${into}, amount ${r.t.amount}`);
+      halfApplied.push(
+        `${r.t.gid} ${r.status} (AP: ${r.apSaid}): sender ${out}, receiver ${into}, amount ${r.t.amount}`,
+      );
   }
 
   // Compensating calls (compensate, cancel, rollback) reached an RM for a transfer the TM did not abort.
@@ -154,10 +156,7 @@ export const checkRun = async (input: CheckInput): Promise<RunFigures> => {
     for (const a of await bank.db.accounts())
       if (a.balance !== input.initial + (byAccount.get(a.id) ?? 0)) ledgerMismatches++;
   }
-  const xaLeft = [
-    ...(await alpha.db.preparedXids(input.gidPrefix)),
-    ...(await beta.db.preparedXids(input.gidPrefix)),
-  ];
+  const xaLeft = [...(await alpha.db.preparedXids(input.gidPrefix)), ...(await beta.db.preparedXids(input.gidPrefix))];
 
   const branchCalls: Record<string, number> = {};
   for (const bank of input.banks)

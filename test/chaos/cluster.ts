@@ -26,7 +26,8 @@ export class ChaosCluster {
 
   /** Starts `apis` API processes and one worker per entry of `workerEnvs` (its extra environment). */
   async start(apis: number, workerEnvs: readonly Record<string, string>[]): Promise<void> {
-    for (let i = 0; i < apis; i++) this.apis.push({ role: 'api', label: `api${i}`, env: {}, proc: undefined, down: true });
+    for (let i = 0; i < apis; i++)
+      this.apis.push({ role: 'api', label: `api${i}`, env: {}, proc: undefined, down: true });
     workerEnvs.forEach((env, i) =>
       this.workers.push({ role: 'worker', label: `worker${i}`, env, proc: undefined, down: true }),
     );
@@ -84,7 +85,7 @@ export class ChaosCluster {
   async stop(): Promise<void> {
     this.stopped = true;
     await Promise.all([...this.restarts].map((p) => p.catch(() => undefined)));
-    await Promise.all([...this.apis, ...this.workers].map((s) => s.proc?.kill('SIGKILL')));
+    await Promise.all([...this.apis, ...this.workers].flatMap((s) => (s.proc ? [s.proc.kill('SIGKILL')] : [])));
   }
 }
 

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
 import { freePort } from '@dtm-ts/testing';
 import { BankDb, createDatabase, dropDatabase, type DbSpec } from '../../examples/bank-transfer/src/bank-db';
 import { startBank, type BankService } from '../../examples/bank-transfer/src/bank-service';
@@ -10,6 +11,7 @@ import { Chaos, NO_CHAOS, seededRandom, type ChaosOptions } from '../../examples
 import { startKafkaCredit, type KafkaCreditConsumer } from '../../examples/bank-transfer/src/kafka-credit';
 import { setTimeout as pause } from 'node:timers/promises';
 import { checkRun, type KillRecord, type RunFigures } from './checks';
+import { bullConnection, passQueueName } from '../support/processes';
 import { ChaosCluster, exitOf, type Slot } from './cluster';
 import { skewedClock, type SkewedClock } from './faults/faketime';
 import { startRestartableKafka, type RestartableKafka } from './faults/kafka';
@@ -172,8 +174,20 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
   const cluster = new ChaosCluster(env);
   rig.cluster = cluster;
   await cluster.start(cfg.apis, [rig.clock.env, ...Array.from({ length: cfg.workers - 1 }, () => ({}))]);
-  if (rig.netns) rig.partitioned = startPartitionedWorker(rig.netns, env);
-  log(`chaos: ${cfg.apis} APIs, ${cfg.workers} workers (worker0's clock ${clockOffsetS} s)${rig.netns ? ', 1 in a network namespace' : ''}`);
+  if (rig.netns) {
+    const workersBefore = await passWorkers(env);
+    rig.partitioned = startPartitionedWorker(rig.netns, env);
+    // It must be driving passes before the run counts on partitioning it.
+    const deadline = Date.now() + 90_000;
+    while ((await passWorkers(env)) <= workersBefore) {
+      if (Date.now() > deadline || rig.partitioned.exitCode !== null)
+        throw new Error('the worker in the network namespace did not register on the pass queue');
+      await pause(200);
+    }
+  }
+  log(
+    `chaos: ${cfg.apis} APIs, ${cfg.workers} workers (worker0's clock ${clockOffsetS} s)${rig.netns ? ', 1 in a network namespace' : ''}`,
+  );
 
   const load = startLoad({
     seed: cfg.seed,
@@ -191,8 +205,7 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
   const counts: Record<string, number> = {};
   const running = new Set<Promise<void>>();
   const started = Date.now();
-  const openNow = (): string[] =>
-    [...load.records.values()].filter((r) => r.status === undefined).map((r) => r.t.gid);
+  const openNow = (): string[] => [...load.records.values()].filter((r) => r.status === undefined).map((r) => r.t.gid);
   for (const fault of schedule) {
     const wait = started + fault.atMs - Date.now();
     if (wait > 0) await pause(wait);
@@ -327,6 +340,17 @@ const startPartitionedWorker = (netns: NetnsHost, env: Record<string, string>): 
   child.stdout?.resume();
   child.stderr?.resume();
   return child;
+};
+
+/** How many BullMQ workers are registered on the pass queue. */
+const passWorkers = async (env: Record<string, string>): Promise<number> => {
+  const queue = new Queue(passQueueName(env['KEY_PREFIX']!), { connection: bullConnection(env['REDIS_URL']!) });
+  queue.on('error', () => undefined);
+  try {
+    return (await queue.getWorkers()).length;
+  } finally {
+    await queue.close();
+  }
 };
 
 const cleanUp = async (rig: Rig): Promise<void> => {

@@ -62,8 +62,7 @@ export const buildSchedule = (seed: number, opts: ScheduleOptions): ScheduledFau
     return { latencyMs: between(50, 600), jitterMs: between(0, 400) };
   };
   const out: ScheduledFault[] = [];
-  for (let at = between(1_000, 3_000); at < opts.durationMs; at += Math.round(-Math.log(1 - rnd()) * opts.meanGapMs)) {
-    const kind = draw();
+  const add = (at: number, kind: Fault['kind'], target?: ProxyTarget): void => {
     const pick = Math.floor(rnd() * 1_000);
     switch (kind) {
       case 'kill-api':
@@ -82,14 +81,21 @@ export const buildSchedule = (seed: number, opts: ScheduleOptions): ScheduledFau
         out.push({ atMs: at, kind });
         break;
       case 'proxy': {
-        const target = TARGETS[Math.floor(rnd() * TARGETS.length)]!;
-        const mode = proxyMode(target);
-        const forMs = mode.blackhole ? between(1_000, target === 'redis' ? 3_000 : 5_000) : between(2_000, 8_000);
-        out.push({ atMs: at, kind, target, mode, forMs });
+        const to = target ?? TARGETS[Math.floor(rnd() * TARGETS.length)]!;
+        const mode = proxyMode(to);
+        const forMs = mode.blackhole ? between(1_000, to === 'redis' ? 3_000 : 5_000) : between(2_000, 8_000);
+        out.push({ atMs: at, kind, target: to, mode, forMs });
         break;
       }
     }
-  }
+  };
+  // Every kind at least once, however short the run (each proxy too), at random offsets in its first 80%; then
+  // random ones, one after another with exponential gaps.
+  for (const [kind] of WEIGHTS)
+    for (const target of kind === 'proxy' ? TARGETS : [undefined])
+      add(between(1_000, opts.durationMs * 0.8), kind, target);
+  for (let at = between(1_000, 3_000); at < opts.durationMs; at += Math.round(-Math.log(1 - rnd()) * opts.meanGapMs))
+    add(at, draw());
   // The skewed worker's clock jumps once, mid-run, to the other side; the partitioned worker is cut twice, each time
   // for longer than its lease (at a third and two thirds of the run).
   out.push({ atMs: Math.round(opts.durationMs / 2), kind: 'clock-jump', offsetS: -opts.clockOffsetS });

@@ -88,8 +88,7 @@ const mysqlSql = (spec: DbSpec): Sql<mysql.PoolConnection> => {
     store,
     xa: new MysqlXaResource(pool, { table: 'barrier' }),
     // XA RECOVER lists the whole server's prepared XA transactions: other databases' too.
-    preparedXids: async () =>
-      (await pool.query<mysql.RowDataPacket[]>('XA RECOVER'))[0].map((r) => String(r['data'])),
+    preparedXids: async () => (await pool.query<mysql.RowDataPacket[]>('XA RECOVER'))[0].map((r) => String(r['data'])),
     rollbackPrepared: async (xid) => void (await pool.query(`XA ROLLBACK ${pool.escape(xid)}`)),
     createBarrierTable: () => store.createTable(),
     exec: async (tx, sql, args) => (await tx.query<mysql.ResultSetHeader>(sql, [...args]))[0].affectedRows,
