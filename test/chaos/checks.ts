@@ -250,7 +250,7 @@ const report = (f: Omit<RunFigures, 'lines'>, input: CheckInput): string[] => [
   `  balances not explained by the ledger   ${f.ledgerMismatches}  ${ok(f.ledgerMismatches === 0)}`,
   `  XA transactions left prepared          ${f.xaPreparedLeft}  ${ok(f.xaPreparedLeft === 0)}`,
   `  Kafka records missing                  ${f.kafkaMissing}  ${ok(f.kafkaMissing === 0)}`,
-  `  Kafka records duplicated               ${f.kafkaDuplicated}`,
+  `  Kafka records duplicated               ${f.kafkaDuplicated} (consumer restarted ${input.consumer.restarts} times)`,
   `  by mode                                ${JSON.stringify(f.byMode)}`,
   `  process kills                          ${f.killCount} ${JSON.stringify(f.kills)}`,
   `  recovery after a kill p50 / max        ${secs(f.recoveryP50Ms)} / ${secs(f.recoveryMaxMs)}`,

@@ -162,7 +162,7 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
 
   const kafkaTopic = `chaos-credits-${id}`;
   rig.consumer = await startKafkaCredit({
-    brokers: rig.kafka.brokers.split(','),
+    brokers: rig.kafka.brokerList,
     topic: kafkaTopic,
     groupId: `chaos-bank-${id}`,
     bankAt: (url) => (url === alpha.url ? alpha.db : beta.db),
@@ -176,7 +176,9 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
   await cluster.start(cfg.apis, [rig.clock.env, ...Array.from({ length: cfg.workers - 1 }, () => ({}))]);
   if (rig.netns) {
     const workersBefore = await passWorkers(env);
-    rig.partitioned = startPartitionedWorker(rig.netns, env);
+    // The brokers advertise 127.0.0.1 addresses: forwarded into the namespace, through its link (cut with it).
+    await rig.netns.forwardLoopback(rig.kafka.brokerList.map((b) => Number(b.split(':')[1])));
+    rig.partitioned = startPartitionedWorker(rig.netns, { ...env, KAFKA_BROKERS: rig.kafka.brokers });
     // It must be driving passes before the run counts on partitioning it.
     const deadline = Date.now() + 90_000;
     while ((await passWorkers(env)) <= workersBefore) {
@@ -301,8 +303,12 @@ const fire = async (f: ScheduledFault, ctx: FireContext): Promise<void> => {
       return;
     }
     case 'restart-kafka':
+      // A broker restart as clients see it: connections reset, refused while down, the log kept (as on disk). The
+      // mock's own crash-restart loses every record it holds, which would count the broker's loss as the TM's.
       count(f.kind);
-      await rig.kafka!.restart();
+      await rig.kafka!.cut();
+      await pause(f.downMs);
+      await rig.kafka!.restore();
       return;
     case 'proxy': {
       const p = rig.proxies[f.target]!;

@@ -10,7 +10,7 @@ export type Fault =
   | { readonly kind: 'kill-worker'; readonly pick: number; readonly downMs: number }
   | { readonly kind: 'pause-worker'; readonly pick: number; readonly ms: number }
   | { readonly kind: 'kill-redis'; readonly downMs: number }
-  | { readonly kind: 'restart-kafka' }
+  | { readonly kind: 'restart-kafka'; readonly downMs: number }
   | { readonly kind: 'proxy'; readonly target: ProxyTarget; readonly mode: ProxyMode; readonly forMs: number }
   | { readonly kind: 'clock-jump'; readonly offsetS: number }
   | { readonly kind: 'partition'; readonly forMs: number };
@@ -78,7 +78,7 @@ export const buildSchedule = (seed: number, opts: ScheduleOptions): ScheduledFau
         out.push({ atMs: at, kind, downMs: between(200, 3_000) });
         break;
       case 'restart-kafka':
-        out.push({ atMs: at, kind });
+        out.push({ atMs: at, kind, downMs: between(500, 5_000) });
         break;
       case 'proxy': {
         const to = target ?? TARGETS[Math.floor(rnd() * TARGETS.length)]!;

@@ -11,8 +11,10 @@ interface KafkaCredit {
 
 /** A consumer group applying the credits of Kafka-delivered msg transfers. */
 export interface KafkaCreditConsumer {
-  /** Records received per `<gid>/<branch id>` (more than 1: Kafka delivered it again; the barrier absorbed it). */
+  /** Records handled per `<gid>/<branch id>` (more than 1: Kafka delivered it again; the barrier absorbed it). */
   readonly received: Map<string, number>;
+  /** Times it had to be started again after a crash kafkajs does not recover from. */
+  readonly restarts: number;
   stop(): Promise<void>;
 }
 
@@ -39,20 +41,44 @@ export const startKafkaCredit = async (opts: {
     retry: { retries: 1_000_000, initialRetryTime: 100, maxRetryTime: 1_000 },
   }).consumer({ groupId: opts.groupId, sessionTimeout: 6_000, heartbeatInterval: 500, maxWaitTimeInMs: 100 });
   const received = new Map<string, number>();
+  let restarts = 0;
+  // kafkajs restarts a consumer after a retriable crash by itself; after any other (the group or topic gone with
+  // a broker that lost its memory) it stays down unless told to run again.
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (payload.restart) return;
+    restarts++;
+    setTimeout(
+      () =>
+        void consumer
+          .connect()
+          .then(run)
+          .catch(() => undefined),
+      1_000,
+    );
+  });
   await consumer.connect();
   await consumer.subscribe({ topics: [opts.topic], fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      const gid = message.headers?.['dtm-gid']?.toString() ?? '';
-      const branchId = message.headers?.['dtm-branch-id']?.toString() ?? '';
-      const key = `${gid}/${branchId}`;
-      received.set(key, (received.get(key) ?? 0) + 1);
-      const credit = JSON.parse(message.value?.toString('utf8') ?? '{}') as KafkaCredit;
-      const db = opts.bankAt(credit.bank);
-      await new BranchBarrier('msg', gid, branchId, 'action').call(db.store, (tx) =>
-        db.credit(tx, gid, 'kafka', credit.account, credit.amount),
-      );
+  const run = () =>
+    consumer.run({
+      eachMessage: async ({ message }) => {
+        const gid = message.headers?.['dtm-gid']?.toString() ?? '';
+        const branchId = message.headers?.['dtm-branch-id']?.toString() ?? '';
+        const credit = JSON.parse(message.value?.toString('utf8') ?? '{}') as KafkaCredit;
+        const db = opts.bankAt(credit.bank);
+        await new BranchBarrier('msg', gid, branchId, 'action').call(db.store, (tx) =>
+          db.credit(tx, gid, 'kafka', credit.account, credit.amount),
+        );
+        // Counted once handled: a record whose credit failed comes again, and only then counts.
+        const key = `${gid}/${branchId}`;
+        received.set(key, (received.get(key) ?? 0) + 1);
+      },
+    });
+  await run();
+  return {
+    received,
+    get restarts() {
+      return restarts;
     },
-  });
-  return { received, stop: () => consumer.disconnect() };
+    stop: () => consumer.disconnect(),
+  };
 };
