@@ -206,15 +206,25 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
   const kills: KillRecord[] = [];
   const counts: Record<string, number> = {};
   const running = new Set<Promise<void>>();
+  const busy = new Set<string>();
   const started = Date.now();
   const openNow = (): string[] => [...load.records.values()].filter((r) => r.status === undefined).map((r) => r.t.gid);
   for (const fault of schedule) {
     const wait = started + fault.atMs - Date.now();
     if (wait > 0) await pause(wait);
-    const task = fire(fault, { cluster, rig, kills, counts, openNow }).catch((err: Error) => {
-      counts[`error ${fault.kind}`] = (counts[`error ${fault.kind}`] ?? 0) + 1;
-      log(`chaos: ${fault.kind} failed: ${err.message}`);
-    });
+    // One fault at a time per resource (Redis, Kafka, a proxy, the namespace): a second one overlapping it is skipped.
+    const resource = resourceOf(fault);
+    if (resource && busy.has(resource)) {
+      counts[`skipped ${fault.kind}`] = (counts[`skipped ${fault.kind}`] ?? 0) + 1;
+      continue;
+    }
+    if (resource) busy.add(resource);
+    const task = fire(fault, { cluster, rig, kills, counts, openNow })
+      .finally(() => resource && busy.delete(resource))
+      .catch((err: Error) => {
+        counts[`error ${fault.kind}`] = (counts[`error ${fault.kind}`] ?? 0) + 1;
+        log(`chaos: ${fault.kind} failed: ${err.message}`);
+      });
     running.add(task);
     void task.finally(() => running.delete(task));
   }
@@ -261,6 +271,22 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
   });
 };
 
+/** What a fault holds while it lasts; process faults pick among the processes up, so they need none. */
+const resourceOf = (f: ScheduledFault): string | undefined => {
+  switch (f.kind) {
+    case 'kill-redis':
+      return 'redis';
+    case 'restart-kafka':
+      return 'kafka';
+    case 'proxy':
+      return `proxy-${f.target}`;
+    case 'partition':
+      return 'netns';
+    default:
+      return undefined;
+  }
+};
+
 interface FireContext {
   readonly cluster: ChaosCluster;
   readonly rig: Rig;
@@ -299,8 +325,17 @@ const fire = async (f: ScheduledFault, ctx: FireContext): Promise<void> => {
       count(f.kind);
       await redis.kill();
       await pause(f.downMs);
-      await redis.restart();
-      return;
+      // It must come back, or nothing else can be checked: a start that failed (a loaded machine) is tried again.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await redis.restart();
+          return;
+        } catch (err) {
+          if (attempt >= 10) throw err;
+          count('redis-restart-retried');
+          await pause(1_000);
+        }
+      }
     }
     case 'restart-kafka':
       // A broker restart as clients see it: connections reset, refused while down, the log kept (as on disk). The
