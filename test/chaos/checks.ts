@@ -71,7 +71,7 @@ const settleUnknown = async (input: CheckInput): Promise<void> => {
     if (r.status !== undefined) continue;
     const apis = input.apis();
     for (let attempt = 0; attempt < 5 && r.status === undefined; attempt++) {
-      const tx = await query(`${apis[attempt % apis.length]}/api/dtmsvr`, r.t.gid).then(
+      const tx = await query(`${apis[attempt % apis.length]}/api/dtmsvr`, r.t.gid, { httpTimeoutMs: 5_000 }).then(
         (q) => q.transaction,
         () => undefined,
       );

@@ -38,8 +38,9 @@ export interface LoadOptions {
 
 /** Every transfer's AP call, by mode: the TM's retries and timeouts are short so a run ends within its bounds. */
 const send = (r: TransferRecord, dtm: string, kafkaTopic: string): Promise<string> => {
-  const base = { retryInterval: 1 };
-  const twoPhase = { ...base, timeoutToFail: 12, httpTimeoutMs: 3_000 };
+  // An AP gives up on a call after 5 s (the client's default is 30 s): a hung API must not stall the load.
+  const base = { retryInterval: 1, httpTimeoutMs: 5_000 };
+  const twoPhase = { ...base, timeoutToFail: 12 };
   switch (r.mode) {
     case 'saga':
       return transferBySaga(dtm, r.t, base).then(() => 'submitted');
@@ -114,7 +115,7 @@ export const startTracker = (records: Map<string, TransferRecord>, apis: () => s
             continue;
           }
           const dtm = `${live[Math.floor(Math.random() * live.length)]}/api/dtmsvr`;
-          const tx = await query(dtm, r.t.gid).then(
+          const tx = await query(dtm, r.t.gid, { httpTimeoutMs: 3_000 }).then(
             (q) => q.transaction,
             () => undefined,
           );
