@@ -205,7 +205,7 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
   // The schedule: each fault fires at its offset and runs in the background, so faults overlap.
   const kills: KillRecord[] = [];
   const counts: Record<string, number> = {};
-  const running = new Set<Promise<void>>();
+  const running = new Set<{ p: Promise<void>; label: string }>();
   const busy = new Set<string>();
   const started = Date.now();
   const openNow = (): string[] => [...load.records.values()].filter((r) => r.status === undefined).map((r) => r.t.gid);
@@ -225,20 +225,35 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
         counts[`error ${fault.kind}`] = (counts[`error ${fault.kind}`] ?? 0) + 1;
         log(`chaos: ${fault.kind} failed: ${err.message}`);
       });
-    running.add(task);
-    void task.finally(() => running.delete(task));
+    const entry = { p: task, label: `${fault.kind}@${fault.atMs}` };
+    running.add(entry);
+    void task.finally(() => running.delete(entry));
   }
   const rest = started + durationMs - Date.now();
   if (rest > 0) await pause(rest);
 
   // Faults stop: the APs finish their calls, every fault in progress ends, everything comes back.
   log(`chaos: faults stop after ${Math.round((Date.now() - started) / 1000)} s; ${load.records.size} transfers sent`);
-  await load.stop();
   for (const b of rig.banks) b.chaos.set(NO_CHAOS);
-  await Promise.all([...running]);
+  const waiting = (label: string, what: Promise<unknown>, pending: () => string) =>
+    waitSaying(what, (s) => log(`chaos: after ${s} s still waiting for ${label}: ${pending()}`));
+  await waiting('the APs', load.stop(), () =>
+    [...load.records.values()]
+      .filter((r) => r.apSaid === undefined)
+      .map((r) => r.t.gid)
+      .join(', '),
+  );
+  await waiting('faults in progress', Promise.all([...running].map((t) => t.p)), () =>
+    [...running].map((t) => t.label).join(', '),
+  );
   for (const p of Object.values(rig.proxies)) p.set({});
   await rig.netns?.restore();
-  await cluster.settle();
+  await waiting('processes starting again', cluster.settle(), () =>
+    [...cluster.apis, ...cluster.workers]
+      .filter((s) => s.down)
+      .map((s) => s.label)
+      .join(', '),
+  );
   const quietAt = Date.now();
 
   // Quiescence: every transfer ends within the bound.
@@ -269,6 +284,18 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
     loadAverage: loadavg(),
     log,
   });
+};
+
+/** Awaits `what`, calling `say` with the seconds waited every 30 s until it settles: a stuck phase names itself. */
+const waitSaying = async (what: Promise<unknown>, say: (seconds: number) => void): Promise<void> => {
+  const started = Date.now();
+  let done = false;
+  void what.finally(() => (done = true)).catch(() => undefined);
+  while (!done) {
+    await Promise.race([what.catch(() => undefined), pause(30_000)]);
+    if (!done) say(Math.round((Date.now() - started) / 1000));
+  }
+  await what;
 };
 
 /** What a fault holds while it lasts; process faults pick among the processes up, so they need none. */
