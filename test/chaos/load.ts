@@ -104,6 +104,7 @@ export const startLoad = (opts: LoadOptions) => {
 export const startTracker = (records: Map<string, TransferRecord>, apis: () => string[], intervalMs = 2_000) => {
   let running = true;
   const pollOnce = async (): Promise<number> => {
+    // Those the TM did not know are asked again: an API that was slow may still store one after its AP gave up.
     const open = [...records.values()].filter((r) => r.status === undefined && r.apSaid !== undefined);
     let stillOpen = 0;
     await Promise.all(
@@ -123,7 +124,9 @@ export const startTracker = (records: Map<string, TransferRecord>, apis: () => s
           if (status === 'succeed' || status === 'failed') {
             r.status = status;
             r.finalAt = Date.now();
-          } else stillOpen++;
+          }
+          // null: unknown to the TM after its AP returned, so not stored (yet): not open; the final check decides.
+          else if (tx !== null) stillOpen++;
         }
       }),
     );
