@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DtmTransportError, newGid, query, Saga, setTmAuthorization } from '@dtm-ts/client';
 import { parseApiTokens, parseTrustedNets } from '@dtm-ts/config';
 import { sagaBody, uniqueGid, useTmFixture, type TmFixture } from '../support/tm-harness';
 
@@ -86,6 +87,24 @@ describe('with tokens and no trusted network', () => {
     expect((await call(fx, 'GET', '/api/ping')).body).toEqual({ msg: 'pong' });
     expect((await fetch(`${fx.tm.url}/api/metrics`)).status).toBe(200);
     expect((await call(fx, 'GET', '/api/dtmsvr/nothing-here')).status).toBe(401);
+  });
+
+  it('when the SDK is given the client token with setTmAuthorization, then its newGid, submit and query pass; without it they get 401', async () => {
+    const dtm = `${fx.tm.url}/api/dtmsvr`;
+    const gid = uniqueGid('sdk');
+    const saga = () => new Saga(dtm, gid).add(fx.peer.url(`${gid}/a`), fx.peer.url(`${gid}/c`), { n: 1 });
+    await expect(saga().submit()).rejects.toThrow(DtmTransportError);
+    await expect(saga().submit()).rejects.toThrow(/HTTP 401/);
+    expect(await streamLength(fx, gid)).toBe(0);
+    setTmAuthorization(`${dtm}/`, `Bearer ${CLIENT}`);
+    try {
+      expect(await newGid(dtm)).not.toBe('');
+      await saga().submit();
+      expect((await query(dtm, gid)).transaction?.gid).toBe(gid);
+    } finally {
+      setTmAuthorization(dtm, undefined);
+    }
+    await expect(query(dtm, gid)).rejects.toThrow(/HTTP 401/);
   });
 
   it('when a browser opens the console without a token, then the page loads, and its data needs the admin token', async () => {

@@ -165,6 +165,27 @@ describe('endpoints', () => {
     expect(a.body.gid).not.toBe(b.body.gid);
   });
 
+  it('when TCC branches are registered past MAX_BRANCHES, then 422 naming the bound and the transaction keeps its branches', async () => {
+    const gid = uniqueGid('many');
+    expect((await fx.dtm.post('/prepare', { gid, trans_type: 'tcc' })).status).toBe(200);
+    const register = (id: number) =>
+      fx.dtm.post('/registerBranch', {
+        gid,
+        trans_type: 'tcc',
+        branch_id: String(id).padStart(2, '0'),
+        confirm: fx.peer.url(`${gid}/confirm`),
+        cancel: fx.peer.url(`${gid}/cancel`),
+        data: '{}',
+      });
+    for (let id = 1; id <= 5; id++) expect((await register(id)).status).toBe(200);
+    const events = (await fx.tm.infra.log.read(gid)).events.length;
+    const refused = await register(6);
+    expect(refused.status).toBe(422);
+    expect(String(refused.body.message)).toMatch(/too many branches: 6 > 5 \(MAX_BRANCHES\)/);
+    expect((await fx.tm.infra.log.read(gid)).events.length).toBe(events);
+    expect((await fx.dtm.query(gid)).branches).toHaveLength(10);
+  });
+
   it('answers an unknown gid with a null transaction, as DTM does', async () => {
     expect(await fx.dtm.query(uniqueGid('unknown'))).toEqual({ transaction: null, branches: [] });
   });

@@ -53,6 +53,24 @@ export const httpRequest = async (
   }
 };
 
+/** `Authorization` header values for calls to a TM, by the TM's base URL (no trailing slash). */
+const tmAuthorization = new Map<string, string>();
+
+/**
+ * Sends `authorization` (e.g. `Bearer <token>`) with every call this process makes to the TM at `dtm` (the same base
+ * URL the transactions are given), for a TM with `API_TOKENS` set; `undefined` stops sending it. Branch calls the
+ * AP makes itself (TCC tries, XA actions) never carry it: the token is the TM's, not the RMs'.
+ */
+export const setTmAuthorization = (dtm: string, authorization: string | undefined): void => {
+  if (authorization === undefined) tmAuthorization.delete(trimSlash(dtm));
+  else tmAuthorization.set(trimSlash(dtm), authorization);
+};
+
+const tmHeaders = (dtm: string): Record<string, string> | undefined => {
+  const authorization = tmAuthorization.get(trimSlash(dtm));
+  return authorization === undefined ? undefined : { authorization };
+};
+
 /**
  * POSTs `body` to `<dtm>/<operation>` and classifies the answer as DTM's clients do (`TransCallDtmExt`): success is
  * a 200 whose body does not contain `FAILURE`; otherwise a typed error is thrown.
@@ -66,6 +84,7 @@ export const callTm = async (
   const what = `TM ${operation}`;
   const res = await httpRequest('POST', `${trimSlash(dtm)}/${operation}`, {
     body: JSON.stringify(body),
+    headers: tmHeaders(dtm),
     timeoutMs,
     what,
   });
@@ -77,7 +96,11 @@ export const callTm = async (
 /** GETs `<dtm>/<pathAndQuery>`; only the status counts (a query result may quote FAILURE in a rollback reason). */
 export const getTm = async (dtm: string, pathAndQuery: string, timeoutMs: number): Promise<Record<string, unknown>> => {
   const what = `TM GET ${pathAndQuery.split('?')[0]}`;
-  const res = await httpRequest('GET', `${trimSlash(dtm)}/${pathAndQuery}`, { timeoutMs, what });
+  const res = await httpRequest('GET', `${trimSlash(dtm)}/${pathAndQuery}`, {
+    headers: tmHeaders(dtm),
+    timeoutMs,
+    what,
+  });
   if (res.status !== 200) {
     throw new DtmTransportError(`${what}: HTTP ${res.status} ${shorten(res.text)}`, {
       status: res.status,

@@ -5,7 +5,7 @@
  */
 export { DtmBadRequest, DtmDuplicated, DtmError, DtmFailure, DtmOngoing, DtmTransportError } from './errors';
 export type { DtmErrorDetails } from './errors';
-export { DEFAULT_HTTP_TIMEOUT_MS, errorOfAnswer } from './http';
+export { DEFAULT_HTTP_TIMEOUT_MS, errorOfAnswer, setTmAuthorization } from './http';
 export type { BranchResponse } from './http';
 export { BranchIdGen, encodePayload } from './options';
 export type { TransOptions } from './options';

@@ -236,7 +236,7 @@ const settings = {
   maxBranches: {
     env: 'MAX_BRANCHES',
     schema: z.coerce.number().int().min(1).default(1000),
-    doc: 'Most steps one transaction may have',
+    doc: 'Most steps one transaction may have, and most branch ids registered on a TCC, XA or workflow transaction',
   },
   tracesExporter: {
     env: 'OTEL_TRACES_EXPORTER',

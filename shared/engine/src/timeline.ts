@@ -181,8 +181,21 @@ export const buildTimeline = (gid: Gid, events: readonly TxEvent[]): Timeline =>
   for (const [revision, e] of events.entries()) {
     const facts = describe(e, tx);
     const before = tx.status;
-    tx = evolve(tx, e);
-    entries.push({ revision, ...facts, status: tx.status, statusChanged: tx.status !== before });
+    // An audit view shows the whole history: an event this build cannot apply (a newer writer's type) is listed,
+    // marked, and the state stays as it was, instead of hiding every event after it.
+    let notApplied = '';
+    try {
+      tx = evolve(tx, e);
+    } catch (err) {
+      notApplied = ` (not applied by this build: ${err instanceof Error ? err.message : String(err)})`;
+    }
+    entries.push({
+      revision,
+      ...facts,
+      text: `${facts.text}${notApplied}`,
+      status: tx.status,
+      statusChanged: tx.status !== before,
+    });
   }
   return {
     gid,

@@ -60,6 +60,15 @@ describe('timeline', () => {
     ]);
   });
 
+  it('when the stream holds an event type this build does not know, then it is listed, marked, and the rest still folds', () => {
+    const newer = { type: 'BranchWeighed', data: { branchId: '01', at: at(1) } } as unknown as TxEvent;
+    const t = buildTimeline('g1', [...stream.slice(0, 2), newer, ...stream.slice(2)]);
+    expect(t.status).toBe('failed');
+    expect(t.events[2]).toMatchObject({ revision: 2, type: 'BranchWeighed', at: at(1), status: 'submitted' });
+    expect(t.events[2]!.text).toMatch(/^BranchWeighed \(not applied by this build: unknown event/);
+    expect(t.events).toHaveLength(stream.length + 1);
+  });
+
   it('when nothing was recorded, then the timeline is empty with status none', () => {
     expect(buildTimeline('nope', [])).toEqual({
       gid: 'nope',

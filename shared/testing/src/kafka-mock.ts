@@ -12,6 +12,12 @@ export interface KafkaMockOptions {
    * one hop fewer (benchmarks).
    */
   readonly proxy?: boolean;
+  /**
+   * Puts something in front of each broker's proxy (a fault-injecting TCP proxy, say): called once per broker with
+   * its proxy's port, it returns the port clients should use instead. The brokers are then advertised at those
+   * ports, so every connection a client makes, not only the bootstrap one, goes through them. Needs `proxy`.
+   */
+  readonly front?: (broker: number, proxyPort: number) => Promise<number>;
 }
 
 /**
@@ -309,11 +315,14 @@ export const startKafkaMock = async (opts: KafkaMockOptions = {}): Promise<Kafka
   }
 
   let proxies: BrokerProxy[] = [];
+  let advertised: number[] = [];
   const mapPort = (port: number): number => {
     const i = cluster?.addresses.findIndex((a) => a.port === port) ?? -1;
-    return proxies[i]?.port ?? port;
+    return advertised[i] ?? port;
   };
   proxies = await bindProxies(n, (port, i) => new BrokerProxy(port, () => cluster?.addresses[i], mapPort));
+  const front = opts.front;
+  advertised = front ? await Promise.all(proxies.map((p, i) => front(i, p.port))) : proxies.map((p) => p.port);
   const isRunning = (): boolean => !!cluster && cluster.child.exitCode === null && cluster.child.signalCode === null;
   let cutOff = false;
   const listenAll = async (): Promise<void> => {
@@ -323,7 +332,7 @@ export const startKafkaMock = async (opts: KafkaMockOptions = {}): Promise<Kafka
     await Promise.all(proxies.map((p) => p.close()));
   };
 
-  const brokers = proxies.map((p) => `127.0.0.1:${p.port}`);
+  const brokers = advertised.map((port) => `127.0.0.1:${port}`);
   return {
     brokers,
     bootstrap: brokers.join(','),

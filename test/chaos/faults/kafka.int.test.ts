@@ -78,6 +78,26 @@ describe('restartable Kafka mock', () => {
     }
   });
 
+  it('faults reach every broker connection: a black hole holds produce requests until lifted, then they are acked', async () => {
+    const topic = `hole-${run}`;
+    // The producer knows every broker (metadata) and is connected before the hole opens.
+    await publishUntilAcked(bus, topic, 'warm');
+    kafka.set({ blackhole: true });
+    let acked = false;
+    const held = bus
+      .publish(
+        { topic, key: 'held', headers: { 'dtm-gid': 'held' }, value: Buffer.from('held') },
+        { timeoutMs: 60_000 },
+      )
+      .then(() => (acked = true));
+    // Nothing can be acknowledged while every broker connection is held; a while is the only way to see "nothing".
+    await pause(1_500);
+    expect(acked).toBe(false);
+    kafka.set({});
+    await held;
+    expect(acked).toBe(true);
+  });
+
   it('cut and restore keep the data, and producers get through again after it', async () => {
     const topic = `cut-${run}`;
     await publishUntilAcked(bus, topic, 'kept');

@@ -1,4 +1,5 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { waitFor } from '../../support/wait';
@@ -27,6 +28,22 @@ s.on('data', (d) => console.log(String(d).trim()));
 s.on('error', (e) => console.log(e.code));
 process.stdin.on('data', () => s.write('PING\\r\\n'));
 `;
+
+/** The same PING from the test process, on the host. */
+const hostProbe = (host: string, port: number): Promise<string> =>
+  new Promise((resolve) => {
+    const s = connect(port, host);
+    s.setTimeout(5_000, () => {
+      s.destroy();
+      resolve('timeout');
+    });
+    s.on('connect', () => s.write('PING\r\n'));
+    s.on('data', (d: Buffer) => {
+      s.destroy();
+      resolve(d.toString('utf8').trim());
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
 
 const output = (child: ChildProcess): (() => string) => {
   let out = '';
@@ -93,6 +110,8 @@ describe('network namespace worker host', () => {
       holder.stdin!.write('\n');
       expect(await probe(ns.hostIp, proxy.port, 1_000)).toBe('timeout'); // a second's wait, no answer meanwhile
       expect(held()).toBe(before);
+      // Only the namespace is cut off: the host's own processes still reach servers on the host end's address.
+      expect(await hostProbe(ns.hostIp, proxy.port)).toBe('+PONG');
 
       await ns.restore();
       await waitFor(async () => (await probe(ns.hostIp, proxy.port)) === '+PONG', 'Redis again after restore', {

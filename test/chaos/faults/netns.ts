@@ -1,4 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { promisify } from 'node:util';
@@ -16,15 +17,15 @@ const run = promisify(execFile);
  *   127.0.0.1), the RMs and the TM all keep their loopback addresses, and branch URLs stored in transactions work
  *   from every worker; or
  * - make the server listen on 0.0.0.0 (or on `hostIp`) and give the namespace `hostIp` (reachable from the
- *   namespace and from the host, but unreachable from the host while the link is cut) or {@link hostAddress}
- *   (the host's own address on its main interface: reachable from the host always, and from every namespace
- *   whose link is up). Redis refuses such clients in protected mode unless it has a password or
+ *   namespace while the link is up, and from the host always, cut or not: the address stays local to the host
+ *   while its interface is down) or {@link hostAddress} (the host's own address on its main interface: reachable
+ *   from the host, and from every namespace whose link is up). Redis refuses such clients in protected mode unless it has a password or
  *   `--protected-mode no`.
  */
 export interface NetnsHost {
   /** The namespace's name (`dtmchaos-<pid>-<name>`). */
   readonly name: string;
-  /** The host end's address (/30), reachable from the namespace while the link is up. */
+  /** The host end's address (/30): reachable from the namespace while the link is up, from the host always. */
   readonly hostIp: string;
   /** The namespace end's address. */
   readonly nsIp: string;
@@ -250,6 +251,10 @@ export const createNetnsHost = async (name: string): Promise<NetnsHost> => {
     await ip('-n', ns, 'link', 'set', nsVeth, 'up');
     await ip('-n', ns, 'link', 'set', 'lo', 'up');
     await ip('-n', ns, 'route', 'add', 'default', 'via', hostIp);
+    // The host end's MAC, pinned: while the link is cut the namespace does not ARP for it, so a connection attempt
+    // times out as across any partition, instead of failing at once with EHOSTUNREACH when ARP gives up.
+    const mac = readFileSync(`/sys/class/net/${hostVeth}/address`, 'utf8').trim();
+    await ip('-n', ns, 'neigh', 'replace', hostIp, 'lladdr', mac, 'dev', nsVeth, 'nud', 'permanent');
   } catch (err) {
     removeSync(ns, hostVeth);
     live.delete(ns);

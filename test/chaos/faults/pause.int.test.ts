@@ -1,8 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../support/wait';
 import { pauseFor } from './pause';
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 /** A child that prints a tick every 20 ms; the test reads the ticks it printed. */
 const ticker = (): { child: ChildProcess; ticks: () => number } => {
@@ -53,6 +57,32 @@ describe('pauseFor', () => {
     t.child.kill('SIGKILL');
     await exited;
     await expect(paused).resolves.toBeUndefined();
+  });
+
+  it('continues the process when the test process doing the pause is ended by SIGTERM mid-pause', async () => {
+    const t = ticker();
+    children.push(t.child);
+    await waitFor(() => t.ticks() >= 1, 'the child ticking');
+    // A separate "test process" that pauses the ticker for a minute and reports once it did.
+    const script = `import { pauseFor } from './test/chaos/faults/pause.ts';
+      const paused = pauseFor(${t.child.pid}, 60_000);
+      console.log('paused');
+      await paused;`;
+    const controller = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.push(controller);
+    let said = '';
+    controller.stdout.on('data', (c: Buffer) => (said += c.toString('utf8')));
+    await waitFor(() => said.includes('paused'), 'the controller pausing the ticker', { timeout: 60_000 });
+    await waitFor(async () => (await stateOf(t.child.pid!)) === 'T', 'the ticker stopped');
+    const exited = new Promise((r) => controller.once('exit', r));
+    controller.kill('SIGTERM');
+    await exited;
+    await waitFor(async () => (await stateOf(t.child.pid!)) !== 'T', 'the ticker continued by the exit hook');
+    const after = t.ticks();
+    await waitFor(() => t.ticks() > after + 3, 'the ticker ticking again');
   });
 
   it('rejects for a pid that does not exist, leaving nothing stopped', async () => {

@@ -236,7 +236,7 @@ export class DtmService {
     this.checkOutbound({ branches }, protocol);
     await this.deps.driver.execute(gid, (now) => ({
       type: 'RegisterBranch',
-      data: { gid, transType, branches },
+      data: { gid, transType, branches, maxBranches: this.deps.limits.maxBranches },
       metadata: { now },
     }));
     return SUCCESS;

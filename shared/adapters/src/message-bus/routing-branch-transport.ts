@@ -81,7 +81,9 @@ export class RoutingBranchTransport implements ClosableBranchTransport {
       await this.routes.kafka.publish(busMessageOf(req, topic), { timeoutMs: req.timeoutMs });
       return { kind: 'success' };
     } catch (err) {
-      return { kind: 'error', detail: `kafka topic ${topic}: ${describeError(err)}` };
+      // kafkajs says what went wrong in the class name (KafkaJSNumberOfRetriesExceeded, KafkaJSConnectionError…).
+      const kind = err instanceof Error && err.name.startsWith('KafkaJS') ? `${err.name}: ` : '';
+      return { kind: 'error', detail: `kafka topic ${topic}: ${kind}${describeError(err)}` };
     }
   }
 

@@ -109,6 +109,17 @@ describe('routing branch transport', () => {
     });
   });
 
+  it('when kafkajs names the failure by its error class, then the detail keeps the class name', async () => {
+    class KafkaJSNumberOfRetriesExceeded extends Error {
+      override name = 'KafkaJSNumberOfRetriesExceeded';
+    }
+    const { transport } = fakes(() => Promise.reject(new KafkaJSNumberOfRetriesExceeded('Request timed out')));
+    expect(await transport.call(request())).toEqual({
+      kind: 'error',
+      detail: 'kafka topic orders.v1: KafkaJSNumberOfRetriesExceeded: Request timed out',
+    });
+  });
+
   it('when the url is not kafka://, then the HTTP transport gets the call unchanged', async () => {
     const { transport, published, httpCalls } = fakes();
     const req = request({ url: 'http://rm/TransIn' });

@@ -38,7 +38,13 @@ export type TxCommand =
     }
   | {
       readonly type: 'RegisterBranch';
-      readonly data: { readonly gid: Gid; readonly transType: string; readonly branches: readonly BranchDef[] };
+      readonly data: {
+        readonly gid: Gid;
+        readonly transType: string;
+        readonly branches: readonly BranchDef[];
+        /** Most distinct branch ids the transaction may hold once these are added (MAX_BRANCHES); unset: no bound. */
+        readonly maxBranches?: number;
+      };
       readonly metadata: At;
     }
   | { readonly type: 'SubmitGlobalTransaction'; readonly data: DefinitionWithBranches; readonly metadata: Traced }

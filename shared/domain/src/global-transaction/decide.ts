@@ -168,6 +168,13 @@ export const decide = (cmd: TxCommand, state: GlobalTransaction): TxEvent[] => {
         }
       }
       if (fresh.length === 0) return [];
+      const { maxBranches } = cmd.data;
+      if (maxBranches !== undefined) {
+        const ids = new Set([...state.branches, ...fresh].map((b) => b.branchId));
+        if (ids.size > maxBranches) {
+          throw new TxRejected('invalid', `too many branches: ${ids.size} > ${maxBranches} (MAX_BRANCHES)`);
+        }
+      }
       return [{ type: 'BranchesRegistered', data: { branches: fresh, at: iso(cmd.metadata.now) } }];
     }
     case 'SubmitGlobalTransaction': {

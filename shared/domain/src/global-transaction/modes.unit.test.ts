@@ -64,6 +64,20 @@ describe('tcc', () => {
       .when(cmd({ type: 'RegisterBranch', data: { gid: 'g1', transType: 'tcc', branches: other } }))
       .thenThrows(TxRejected, /other values/);
   });
+  it('when a registration would take the transaction past MAX_BRANCHES branch ids, then it is refused; up to it, recorded', () => {
+    const register = (id: string) =>
+      cmd({ type: 'RegisterBranch', data: { gid: 'g1', transType: 'tcc', branches: tccRows(id), maxBranches: 2 } }, 1);
+    spec
+      .given(base)
+      .when(register('03'))
+      .thenThrows(TxRejected, /too many branches: 3 > 2 \(MAX_BRANCHES\)/);
+    spec
+      .given([prepared(tcc), registered(tccRows('01'))])
+      .when(register('02'))
+      .then([registered(tccRows('02'))]);
+    // A retried registration of rows already there adds nothing, so it is not refused at the bound.
+    spec.given(base).when(register('02')).then([]);
+  });
   it('when registering on a submitted or unknown tcc, then it is a conflict', () => {
     spec
       .given([...base, submitted()])
