@@ -31,8 +31,9 @@ export class ChaosCluster {
     workerEnvs.forEach((env, i) =>
       this.workers.push({ role: 'worker', label: `worker${i}`, env, proc: undefined, down: true }),
     );
-    // One at a time: tsx compiles on first start, and the machine is shared.
-    for (const slot of [...this.apis, ...this.workers]) await this.bringUp(slot);
+    // All at once: on a loaded machine each start waits long for CPU (tsx compiles), and they do not depend on
+    // each other.
+    await Promise.all([...this.apis, ...this.workers].map((slot) => this.bringUp(slot)));
   }
 
   /** URLs of the API processes that are up now. */

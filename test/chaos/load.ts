@@ -56,26 +56,28 @@ const send = (r: TransferRecord, dtm: string, kafkaTopic: string): Promise<strin
 };
 
 /**
- * The APs of a chaos run: `concurrency` loops, each sending seeded random transfers (mode, direction, accounts,
- * amount) one after another through an API that is up, until `stop()`; `stop()` resolves once every AP call returned.
+ * The APs of a chaos run: `concurrency` loops, each sending seeded random transfers (the modes in turn; random
+ * direction, accounts, amount) one after another through an API that is up, until `stop()`; `stop()` resolves once every AP call returned.
  */
 export const startLoad = (opts: LoadOptions) => {
   const records = new Map<string, TransferRecord>();
   let running = true;
-  let n = 0;
+  let total = 0;
   const loop = async (i: number): Promise<void> => {
     const rnd = seededRandom(opts.seed * 31 + i);
     const pick = (k: number) => Math.floor(rnd() * k);
+    let sent = 0;
     while (running) {
       const apis = opts.apis();
       if (apis.length === 0) {
         await pause(100);
         continue;
       }
-      const mode = MODES[pick(MODES.length)]!;
+      // Modes in turn from a loop-specific start, so that even a short run carries every mode; the rest is random.
+      const mode = MODES[(i + sent++) % MODES.length]!;
       const [from, to] = pick(2) === 0 ? opts.banks : ([opts.banks[1], opts.banks[0]] as const);
       const t: Transfer = {
-        gid: `${opts.gidPrefix}-${mode}-${n++}-${randomBytes(3).toString('hex')}`,
+        gid: `${opts.gidPrefix}-${mode}-${total++}-${randomBytes(3).toString('hex')}`,
         from: { bank: from.url, account: 1 + pick(opts.accounts) },
         to: { bank: to.url, account: 1 + pick(opts.accounts) },
         amount: 1 + pick(300),

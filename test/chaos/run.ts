@@ -322,8 +322,19 @@ interface FireContext {
   readonly openNow: () => string[];
 }
 
-const pickOf = (slots: Slot[], pick: number): Slot | undefined =>
-  slots.length === 0 ? undefined : slots[pick % slots.length];
+/**
+ * The `pick`-th (modulo) process of a role that is up; when none is (all restarting, on a loaded machine), waits up
+ * to a minute for one, so that a scheduled fault is not lost.
+ */
+const pickUp = async (cluster: ChaosCluster, role: 'api' | 'worker', pick: number): Promise<Slot | undefined> => {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const slots = cluster.up(role);
+    if (slots.length > 0) return slots[pick % slots.length];
+    if (Date.now() > deadline) return undefined;
+    await pause(200);
+  }
+};
 
 /** Injects one fault; resolves when it is over (the process restarted, the proxy back to normal, …). */
 const fire = async (f: ScheduledFault, ctx: FireContext): Promise<void> => {
@@ -332,7 +343,7 @@ const fire = async (f: ScheduledFault, ctx: FireContext): Promise<void> => {
   switch (f.kind) {
     case 'kill-api':
     case 'kill-worker': {
-      const slot = pickOf(cluster.up(f.kind === 'kill-api' ? 'api' : 'worker'), f.pick);
+      const slot = await pickUp(cluster, f.kind === 'kill-api' ? 'api' : 'worker', f.pick);
       if (!slot) return;
       ctx.kills.push({ what: slot.label, at: Date.now(), open: ctx.openNow() });
       count(f.kind);
@@ -340,7 +351,7 @@ const fire = async (f: ScheduledFault, ctx: FireContext): Promise<void> => {
       return;
     }
     case 'pause-worker': {
-      const slot = pickOf(cluster.up('worker'), f.pick);
+      const slot = await pickUp(cluster, 'worker', f.pick);
       if (!slot?.proc) return;
       count(f.kind);
       await pauseFor(slot.proc.pid, f.ms);

@@ -6,13 +6,7 @@ import type { RunningTm } from '@dtm-ts/tm';
 import { BankDb, createDatabase, dropDatabase, type DbSpec } from '../../examples/bank-transfer/src/bank-db';
 import { startBank, type BankService } from '../../examples/bank-transfer/src/bank-service';
 import { Chaos, seededRandom, type ChaosOptions } from '../../examples/bank-transfer/src/chaos';
-import {
-  transferBySaga,
-  transferByTcc,
-  transferByXa,
-  waitForFinal,
-  type Transfer,
-} from '../../examples/bank-transfer/src/transfer';
+import { transferBySaga, transferByTcc, waitForFinal, type Transfer } from '../../examples/bank-transfer/src/transfer';
 import { startTestTm } from '../support/tm-harness';
 
 const TRANSFERS = 500;
@@ -83,10 +77,10 @@ afterAll(async () => {
   for (const spec of [alphaSpec, betaSpec]) await dropDatabase(spec).catch(() => undefined);
 });
 
-type Mode = 'saga' | 'tcc' | 'xa' | 'msg';
+type Mode = 'saga' | 'tcc' | 'msg';
 
 describe('bank transfer between a PostgreSQL bank and a MariaDB bank, through dtm-ts', () => {
-  it(`when ${TRANSFERS} transfers run as saga, TCC, XA and msg while the banks inject 409s, 500s, lost replies, delays and AP crashes, then no money is created or lost and every transfer is fully applied or fully undone`, async () => {
+  it(`when ${TRANSFERS} transfers run as saga, TCC and msg while the banks inject 409s, 500s, lost replies, delays and AP crashes, then no money is created or lost and every transfer is fully applied or fully undone`, async () => {
     console.log(`bank-transfer seed: ${SEED}`);
     // TM, both banks and the APs share this process: report how late its event loop ran, to explain a slow run.
     const lag = monitorEventLoopDelay({ resolution: 20 });
@@ -97,7 +91,7 @@ describe('bank transfer between a PostgreSQL bank and a MariaDB bank, through dt
     const plan: { t: Transfer; mode: Mode; from: BankService; to: BankService }[] = Array.from(
       { length: TRANSFERS },
       (_, i) => {
-        const mode = (['saga', 'tcc', 'xa', 'msg'] as const)[pick(4)]!;
+        const mode = (['saga', 'tcc', 'msg'] as const)[pick(3)]!;
         const [from, to] = pick(2) === 0 ? [alpha, beta] : [beta, alpha];
         return {
           mode,
@@ -127,9 +121,7 @@ describe('bank transfer between a PostgreSQL bank and a MariaDB bank, through dt
               ? transferBySaga(dtm, t, options).then(() => 'submitted')
               : mode === 'tcc'
                 ? transferByTcc(dtm, t, { ...options, timeoutToFail: 8, httpTimeoutMs: 1_200 }).then(() => 'submitted')
-                : mode === 'xa'
-                  ? transferByXa(dtm, t, { ...options, timeoutToFail: 8, httpTimeoutMs: 1_200 }).then(() => 'submitted')
-                  : from.sendByMsg(dtm, t, { ...options, timeoutToFail: 2 });
+                : from.sendByMsg(dtm, t, { ...options, timeoutToFail: 2 });
           apSaid.set(t.gid, await said.catch((e: Error) => `${e.name}`));
         }
       }),
@@ -153,7 +145,7 @@ describe('bank transfer between a PostgreSQL bank and a MariaDB bank, through dt
     //    (failed, or never stored: no trace in either ledger).
     const net = { alpha: await books[0]!.netByGid(), beta: await books[1]!.netByGid() };
     const wrong: string[] = [];
-    const tally: Record<Mode, Record<string, number>> = { saga: {}, tcc: {}, xa: {}, msg: {} };
+    const tally: Record<Mode, Record<string, number>> = { saga: {}, tcc: {}, msg: {} };
     for (const { t, mode, from, to } of plan) {
       const status = final.get(t.gid)!;
       tally[mode][status] = (tally[mode][status] ?? 0) + 1;
@@ -188,7 +180,7 @@ describe('bank transfer between a PostgreSQL bank and a MariaDB bank, through dt
       JSON.stringify({ tally, injected }),
     );
     for (const count of Object.values(injected)) expect(count).toBeGreaterThan(0);
-    for (const mode of ['saga', 'tcc', 'xa', 'msg'] as const) {
+    for (const mode of ['saga', 'tcc', 'msg'] as const) {
       expect(tally[mode].succeed ?? 0, mode).toBeGreaterThan(0);
       expect(tally[mode].failed ?? 0, mode).toBeGreaterThan(0);
     }
