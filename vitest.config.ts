@@ -11,6 +11,21 @@ const engineSuite = [
   'test/integration/replay.int.test.ts',
 ];
 
+/**
+ * The files that run again on a real 3-master Redis Cluster (issue 13): the modes, the Redis log's conformance
+ * suite, the read model and the worker-SIGKILL crash test. (redis-cluster.int.test.ts is always on a cluster: it
+ * runs once, in the integration project.)
+ */
+const clusterSuite = [
+  'test/integration/saga.int.test.ts',
+  'test/integration/tcc-xa.int.test.ts',
+  'test/integration/msg.int.test.ts',
+  'test/integration/workflow.int.test.ts',
+  'test/integration/redis-event-log.int.test.ts',
+  'test/integration/redis-read-model.int.test.ts',
+  'test/integration/crash.int.test.ts',
+];
+
 export default defineConfig({
   test: {
     // Integration files start their own redis-server and processes; two at a time suits a 2-core machine.
@@ -44,6 +59,16 @@ export default defineConfig({
           env: { TEST_EVENT_STORE: 'esdb' },
           testTimeout: 60_000,
           hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          // The same files again with every role on a Redis Cluster of three masters (shared/testing's harness).
+          name: 'integration-cluster',
+          include: clusterSuite,
+          env: { TEST_REDIS: 'cluster' },
+          testTimeout: 90_000,
+          hookTimeout: 90_000,
         },
       },
     ],

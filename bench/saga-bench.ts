@@ -9,9 +9,12 @@
  * Closed loop by default: BENCH_CONCURRENCY clients (default 256), each with one saga in flight.
  * `npm run bench -- --rate 1000` runs open loop instead: sagas arrive at a fixed rate for
  * BENCH_SECONDS (default 10), and latency counts from the planned arrival, so queueing shows.
+ * `npm run bench -- --cluster` puts the TM on a local Redis Cluster of 3 masters (REDIS_CLUSTER_NODES,
+ * LOG_PARTITIONS default 12); Redis CPU and commands are then summed over the masters.
  *
  * The TM runs as its own process (as users run it); Redis too. Env: BENCH_SAGAS (default 20000),
  * BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_PROFILE=1 writes a CPU profile of the TM to .bench/.
+ * `--processes 2` (or TM_PROCESSES=2) starts the TM with TM_PROCESSES=2; its CPU is that of all its processes.
  */
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -20,14 +23,22 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
 import { Agent, request } from 'undici';
-import { freePort, startRedis } from '@dtm-ts/testing';
+import { freePort, startRedis, startRedisCluster } from '@dtm-ts/testing';
 import { startTmProcess, twoStepSaga } from './tm-process';
-import { cpuMicros, redisCounters, type RedisCounters } from './cpu';
+import { redisCounters, sumCounters, treeCpuMicros, type RedisCounters } from './cpu';
 
-const { values: args } = parseArgs({ options: { rate: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: { rate: { type: 'string' }, processes: { type: 'string' }, cluster: { type: 'boolean' } },
+});
+/** Three masters instead of one Redis. */
+const CLUSTER = args.cluster === true;
 /** Open loop at this many sagas/s; closed loop when unset. */
 const RATE = args.rate === undefined ? undefined : Number(args.rate);
 if (RATE !== undefined && !(RATE > 0)) throw new Error(`--rate must be a positive number, got '${args.rate}'`);
+/** TM_PROCESSES of the TM under test (`--processes 2`); else the environment's, else 1. */
+const PROCESSES = Number(args.processes ?? process.env.TM_PROCESSES ?? 1);
+if (!Number.isInteger(PROCESSES) || PROCESSES < 1)
+  throw new Error(`--processes must be a positive integer, got '${args.processes}'`);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const N = RATE ? Math.round(RATE * SECONDS) : Number(process.env.BENCH_SAGAS ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 256);
@@ -58,7 +69,7 @@ const printPerSaga = (
 ): void => {
   const per = (x: number): string => (x / n).toFixed(0).padStart(6);
   console.log('per saga (measured window):');
-  console.log(`  TM        ${per(tmAfter - tmBefore)} CPU-µs`);
+  console.log(`  TM        ${per(tmAfter - tmBefore)} CPU-µs   (TM_PROCESSES=${PROCESSES}: all its processes)`);
   console.log(`  Redis     ${per(redisAfter.cpuMicros - redisBefore.cpuMicros)} CPU-µs`);
   console.log(`  bench+RM  ${per(self.user + self.system)} CPU-µs   (this process: load generator and RM)`);
   const calls = new Map<string, number>();
@@ -113,11 +124,24 @@ const main = async (): Promise<void> => {
   const rawSecs = (performance.now() - t0) / 1000;
 
   // 2. Through the TM (own process) with its own Redis.
-  const redis = await startRedis({ appendonly: true, appendfsync: 'everysec' });
+  const redis = CLUSTER
+    ? await startRedisCluster({ masters: 3, appendonly: true })
+    : await startRedis({ appendonly: true, appendfsync: 'everysec' });
+  const redisUrls = 'masters' in redis ? redis.masters.map((m) => m.url) : [redis.url];
+  const redisEnv: Record<string, string> =
+    'masters' in redis
+      ? { REDIS_CLUSTER_NODES: redis.nodes.join(','), LOG_PARTITIONS: process.env.LOG_PARTITIONS ?? '12' }
+      : { REDIS_URL: redis.url };
   const port = await freePort();
   mkdirSync('.bench', { recursive: true });
   const nodeArgs = PROFILE ? ['--cpu-prof', '--cpu-prof-dir=.bench'] : [];
-  const { tm, api } = await startTmProcess(port, { REDIS_URL: redis.url }, client, nodeArgs);
+  // Several TM processes: no per-process metrics servers (the bench reads /proc, not metrics).
+  const tmEnv = {
+    ...redisEnv,
+    TM_PROCESSES: String(PROCESSES),
+    ...(PROCESSES > 1 ? { METRICS_PORT: '0' } : {}),
+  };
+  const { tm, api } = await startTmProcess(port, tmEnv, client, nodeArgs);
   // Warm up (JIT, connections), then measure.
   const submit = async (gid: string): Promise<number> => {
     const body = twoStepSaga(gid, rmUrl);
@@ -141,9 +165,11 @@ const main = async (): Promise<void> => {
   while ([...warmStarts.keys()].some((g) => !lastCall.has(g))) await sleep(20);
 
   // The window the CPU and command figures cover: the measured sagas only.
-  const redisClient = new Redis(redis.url, { lazyConnect: false });
-  const appendfsync = ((await redisClient.config('GET', 'appendfsync')) as string[])[1] ?? '?';
-  const before = { tm: cpuMicros(tm.pid!), self: process.cpuUsage(), redis: await redisCounters(redisClient) };
+  // One client per master: INFO is per server, so a cluster's figures are the sum over its masters.
+  const redisClients = redisUrls.map((url) => new Redis(url, { lazyConnect: false }));
+  const redisNow = async (): Promise<RedisCounters> => sumCounters(await Promise.all(redisClients.map(redisCounters)));
+  const appendfsync = ((await redisClients[0]!.config('GET', 'appendfsync')) as string[])[1] ?? '?';
+  const before = { tm: treeCpuMicros(tm.pid!), self: process.cpuUsage(), redis: await redisNow() };
 
   const starts = new Map<string, number>();
   const runId = Date.now().toString(36);
@@ -187,11 +213,11 @@ const main = async (): Promise<void> => {
   const sagaSecs = (lastEnd - t1) / 1000;
   const lat = [...starts.entries()].map(([g, s]) => lastCall.get(g)! - s).sort((a, b) => a - b);
   const after = {
-    tm: cpuMicros(tm.pid!),
+    tm: treeCpuMicros(tm.pid!),
     self: process.cpuUsage(before.self),
-    redis: await redisCounters(redisClient),
+    redis: await redisNow(),
   };
-  redisClient.disconnect();
+  for (const c of redisClients) c.disconnect();
 
   tm.kill('SIGINT');
   await new Promise((r) => tm.once('exit', r));
@@ -200,14 +226,17 @@ const main = async (): Promise<void> => {
   await client.close();
 
   const sagaRate = N / sagaSecs;
+  const tmShape = PROCESSES > 1 ? `${PROCESSES} all-in-one processes (TM_PROCESSES)` : 'one all-in-one process';
   const rawRate = rawN / rawSecs;
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}`);
   console.log(
     RATE
-      ? `sagas: ${N} two-step sagas, open loop at ${RATE}/s for ${SECONDS} s, TM = one all-in-one process`
-      : `sagas: ${N} two-step sagas, ${CONCURRENCY} clients with one saga in flight each, TM = one all-in-one process`,
+      ? `sagas: ${N} two-step sagas, open loop at ${RATE}/s for ${SECONDS} s, TM = ${tmShape}`
+      : `sagas: ${N} two-step sagas, ${CONCURRENCY} clients with one saga in flight each, TM = ${tmShape}`,
   );
-  console.log(`redis: appendonly yes, appendfsync ${appendfsync}`);
+  console.log(
+    `redis: ${CLUSTER ? `cluster of ${redisUrls.length} masters, LOG_PARTITIONS ${redisEnv['LOG_PARTITIONS']}, ` : ''}appendonly yes, appendfsync ${appendfsync}`,
+  );
   console.log(
     `  TM        ${sagaRate.toFixed(0).padStart(7)} sagas/s   p50 ${pct(lat, 50).toFixed(1)} ms   p99 ${pct(lat, 99).toFixed(1)} ms  (submit → last branch call)`,
   );

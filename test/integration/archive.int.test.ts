@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FileArchive } from '@dtm-ts/adapters';
+import { FileArchive, scanKeys } from '@dtm-ts/adapters';
 import { replay } from '@dtm-ts/worker';
 import { sagaBody, uniqueGid, useTmFixture } from '../support/tm-harness';
 
@@ -8,8 +8,9 @@ const fx = useTmFixture({ finishedRetentionS: 1 });
 /** Every Redis key that names `gid`, by SCAN. */
 const keysNaming = async (gid: string): Promise<string[]> => {
   const out: string[] = [];
-  const stream = fx.tm.infra.redis.scanStream({ match: `${fx.tm.infra.config.prefix}:*`, count: 1000 });
-  for await (const keys of stream) out.push(...(keys as string[]).filter((k) => k.endsWith(`:${gid}`)));
+  for await (const keys of scanKeys(fx.tm.infra.redis, `${fx.tm.infra.config.prefix}:*`)) {
+    out.push(...keys.filter((k) => k.endsWith(`:${gid}`)));
+  }
   return out;
 };
 

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { startRedis } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { spawnRole, stopAll, type RoleProcess } from '../support/processes';
 import { dtmClient, sagaBody, uniqueGid, waitAllFinal } from '../support/tm-harness';
 import { pause, waitFor } from '../support/wait';
+import { keysPerMaster, startRedisTarget, testRedisKind, type RedisTarget } from '../support/redis-target';
 
 // Each test owns its Redis, roles and peer; afterEach releases whatever a test started, even when it failed.
-let redis: RedisProcess | undefined;
+let redis: { kill(): Promise<void> } | undefined;
 let peer: BranchPeer | undefined;
 let procs: RoleProcess[] = [];
 
@@ -20,13 +21,22 @@ afterEach(async () => {
   redis = undefined;
 });
 
-const envFor = (redisUrl: string): Record<string, string> => ({
-  REDIS_URL: redisUrl,
+/** A role's environment on `target`: REDIS_URL, or REDIS_CLUSTER_NODES with 12 partitions (4 per master). */
+const envFor = (target: RedisTarget | string): Record<string, string> => ({
+  ...(typeof target === 'string' ? { REDIS_URL: target } : target.env),
   KEY_PREFIX: `crash${randomUUID().slice(0, 8)}`,
-  LOG_PARTITIONS: '4',
+  LOG_PARTITIONS: typeof target !== 'string' && target.kind === 'cluster' ? '12' : '4',
 });
-const spawn = async (...args: Parameters<typeof spawnRole>): Promise<RoleProcess> => {
-  const p = await spawnRole(...args);
+
+/** Starts the Redis of this run (one server, or a 3-master cluster with TEST_REDIS=cluster); afterEach kills it. */
+const startTarget = async (): Promise<RedisTarget> => {
+  const target = await startRedisTarget(testRedisKind);
+  redis = target;
+  return target;
+};
+// A role compiles on start (tsx): on a loaded machine, with a cluster client per pass queue, that can pass 30 s.
+const spawn = async (...[role, env, opts]: Parameters<typeof spawnRole>): Promise<RoleProcess> => {
+  const p = await spawnRole(role, env, { readyTimeoutMs: 60_000, ...opts });
   procs.push(p);
   return p;
 };
@@ -55,11 +65,11 @@ describe('worker crash', () => {
   it('when the worker is SIGKILLed mid-load and another one starts, then every saga ends succeed and no compensation runs', async () => {
     const SAGAS = 200;
     const BATCH = 20;
-    redis = await startRedis();
+    const target = await startTarget();
     peer = await startBranchPeer();
     // A long sweep grace keeps the sweep out of this test, even on a loaded machine: here the dead worker's passes
     // are taken over through their expired locks. The sweep racing that takeover is the next test's subject.
-    const env = { ...envFor(redis.url), SWEEP_GRACE_MS: '30000' };
+    const env: Record<string, string> = { ...envFor(target), SWEEP_GRACE_MS: '30000' };
     const [api, workerA] = await Promise.all([spawn('api', env), spawn('worker', env)]);
     const dtm = dtmClient(api.url);
     const p = peer;
@@ -138,14 +148,20 @@ describe('worker crash', () => {
     expect(repeatingTwice.map((s) => `${s.gid}: ${JSON.stringify(callsOf(s.gid))}`)).toEqual([]);
     const endedBefore = sagas.filter((s) => beforeRecovery.get(s.gid) === 'succeed');
     expect(endedBefore.filter((s) => callsOf(s.gid).some((n) => n > 1)).map((s) => s.gid)).toEqual([]);
+
+    // On a cluster, the run's keys (streams, feeds, read model, pass queues) are spread over every master.
+    const perMaster = await keysPerMaster(target.client(), `*${env['KEY_PREFIX']}*`);
+    console.log(`worker crash (${target.kind}): keys per master ${perMaster.join(' / ')}`);
+    expect(perMaster.every((n) => n > 0)).toBe(true);
   });
 
-  it("when a dead worker's passes are taken over after the sweep found them overdue, then the branch in flight is called again only once", async () => {
+  // The sweep racing a takeover is about the engine, not the store: on one Redis only (it is the slowest test here).
+  const sweepTakeover = async (): Promise<void> => {
     const SAGAS = 5;
     const SLOW_MS = 2_000;
-    redis = await startRedis();
+    const target = await startTarget();
     peer = await startBranchPeer();
-    const env = envFor(redis.url); // REQUEST_TIMEOUT=3, SWEEP_GRACE_MS=2000: overdue 5 s after the last append
+    const env = envFor(target); // REQUEST_TIMEOUT=3, SWEEP_GRACE_MS=2000: overdue 5 s after the last append
     const [api, workerA] = await Promise.all([spawn('api', env), spawn('worker', env)]);
     const dtm = dtmClient(api.url);
     const p = peer;
@@ -190,103 +206,114 @@ describe('worker crash', () => {
     // Worker A's call, then one call by whoever took the pass over (DESIGN invariants 3 and 4).
     const calls = sagas.map((s) => `${s.gid}: ${p.callsTo(`${s.gid}/a1`).length}`);
     expect(calls).toEqual(sagas.map((s) => `${s.gid}: 2`));
-  });
+  };
+  if (testRedisKind === 'single')
+    it(
+      "when a dead worker's passes are taken over after the sweep found them overdue, then the branch in flight is called again only once",
+      sweepTakeover,
+    );
 });
 
 type Outage = 'kill' | 'stop';
 
-describe('redis restart', () => {
-  it.each<{ outage: Outage; roles: 'api+worker' | 'tm' }>([
-    { outage: 'kill', roles: 'api+worker' },
-    { outage: 'stop', roles: 'tm' },
-  ])(
-    'when Redis restarts mid-load (AOF, $outage), then nothing acknowledged is lost ($roles)',
-    async ({ outage, roles }) => {
-      const SUBMITTERS = 4;
-      redis = await startRedis({ appendonly: true, appendfsync: 'always' });
-      peer = await startBranchPeer();
-      const env = envFor(redis.url);
-      const [front] =
-        roles === 'tm' ? [await spawn('tm', env)] : await Promise.all([spawn('api', env), spawn('worker', env)]);
-      const apiUrl = front.url;
-      const dtm = dtmClient(apiUrl);
-      const p = peer;
-      const r = redis;
+// One Redis restarting under load; on a cluster (TEST_REDIS=cluster) a master's restart is redis-cluster.int.test.ts's.
+if (testRedisKind === 'single') describeRedisRestart();
 
-      const acked: string[] = [];
-      const unacked: { gid: string; why: string }[] = [];
-      let phase: 'before' | 'outage' | 'after' = 'before';
-      const ackedIn = { before: 0, outage: 0, after: 0 };
-      let loading = true;
-      const submitter = async (): Promise<void> => {
-        while (loading) {
-          const { gid, body } = scriptedSaga(p, `rr-${outage}`, () => 50 + Math.floor(Math.random() * 101));
-          try {
-            const res = await fetch(`${apiUrl}/api/dtmsvr/submit`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body: JSON.stringify(body),
-              signal: AbortSignal.timeout(5_000),
-            });
-            const text = await res.text();
-            if (res.status === 200) {
-              acked.push(gid);
-              ackedIn[phase]++;
-            } else unacked.push({ gid, why: `${res.status} ${text.slice(0, 200)}` });
-          } catch (err) {
-            unacked.push({ gid, why: err instanceof Error ? err.message : String(err) });
+function describeRedisRestart(): void {
+  describe('redis restart', () => {
+    it.each<{ outage: Outage; roles: 'api+worker' | 'tm' }>([
+      { outage: 'kill', roles: 'api+worker' },
+      { outage: 'stop', roles: 'tm' },
+    ])(
+      'when Redis restarts mid-load (AOF, $outage), then nothing acknowledged is lost ($roles)',
+      async ({ outage, roles }) => {
+        const SUBMITTERS = 4;
+        const server = await startRedis({ appendonly: true, appendfsync: 'always' });
+        redis = server;
+        peer = await startBranchPeer();
+        const env = envFor(server.url);
+        const [front] =
+          roles === 'tm' ? [await spawn('tm', env)] : await Promise.all([spawn('api', env), spawn('worker', env)]);
+        const apiUrl = front.url;
+        const dtm = dtmClient(apiUrl);
+        const p = peer;
+        const r = server;
+
+        const acked: string[] = [];
+        const unacked: { gid: string; why: string }[] = [];
+        let phase: 'before' | 'outage' | 'after' = 'before';
+        const ackedIn = { before: 0, outage: 0, after: 0 };
+        let loading = true;
+        const submitter = async (): Promise<void> => {
+          while (loading) {
+            const { gid, body } = scriptedSaga(p, `rr-${outage}`, () => 50 + Math.floor(Math.random() * 101));
+            try {
+              const res = await fetch(`${apiUrl}/api/dtmsvr/submit`, {
+                method: 'POST',
+                headers: { 'content-type': 'application/json' },
+                body: JSON.stringify(body),
+                signal: AbortSignal.timeout(5_000),
+              });
+              const text = await res.text();
+              if (res.status === 200) {
+                acked.push(gid);
+                ackedIn[phase]++;
+              } else unacked.push({ gid, why: `${res.status} ${text.slice(0, 200)}` });
+            } catch (err) {
+              unacked.push({ gid, why: err instanceof Error ? err.message : String(err) });
+            }
+            await pause(40);
           }
-          await pause(40);
-        }
-      };
-      const submitters = Array.from({ length: SUBMITTERS }, submitter);
+        };
+        const submitters = Array.from({ length: SUBMITTERS }, submitter);
 
-      await pause(1_200);
-      const ackedBeforeOutage = new Set(acked);
-      // Sagas acknowledged whose last action was not called yet: work the outage cuts into.
-      const lastAnswered = new Set(p.calls.filter((c) => c.path.endsWith('/a1')).map((c) => c.path.split('/')[0]));
-      const unfinishedAtOutage = [...ackedBeforeOutage].filter((g) => !lastAnswered.has(g)).length;
-      phase = 'outage';
-      const downAt = Date.now();
-      if (outage === 'kill') await r.kill();
-      else await r.stop();
-      // Longer than a pass's lock (JOB_LOCK_MS=2000), so that the locks of passes under way expire meanwhile.
-      await pause(2_500);
-      await r.start();
-      const upAt = Date.now();
-      phase = 'after';
-      await pause(1_500);
-      loading = false;
-      await Promise.all(submitters);
+        await pause(1_200);
+        const ackedBeforeOutage = new Set(acked);
+        // Sagas acknowledged whose last action was not called yet: work the outage cuts into.
+        const lastAnswered = new Set(p.calls.filter((c) => c.path.endsWith('/a1')).map((c) => c.path.split('/')[0]));
+        const unfinishedAtOutage = [...ackedBeforeOutage].filter((g) => !lastAnswered.has(g)).length;
+        phase = 'outage';
+        const downAt = Date.now();
+        if (outage === 'kill') await r.kill();
+        else await r.stop();
+        // Longer than a pass's lock (JOB_LOCK_MS=2000), so that the locks of passes under way expire meanwhile.
+        await pause(2_500);
+        await r.start();
+        const upAt = Date.now();
+        phase = 'after';
+        await pause(1_500);
+        loading = false;
+        await Promise.all(submitters);
 
-      // Everything acknowledged, and everything that exists though its submit was not acknowledged, ends succeed.
-      const statuses = await waitAllFinal(dtm, acked, 40_000);
-      const unackedStatuses = await waitAllFinal(
-        dtm,
-        unacked.map((u) => u.gid),
-        10_000,
-      );
-      const compensations = compensationsSeen(p);
-      const actionCalls = countBy(p.calls.filter((c) => /\/a\d+$/.test(c.path)).map((c) => c.path));
-      const repeated = [...actionCalls.values()].filter((n) => n > 1).length;
-      console.log(
-        `redis ${outage} (${roles}): ${acked.length} submits acknowledged (${ackedIn.before} before the outage, ` +
-          `${ackedIn.outage} during, ${ackedIn.after} after), ${unacked.length} not ` +
-          `(${[...countBy(unacked.map((u) => u.why.slice(0, 60))).entries()].map(([w, n]) => `${n}× ${w}`).join('; ') || '-'}); ` +
-          `${unfinishedAtOutage} acknowledged sagas were unfinished when Redis went down for ${upAt - downAt} ms; ` +
-          `${repeated} actions ran more than once; unacknowledged: ${JSON.stringify(histogram(unackedStatuses))}`,
-      );
+        // Everything acknowledged, and everything that exists though its submit was not acknowledged, ends succeed.
+        const statuses = await waitAllFinal(dtm, acked, 40_000);
+        const unackedStatuses = await waitAllFinal(
+          dtm,
+          unacked.map((u) => u.gid),
+          10_000,
+        );
+        const compensations = compensationsSeen(p);
+        const actionCalls = countBy(p.calls.filter((c) => /\/a\d+$/.test(c.path)).map((c) => c.path));
+        const repeated = [...actionCalls.values()].filter((n) => n > 1).length;
+        console.log(
+          `redis ${outage} (${roles}): ${acked.length} submits acknowledged (${ackedIn.before} before the outage, ` +
+            `${ackedIn.outage} during, ${ackedIn.after} after), ${unacked.length} not ` +
+            `(${[...countBy(unacked.map((u) => u.why.slice(0, 60))).entries()].map(([w, n]) => `${n}× ${w}`).join('; ') || '-'}); ` +
+            `${unfinishedAtOutage} acknowledged sagas were unfinished when Redis went down for ${upAt - downAt} ms; ` +
+            `${repeated} actions ran more than once; unacknowledged: ${JSON.stringify(histogram(unackedStatuses))}`,
+        );
 
-      expect(ackedBeforeOutage.size).toBeGreaterThan(0);
-      expect(unfinishedAtOutage).toBeGreaterThan(0);
-      // The TM served again after the restart, not only before it.
-      expect(ackedIn.after).toBeGreaterThan(0);
-      expect(histogram(statuses)).toEqual({ succeed: acked.length });
-      // A submit not acknowledged may or may not have been recorded; recorded ones must not be stranded.
-      expect([...unackedStatuses].filter(([, s]) => s !== 'succeed' && s !== 'none')).toEqual([]);
-      expect(compensations.map((c) => c.path)).toEqual([]);
-      // At-least-once: the outage may make a branch in flight run again, but only that once.
-      expect([...actionCalls].filter(([, n]) => n > 2)).toEqual([]);
-    },
-  );
-});
+        expect(ackedBeforeOutage.size).toBeGreaterThan(0);
+        expect(unfinishedAtOutage).toBeGreaterThan(0);
+        // The TM served again after the restart, not only before it.
+        expect(ackedIn.after).toBeGreaterThan(0);
+        expect(histogram(statuses)).toEqual({ succeed: acked.length });
+        // A submit not acknowledged may or may not have been recorded; recorded ones must not be stranded.
+        expect([...unackedStatuses].filter(([, s]) => s !== 'succeed' && s !== 'none')).toEqual([]);
+        expect(compensations.map((c) => c.path)).toEqual([]);
+        // At-least-once: the outage may make a branch in flight run again, but only that once.
+        expect([...actionCalls].filter(([, n]) => n > 2)).toEqual([]);
+      },
+    );
+  });
+}

@@ -187,7 +187,10 @@ describe('HttpBranchTransport against a scripted RM', () => {
 
   it('when 200 calls run at once, then all succeed', async () => {
     const outcomes = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => transport.call(request({ url: peer.url('many'), branchId: String(i) }))),
+      // A generous timeout: under a loaded machine 200 calls on two cores can take seconds; this is about concurrency.
+      Array.from({ length: 200 }, (_, i) =>
+        transport.call(request({ url: peer.url('many'), branchId: String(i), timeoutMs: 30_000 })),
+      ),
     );
 
     expect(outcomes.every((o) => o.kind === 'success')).toBe(true);

@@ -1,33 +1,35 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TxEvent } from '@dtm-ts/domain';
 import { NO_STREAM } from '@dtm-ts/ports';
-import { RedisEventLog, RedisFeedSubscriber, RedisKeys, fnv1a32, partitionOf } from '@dtm-ts/adapters';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import {
+  RedisEventLog,
+  RedisFeedSubscriber,
+  RedisKeys,
+  fnv1a32,
+  masters,
+  partitionOf,
+  type RedisClient,
+} from '@dtm-ts/adapters';
 import { describeEventLogConformance } from './event-log.conformance';
+import { startRedisTarget, testRedisKind, type RedisTarget } from '../support/redis-target';
 
-let server: RedisProcess;
-const clients: Redis[] = [];
+// One redis-server, or a 3-master cluster under the integration-cluster project (TEST_REDIS=cluster).
+let target: RedisTarget;
 
 beforeAll(async () => {
-  server = await startRedis();
+  target = await startRedisTarget(testRedisKind);
 });
 afterAll(async () => {
-  for (const c of clients) c.disconnect();
-  await server?.stop();
+  await target?.stop();
 });
 
-const client = (): Redis => {
-  const c = new Redis(server.url);
-  clients.push(c);
-  return c;
-};
+const client = (): RedisClient => target.client();
 
 const submitted = (): TxEvent => ({ type: 'TransactionSubmitted', data: { at: new Date().toISOString() } });
 
 for (const partitions of [4, 1]) {
-  describeEventLogConformance(`RedisEventLog, ${partitions} partition(s)`, async () => {
+  describeEventLogConformance(`RedisEventLog (${testRedisKind}), ${partitions} partition(s)`, async () => {
     const redis = client();
     const shape = { prefix: `t-${randomUUID()}`, partitions };
     return {
@@ -95,7 +97,7 @@ describe('RedisEventLog key layout', () => {
     const redis = client();
     const log = new RedisEventLog(redis, { prefix: `flush-${randomUUID()}`, partitions: 4 });
     await log.append('g', [submitted()], NO_STREAM);
-    await redis.script('FLUSH');
+    for (const node of await masters(redis)) await node.script('FLUSH');
     expect(await log.append('g', [submitted()], 0)).toBe(1);
   });
 });

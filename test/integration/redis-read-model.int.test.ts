@@ -1,21 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GlobalStatus } from '@dtm-ts/domain';
 import type { ListQuery, TransactionSummary } from '@dtm-ts/ports';
-import { RedisKeys, RedisReadModel, indexMember } from '@dtm-ts/adapters';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { RedisKeys, RedisReadModel, indexMember, type RedisClient } from '@dtm-ts/adapters';
+import { startRedisTarget, testRedisKind, type RedisTarget } from '../support/redis-target';
 
-let server: RedisProcess;
-let redis: Redis;
+// One redis-server, or a 3-master cluster under the integration-cluster project (TEST_REDIS=cluster).
+let target: RedisTarget;
+let redis: RedisClient;
 
 beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
+  target = await startRedisTarget(testRedisKind);
+  redis = target.client();
 });
 afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
+  await target?.stop();
 });
 
 const fresh = (scanLimit?: number): RedisReadModel =>

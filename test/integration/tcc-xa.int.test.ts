@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { uniqueGid, useTmFixture } from '../support/tm-harness';
+import { countKeys } from '../support/redis-target';
 
 const fx = useTmFixture();
 
@@ -187,7 +188,7 @@ describe('illegal requests, answered as DTM does', () => {
     expect((await fx.dtm.post('/abort', { gid: uniqueGid('nobody'), trans_type: 'tcc' })).status).toBe(404);
   });
 
-  const keyCount = async () => (await fx.tm.infra.redis.keys(`${fx.tm.infra.config.prefix}:*`)).length;
+  const keyCount = () => countKeys(fx.tm.infra.redis, `${fx.tm.infra.config.prefix}:*`);
   const bad: [string, string, unknown, number, RegExp][] = [
     [
       'a registerBranch value that is not a string',

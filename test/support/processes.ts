@@ -2,6 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
+import { Cluster } from 'ioredis';
+import { passQueueNames } from '@dtm-ts/adapters';
+import { parseRedisClusterNodes } from '@dtm-ts/config';
 import { freePort } from '@dtm-ts/testing';
 
 /** A role of the TM as its own process: `services/<role>/src/main.ts`. */
@@ -77,7 +80,7 @@ const installExitHook = (): void => {
   }
 };
 
-/** The BullMQ queue the roles drive passes from, as the runtime names it. */
+/** The BullMQ queue the roles drive passes from on one Redis, as the runtime names it. */
 export const passQueueName = (keyPrefix: string): string => `${keyPrefix}-passes`;
 
 /** BullMQ connection options from a `redis://host:port[/db]` URL (tests only use plain local URLs). */
@@ -144,7 +147,7 @@ const apiAnswers = async (url: string): Promise<boolean> => {
 
 /**
  * Runs a role as a real child process: `node --import tsx services/<role>/src/main.ts` from the repo root, with
- * the defaults above and `env` (REDIS_URL and KEY_PREFIX are required; PORT is picked when not given). Resolves
+ * the defaults above and `env` (REDIS_URL or REDIS_CLUSTER_NODES, and KEY_PREFIX are required; PORT is picked when not given). Resolves
  * once it is ready: the API answers `GET /api/dtmsvr/version` with 200 ('api', 'tm'), and a new BullMQ worker
  * connection is registered on the pass queue ('worker', 'tm'). Rejects with its last output if it exits or does
  * not get ready in time. The child is SIGKILLed when the test process exits or gets SIGTERM/SIGINT/SIGHUP.
@@ -156,13 +159,25 @@ export const spawnRole = async (
 ): Promise<RoleProcess> => {
   installExitHook();
   const redisUrl = env['REDIS_URL'];
+  const clusterNodes = env['REDIS_CLUSTER_NODES'];
   const keyPrefix = env['KEY_PREFIX'];
-  if (!redisUrl || !keyPrefix) throw new Error(`spawnRole(${role}) needs REDIS_URL and KEY_PREFIX`);
+  if (!(redisUrl || clusterNodes) || !keyPrefix) {
+    throw new Error(`spawnRole(${role}) needs REDIS_URL or REDIS_CLUSTER_NODES, and KEY_PREFIX`);
+  }
   const hasApi = role !== 'worker';
   const hasWorker = role !== 'api';
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
 
-  const queue = hasWorker ? new Queue(passQueueName(keyPrefix), { connection: bullConnection(redisUrl) }) : null;
+  // A worker registers on every pass queue; the first one tells it is up.
+  const cluster = clusterNodes ? new Cluster([...parseRedisClusterNodes(clusterNodes).nodes]) : null;
+  cluster?.on('error', () => undefined);
+  const queue = !hasWorker
+    ? null
+    : cluster
+      ? new Queue(passQueueNames({ prefix: keyPrefix, partitions: 1, queues: 1, hashTagged: true })[0]!, {
+          connection: cluster,
+        })
+      : new Queue(passQueueName(keyPrefix), { connection: bullConnection(redisUrl!) });
   queue?.on('error', () => undefined);
   try {
     // Connections already registered (other workers' live or dying ones) do not count as this one's.
@@ -223,6 +238,7 @@ export const spawnRole = async (
     }
   } finally {
     await queue?.close().catch(() => undefined);
+    cluster?.disconnect();
   }
 };
 

@@ -2,16 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { startEsdbFake, startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { startEsdbFake } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { loadConfig, type Config } from '@dtm-ts/config';
 import { createLogger } from '@dtm-ts/telemetry';
 import { startTm, type RunningTm } from '@dtm-ts/tm';
 import { pause, waitFor } from './wait';
+import { redisConfigOf, startRedisTarget, testRedisKind, type RedisTarget } from './redis-target';
 
 /**
- * An in-process TM (API + worker) on port 0 against the given Redis, with a fresh key prefix. With
- * TEST_EVENT_STORE=esdb its log is on EventStoreDB: the server at ESDB_URL, or else a gRPC fake of its own.
+ * An in-process TM (API + worker) on port 0 against the given Redis (a `redis+cluster://` URL: a cluster, with
+ * 12 partitions, 4 per master), with a fresh key prefix. With TEST_EVENT_STORE=esdb its log is on EventStoreDB:
+ * the server at ESDB_URL, or else a gRPC fake of its own.
  */
 export const startTestTm = async (redisUrl: string, overrides: Partial<Config> = {}): Promise<RunningTm> => {
   const fake =
@@ -24,7 +26,8 @@ export const startTestTm = async (redisUrl: string, overrides: Partial<Config> =
   const config = loadConfig(
     {},
     {
-      redisUrl,
+      ...redisConfigOf(redisUrl),
+      ...(redisConfigOf(redisUrl).redisCluster ? { partitions: 12 } : {}),
       port: 0,
       // No gRPC API unless a test asks for one on a port of its own (36790 is shared by every process here).
       grpcPort: 0,
@@ -163,20 +166,21 @@ export const liveMarker = async (dtm: DtmClient, peer: BranchPeer): Promise<void
 };
 
 export interface TmFixture {
-  readonly redis: RedisProcess;
+  readonly redis: RedisTarget;
   readonly tm: RunningTm;
   readonly peer: BranchPeer;
   readonly dtm: DtmClient;
 }
 
 /**
- * The usual integration setup, once per file: a real redis-server, an in-process TM against it, a
- * scripted RM peer and a DTM client. Read the fields inside tests (they are set in beforeAll).
+ * The usual integration setup, once per file: a real redis-server (a 3-master Redis Cluster with
+ * TEST_REDIS=cluster), an in-process TM against it, a scripted RM peer and a DTM client. Read the fields inside
+ * tests (they are set in beforeAll).
  */
 export const useTmFixture = (overrides: Partial<Config> = {}): TmFixture => {
-  const f = {} as { redis: RedisProcess; tm: RunningTm; peer: BranchPeer; dtm: DtmClient };
+  const f = {} as { redis: RedisTarget; tm: RunningTm; peer: BranchPeer; dtm: DtmClient };
   beforeAll(async () => {
-    f.redis = await startRedis();
+    f.redis = await startRedisTarget(testRedisKind);
     f.tm = await startTestTm(f.redis.url, overrides);
     f.peer = await startBranchPeer();
     f.dtm = dtmClient(f.tm.url);

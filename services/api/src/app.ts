@@ -1,6 +1,6 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { tracer, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
+import { tracer, tracingOn, type DtmMetrics, type Logger } from '@dtm-ts/telemetry';
 import { authMiddleware, ENDPOINT_SCOPES, type Authorizer } from './edge/auth';
 import { dtmRouter, errorMiddleware } from './http/dtm-router';
 import { DtmService, type DtmServiceDeps } from './http/dtm-service';
@@ -19,10 +19,27 @@ export interface ApiDeps extends DtmServiceDeps {
 
 /** DTM labels metrics by the API's last path segment; unknown paths share one label so it stays bounded. */
 const API_NAMES = new Set(Object.keys(ENDPOINT_SCOPES));
-const apiLabel = (path: string): string => {
+const labelOf = (path: string): string => {
   const parts = path.toLowerCase().split('/').filter(Boolean);
   const name = parts[0] === 'api' && parts[1] === 'dtmsvr' ? parts[2] : parts[1];
   return name && API_NAMES.has(name) ? name : 'other';
+};
+/** Labels of the paths seen, so a request does not split its path again; cleared when full (paths are the caller's). */
+const labels = new Map<string, string>();
+const apiLabel = (path: string): string => {
+  let label = labels.get(path);
+  if (label === undefined) {
+    if (labels.size >= 1024) labels.clear();
+    label = labelOf(path);
+    labels.set(path, label);
+  }
+  return label;
+};
+
+/** DTM's request metrics once the answer is sent. */
+const recordRequest = (metrics: DtmMetrics | undefined, api: string, statusCode: number, t0: number): void => {
+  metrics?.serverProcess.add(1, { type: 'http', api, status: statusCode < 400 ? 'ok' : 'fail' });
+  metrics?.serverDuration.record(performance.now() - t0, { type: 'http', api });
 };
 
 /**
@@ -33,19 +50,24 @@ const observeRequests =
   (metrics: DtmMetrics | undefined) =>
   (req: Request, res: Response, next: NextFunction): void => {
     const api = apiLabel(req.path);
+    const t0 = performance.now();
+    if (!tracingOn()) {
+      // No span to make: the metrics alone.
+      res.on('finish', () => recordRequest(metrics, api, res.statusCode, t0));
+      next();
+      return;
+    }
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
     const span = tracer().startSpan(
       `${req.method} ${api}`,
       { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method, 'url.path': req.path } },
       parent,
     );
-    const t0 = performance.now();
     res.on('finish', () => {
       span.setAttribute('http.response.status_code', res.statusCode);
       if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
-      metrics?.serverProcess.add(1, { type: 'http', api, status: res.statusCode < 400 ? 'ok' : 'fail' });
-      metrics?.serverDuration.record(performance.now() - t0, { type: 'http', api });
+      recordRequest(metrics, api, res.statusCode, t0);
     });
     context.with(trace.setSpan(parent, span), next);
   };

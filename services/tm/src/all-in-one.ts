@@ -17,9 +17,13 @@ export interface RunningTm {
 export const startTm = async (
   config: Config,
   logger: Logger,
-  opts: { manageRedis?: boolean; port?: number; transport?: ClosableBranchTransport } = {},
+  opts: { manageRedis?: boolean; redisSocket?: string; port?: number; transport?: ClosableBranchTransport } = {},
 ): Promise<RunningTm> => {
-  const infra = await createInfra(config, logger, { manageRedis: opts.manageRedis, transport: opts.transport });
+  const infra = await createInfra(config, logger, {
+    manageRedis: opts.manageRedis,
+    redisSocket: opts.redisSocket,
+    transport: opts.transport,
+  });
   const worker = await startWorker(infra);
   const api = await startApi(infra, opts.port);
   return {

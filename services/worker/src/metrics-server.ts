@@ -23,7 +23,8 @@ const listen = (server: Server, port: number, host: string): Promise<'listening'
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    server.listen(port, host);
+    // Exclusive: in a node:cluster process, a plain listen would share the primary's socket instead of failing.
+    server.listen({ port, host, exclusive: true });
   });
 
 /**

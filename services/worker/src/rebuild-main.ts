@@ -2,7 +2,7 @@ import { loadConfig } from '@dtm-ts/config';
 import { createInfra } from '@dtm-ts/runtime';
 import { createLogger } from '@dtm-ts/telemetry';
 import { randomUUID } from 'node:crypto';
-import { RedisReadModel } from '@dtm-ts/adapters';
+import { RedisReadModel, scanKeys } from '@dtm-ts/adapters';
 import { rebuildReadModel, verifyReadModel } from './rebuild';
 import { progressLine } from './progress';
 
@@ -44,9 +44,10 @@ const main = async (): Promise<void> => {
       for (const d of r.differences.slice(0, 50)) process.stdout.write(`${JSON.stringify(d)}\n`);
       process.exitCode = r.differences.length ? 1 : 0;
     } finally {
-      // SCAN, not KEYS: this runs against a live Redis.
-      for await (const keys of infra.redis.scanStream({ match: `${scratch}:*`, count: 1000 })) {
-        if ((keys as string[]).length) await infra.redis.del(...(keys as string[]));
+      // SCAN of every master, not KEYS: this runs against a live Redis. One DEL per key: on a cluster the
+      // scratch keys of different partitions live in different slots.
+      for await (const keys of scanKeys(infra.redis, `${scratch}:*`)) {
+        await Promise.all(keys.map((k) => infra.redis.del(k)));
       }
       await infra.close();
     }

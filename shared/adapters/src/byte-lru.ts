@@ -17,7 +17,11 @@ export const approxBytes = (value: unknown): number => {
       if (value instanceof Map) for (const [k, v] of value) bytes += approxBytes(k) + approxBytes(v);
       else if (value instanceof Set || Array.isArray(value))
         for (const v of value as Iterable<unknown>) bytes += approxBytes(v);
-      else for (const [k, v] of Object.entries(value)) bytes += 16 + 2 * k.length + approxBytes(v);
+      else {
+        // for…in, not Object.entries: this runs on every cached state and should not allocate a pair per key.
+        const record = value as Record<string, unknown>;
+        for (const k in record) if (Object.hasOwn(record, k)) bytes += 16 + 2 * k.length + approxBytes(record[k]);
+      }
       return bytes;
     }
     default:

@@ -1,4 +1,5 @@
 export * from './redis/keys';
+export * from './redis/client';
 export * from './redis/scripts';
 export * from './redis/event-log';
 export * from './redis/feed-subscriber';
@@ -14,6 +15,7 @@ export * from './redis/topic-log';
 export * from './redis/pass-lease';
 export * from './eventstoredb/event-log';
 export * from './eventstoredb/feed-subscriber';
+export * from './eventstoredb/projection-lease';
 export * from './message-bus/routing-branch-transport';
 export * from './kafka/kafka-message-bus';
 export * from './kafka/dedup-consumer';

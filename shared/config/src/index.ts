@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { parseApiTokens, parseTrustedNets } from './auth-settings';
+import { parseRedisClusterNodes } from './redis-cluster';
 
 export * from './auth-settings';
+export * from './redis-cluster';
 
 /** A setting parsed by `parse`, its errors reported without the value (which may be a secret). */
 const parsed = <T>(parse: (s: string) => T) =>
@@ -48,8 +50,18 @@ const settings = {
   },
   redisUrl: {
     env: 'REDIS_URL',
-    schema: z.string().url().optional(),
+    schema: z
+      .string()
+      .url()
+      .refine((u) => !/^rediss?\+cluster:/i.test(u), 'a cluster URL goes in REDIS_CLUSTER_NODES')
+      .optional(),
     doc: 'Redis for the event log, read model and queues. Unset: `npm start` runs its own redis-server (AOF on) under DATA_DIR',
+  },
+  redisCluster: {
+    env: 'REDIS_CLUSTER_NODES',
+    schema: parsed(parseRedisClusterNodes),
+    secret: true,
+    doc: 'Redis Cluster instead of REDIS_URL: seed nodes `host:port,…`, or `redis+cluster://[user:password@]host:port,…[/?tls=true]` (see Redis Cluster)',
   },
   eventStore: {
     env: 'EVENT_STORE',
@@ -80,7 +92,12 @@ const settings = {
   partitions: {
     env: 'LOG_PARTITIONS',
     schema: z.coerce.number().int().min(1).max(1024).default(4),
-    doc: 'Partitions of the Redis event log (hash slots); fixed for the life of the data',
+    doc: 'Partitions of the Redis event log (hash slots); fixed for the life of the data. On a cluster: ≥ 4 × masters',
+  },
+  passQueues: {
+    env: 'PASS_QUEUES',
+    schema: z.coerce.number().int().min(1).max(1024).optional(),
+    doc: 'BullMQ pass queues, each serving every PASS_QUEUES-th partition; the same on every process. Unset: 1 on one Redis, LOG_PARTITIONS on a cluster',
   },
   kafkaBrokers: {
     env: 'KAFKA_BROKERS',
@@ -173,12 +190,22 @@ const settings = {
   metricsPort: {
     env: 'METRICS_PORT',
     schema: z.coerce.number().int().min(0).max(65535).default(9464),
-    doc: 'Worker role: port of its own GET /metrics (0: none). The API serves GET /api/metrics on PORT',
+    doc: "Worker role: port of its own GET /metrics (0: none); TM_PROCESSES > 1: process i's on METRICS_PORT + i. The API serves GET /api/metrics on PORT",
+  },
+  projectionLeaseMs: {
+    env: 'PROJECTION_LEASE_MS',
+    schema: z.coerce.number().int().min(1000).default(10000),
+    doc: "EVENT_STORE=esdb: lease of the one worker that projects the log into the read model; a dead one's is taken over after about 4/3 of it",
   },
   workerConcurrency: {
     env: 'WORKER_CONCURRENCY',
     schema: z.coerce.number().int().min(1).max(10000).default(200),
     doc: 'Transactions one worker drives at once',
+  },
+  tmProcesses: {
+    env: 'TM_PROCESSES',
+    schema: z.coerce.number().int().min(1).max(256).default(1),
+    doc: '`npm start`: TM processes sharing PORT and GRPC_PORT (node:cluster), each with its metrics on METRICS_PORT…+10; a crashed one is restarted',
   },
   inlinePasses: {
     env: 'INLINE_PASSES',
@@ -302,6 +329,14 @@ export const loadConfig = (env: NodeJS.ProcessEnv, overrides: Partial<Config> = 
     else problems.push(`${s.env}=${shown}: ${r.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (out.eventStore === 'esdb' && out.esdbUrl === undefined) problems.push('ESDB_URL: required when EVENT_STORE=esdb');
+  if (out.redisUrl !== undefined && out.redisCluster !== undefined) {
+    problems.push('REDIS_URL and REDIS_CLUSTER_NODES: set one of them, not both');
+  }
+  if (typeof out.passQueues === 'number' && typeof out.partitions === 'number' && out.passQueues > out.partitions) {
+    problems.push(
+      `PASS_QUEUES=${out.passQueues}: at most LOG_PARTITIONS (${out.partitions}); a queue serves whole partitions`,
+    );
+  }
   if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return Object.freeze(out) as Config;
 };

@@ -332,8 +332,12 @@ export class Driver {
   /** One branch call of `tx`, with the transaction's headers and timeout. */
   private call(gid: string, tx: ActiveTransaction, call: BranchCall): Promise<BranchOutcome> {
     const timeoutS = tx.definition.options.requestTimeout || this.deps.requestTimeoutS;
+    // Fields one by one: a spread followed by new keys is slow in V8 (see newBranch in the domain).
     return this.transport.call({
-      ...call,
+      branchId: call.branchId,
+      op: call.op,
+      url: call.url,
+      data: call.data,
       gid,
       transType: tx.definition.transType,
       protocol: tx.definition.protocol,

@@ -1,7 +1,7 @@
 import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { GlobalTransaction } from '@dtm-ts/domain';
-import type { BranchTransport, EventLog } from '@dtm-ts/ports';
-import { Attr, contextFrom, currentTraceparent, inSpan } from '@dtm-ts/telemetry';
+import type { BranchOutcome, GlobalTransaction } from '@dtm-ts/domain';
+import type { BranchRequest, BranchTransport, EventLog } from '@dtm-ts/ports';
+import { Attr, contextFrom, currentTraceparent, inSpan, tracingOn } from '@dtm-ts/telemetry';
 
 /**
  * The trace a scheduled pass should join: the active one, else the transaction's own; `''` when
@@ -10,11 +10,13 @@ import { Attr, contextFrom, currentTraceparent, inSpan } from '@dtm-ts/telemetry
 export const traceFor = (state?: GlobalTransaction): string =>
   currentTraceparent() ?? (state && state.status !== 'none' ? state.trace : undefined) ?? '';
 
-/** The event log, each append in a `dtm.append` span. */
+/** The event log, each append in a `dtm.append` span (straight through while tracing is off). */
 export const tracedEventLog = (log: EventLog): EventLog => ({
   read: (gid) => log.read(gid),
   append: (gid, events, expected) =>
-    inSpan('dtm.append', { [Attr.gid]: gid, 'dtm.events': events.length }, () => log.append(gid, events, expected)),
+    tracingOn()
+      ? inSpan('dtm.append', { [Attr.gid]: gid, 'dtm.events': events.length }, () => log.append(gid, events, expected))
+      : log.append(gid, events, expected),
 });
 
 /**
@@ -22,21 +24,23 @@ export const tracedEventLog = (log: EventLog): EventLog => ({
  * as a header, so the RM's own spans join the same trace.
  */
 export const tracedTransport = (transport: BranchTransport): BranchTransport => ({
-  call: (req) =>
-    inSpan(
-      `dtm.branch ${req.op}`,
-      { [Attr.gid]: req.gid, [Attr.branchId]: req.branchId, [Attr.op]: req.op, 'url.full': req.url },
-      async (span) => {
-        const traceparent = currentTraceparent();
-        const outcome = await transport.call(traceparent ? { ...req, headers: { ...req.headers, traceparent } } : req);
-        span.setAttribute(Attr.outcome, outcome.kind);
-        if (outcome.kind === 'error') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.detail });
-        return outcome;
-      },
-      undefined,
-      SpanKind.CLIENT,
-    ),
+  call: (req) => (tracingOn() ? tracedCall(transport, req) : transport.call(req)),
 });
+
+const tracedCall = (transport: BranchTransport, req: BranchRequest): Promise<BranchOutcome> =>
+  inSpan(
+    `dtm.branch ${req.op}`,
+    { [Attr.gid]: req.gid, [Attr.branchId]: req.branchId, [Attr.op]: req.op, 'url.full': req.url },
+    async (span) => {
+      const traceparent = currentTraceparent();
+      const outcome = await transport.call(traceparent ? { ...req, headers: { ...req.headers, traceparent } } : req);
+      span.setAttribute(Attr.outcome, outcome.kind);
+      if (outcome.kind === 'error') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.detail });
+      return outcome;
+    },
+    undefined,
+    SpanKind.CLIENT,
+  );
 
 /**
  * Runs one pass in a `dtm.pass` span, child of `trace` (a W3C traceparent) when it names a sampled-or-not
@@ -47,6 +51,7 @@ export const inPassSpan = <R extends { state: GlobalTransaction; skipped?: boole
   trace: string | undefined,
   pass: () => Promise<R>,
 ): Promise<R> => {
+  if (!tracingOn()) return pass();
   const parent = trace && !trace.startsWith('00-00000000') ? contextFrom(trace) : context.active();
   return inSpan(
     'dtm.pass',

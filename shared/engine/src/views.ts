@@ -12,18 +12,25 @@ import type { TransactionSummary } from '@dtm-ts/ports';
 
 const iso = (t: number | null): string | undefined => (t === null ? undefined : isoOf(t));
 
-/** Drops empty values, as Go's `omitempty` does in DTM's JSON. */
-const compact = (o: Record<string, unknown>): Record<string, unknown> =>
-  Object.fromEntries(
-    Object.entries(o).filter(
-      ([, v]) =>
-        v !== undefined &&
-        v !== '' &&
-        v !== 0 &&
-        v !== false &&
-        !(typeof v === 'object' && v !== null && Object.keys(v).length === 0),
-    ),
-  );
+const hasKeys = (o: object): boolean => {
+  for (const _ in o) return true;
+  return false;
+};
+
+/**
+ * Drops empty values, as Go's `omitempty` does in DTM's JSON. A loop, not entries/filter/fromEntries: the
+ * projector builds a record per append, and the intermediate arrays were a measurable share of its garbage.
+ */
+const compact = (o: Record<string, unknown>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {};
+  for (const k in o) {
+    const v = o[k];
+    if (v === undefined || v === '' || v === 0 || v === false) continue;
+    if (typeof v === 'object' && v !== null && !hasKeys(v)) continue;
+    out[k] = v;
+  }
+  return out;
+};
 
 /** The global transaction as DTM's `/query` and `/all` print it (field names of `dtmsvr/storage/trans.go`). */
 export const transactionRecord = (

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dtm-ts/adapters';
 import { CHECK_BACK_BRANCH_ID, type GlobalTransaction, type TxEvent } from '@dtm-ts/domain';
 import type { DriverObserver } from '@dtm-ts/engine';
 import type { Logger } from '@dtm-ts/telemetry';
@@ -91,7 +91,7 @@ const CLAIM_TTL_S = 30 * 24 * 3600;
 export const ALERTS_KEPT = 1000;
 
 export interface AlertOptions {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly prefix: string;
   readonly limit: number;
   readonly webhook?: string;
@@ -102,7 +102,7 @@ export interface AlertOptions {
 }
 
 /** The alerts raised, newest first. */
-export const listAlerts = async (redis: Redis, prefix: string, limit = 100): Promise<RetryAlert[]> => {
+export const listAlerts = async (redis: RedisClient, prefix: string, limit = 100): Promise<RetryAlert[]> => {
   const raw = await redis.zrevrange(alertKeys(prefix).list, 0, Math.max(0, limit - 1));
   return raw.map((j) => JSON.parse(j) as RetryAlert);
 };

@@ -26,6 +26,8 @@ const serviceEndpoints = (config: Config): { host: string; port: number }[] => {
     const u = new URL(config.redisUrl);
     out.push(endpointOf(u.hostname, u.port, 6379));
   }
+  // Only the seed nodes: the other masters are learnt at run time (list them in OUTBOUND_DENY if RMs can reach them).
+  for (const n of config.redisCluster?.nodes ?? []) out.push({ host: n.host, port: n.port });
   if (config.esdbUrl) {
     // esdb://host:2113,host2:2113?tls=false: several hosts, so not a WHATWG URL.
     const hosts = config.esdbUrl.replace(/^[^:]+:\/\/([^@/]*@)?/, '').split(/[/?]/)[0] ?? '';

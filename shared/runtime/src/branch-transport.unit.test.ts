@@ -91,6 +91,15 @@ describe('outbound policy wiring', () => {
     expect(policy.refusal('http://redis.internal:8080/')).toBeNull();
   });
 
+  it('when a Redis Cluster is configured, then its seed nodes are refused', () => {
+    const policy = createOutboundPolicy(
+      loadConfig({ REDIS_CLUSTER_NODES: 'redis+cluster://u:pw@redis-a.internal:7000,redis-b.internal:7001' }),
+    );
+    expect(policy.refusal('http://redis-a.internal:7000/')).toMatch(/own endpoint/);
+    expect(policy.refusal('http://redis-b.internal:7001/x')).toMatch(/own endpoint/);
+    expect(policy.refusal('http://redis-a.internal:8080/')).toBeNull();
+  });
+
   it('when OUTBOUND_DENY or KAFKA_TOPIC_ALLOW cannot be read, then the configuration is refused naming the entry', () => {
     expect(() => createOutboundPolicy(loadConfig({ OUTBOUND_DENY: '10.0.0.0/40' }))).toThrow(ConfigError);
     expect(() => createOutboundPolicy(loadConfig({ OUTBOUND_DENY: '10.0.0.0/40' }))).toThrow(/'10.0.0.0\/40'/);

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Queue } from 'bullmq';
+import { Queue, type ConnectionOptions } from 'bullmq';
 import { EventStoreDBClient } from '@eventstore/db-client';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { join } from 'node:path';
 import {
   BullPassJobSource,
@@ -11,6 +11,7 @@ import {
   RedisArchiver,
   EsdbEventLog,
   EsdbFeedSubscriber,
+  LeasedFeedSubscription,
   esdbTopicLog,
   type ClosableBranchTransport,
   type OutboundPolicy,
@@ -18,11 +19,14 @@ import {
   RedisFeedSubscriber,
   RedisPassLease,
   RedisReadModel,
-  redisCheckpointStore,
   redisTopicLog,
   startManagedRedis,
+  CLUSTER_CLIENT_OPTIONS,
+  passQueueNames,
+  passQueueOf,
+  type RedisClient,
 } from '@dtm-ts/adapters';
-import type { Config } from '@dtm-ts/config';
+import type { Config, RedisClusterSettings } from '@dtm-ts/config';
 import type { Policy } from '@dtm-ts/domain';
 import { Driver } from '@dtm-ts/engine';
 import {
@@ -45,8 +49,11 @@ import { createBranchTransport, createOutboundPolicy } from './branch-transport'
 export interface Infra {
   readonly config: Config;
   readonly logger: Logger;
-  /** The shared Redis connection (read model, leases; tools that need Redis itself, like the rebuild's scratch copy). */
-  readonly redis: Redis;
+  /**
+   * The shared Redis connection (read model, leases; tools that need Redis itself, like the rebuild's scratch
+   * copy): a Cluster client with REDIS_CLUSTER_NODES.
+   */
+  readonly redis: RedisClient;
   readonly log: EventLog & EventFeed;
   readonly topics: TopicLog;
   readonly policy: Policy;
@@ -57,7 +64,8 @@ export interface Infra {
   readonly passJobs: PassJobSource;
   /**
    * A new live subscription to the feed, for one purpose (`read-model`): a consumer group of the Redis feed, or
-   * on EventStoreDB a catch-up subscription to `$all` with its checkpoint in Redis, shared by every worker.
+   * on EventStoreDB a catch-up subscription to `$all` run by whichever worker holds the purpose's Redis lease
+   * (the others stand by), with its checkpoint in Redis saved only by the lease holder.
    */
   subscribeFeed(purpose: string, onError: (err: unknown) => void): FeedSubscription;
   readonly transport: ClosableBranchTransport;
@@ -84,32 +92,77 @@ const optionsFromUrl = (url: string): RedisOptions => {
   };
 };
 
+/** Options every node of a cluster is opened with: the URL form's credentials and TLS carry over to each. */
+const clusterNodeOptions = (c: RedisClusterSettings): RedisOptions => ({
+  username: c.username,
+  password: c.password,
+  tls: c.tls ? {} : undefined,
+  maxRetriesPerRequest: null,
+});
+
+/** The process's Redis: the engine's client, what BullMQ connects with, and how to let both go. */
+interface RedisConnections {
+  readonly redis: RedisClient;
+  readonly bull: ConnectionOptions;
+  close(): void;
+}
+
 /**
- * Connects to Redis (REDIS_URL, or a managed redis-server under DATA_DIR when `manageRedis`),
- * and builds the ports. `maxRetriesPerRequest: null` makes commands wait out a Redis restart
- * instead of failing, which BullMQ requires and the engine wants.
+ * One Redis (REDIS_URL, or the managed one): BullMQ opens its own plain connections from the same options.
+ * A cluster (REDIS_CLUSTER_NODES): BullMQ gets a Cluster client of its own (without auto-pipelining, which its
+ * blocking commands do not want) and duplicates it for its workers.
  */
-export const createInfra = async (
-  config: Config,
-  logger: Logger,
-  opts: { manageRedis?: boolean; clock?: Clock; transport?: ClosableBranchTransport } = {},
-): Promise<Infra> => {
-  let stopManaged: (() => Promise<void>) | undefined;
-  let base: RedisOptions;
-  if (config.redisUrl) {
-    base = optionsFromUrl(config.redisUrl);
-  } else if (opts.manageRedis) {
-    const managed = await startManagedRedis({ dataDir: config.dataDir, log: (msg) => logger.info(msg) });
-    stopManaged = () => managed.stop();
-    base = { path: managed.path };
-  } else {
-    throw new Error('REDIS_URL is required for this role (only `npm start` runs its own redis-server)');
+const connectRedis = (config: Config, base: RedisOptions | undefined): RedisConnections => {
+  if (config.redisCluster) {
+    const nodes = config.redisCluster.nodes.map((n) => ({ host: n.host, port: n.port }));
+    const options: ClusterOptions = { redisOptions: clusterNodeOptions(config.redisCluster), enableReadyCheck: true };
+    const redis = new Cluster(nodes, { ...options, ...CLUSTER_CLIENT_OPTIONS });
+    const bull = new Cluster(nodes, options);
+    return { redis, bull, close: () => (redis.disconnect(), bull.disconnect()) };
   }
   const redisOptions: RedisOptions = { ...base, maxRetriesPerRequest: null, enableReadyCheck: true };
   // Auto-pipelining batches the commands of one tick into one write: most of the engine's Redis
   // cost was a syscall per command. BullMQ gets its own plain connections from `redisOptions`.
   const redis = new Redis({ ...redisOptions, enableAutoPipelining: true });
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  return { redis, bull: redisOptions, close: () => redis.disconnect() };
+};
+
+/**
+ * Connects to Redis (REDIS_URL, REDIS_CLUSTER_NODES, or a managed redis-server under DATA_DIR when
+ * `manageRedis`), and builds the ports. `maxRetriesPerRequest: null` makes commands wait out a Redis restart
+ * instead of failing, which BullMQ requires and the engine wants.
+ */
+export const createInfra = async (
+  config: Config,
+  logger: Logger,
+  opts: {
+    manageRedis?: boolean;
+    /** The unix socket of a redis-server another process manages (the primary of TM_PROCESSES). */
+    redisSocket?: string;
+    clock?: Clock;
+    transport?: ClosableBranchTransport;
+  } = {},
+): Promise<Infra> => {
+  let stopManaged: (() => Promise<void>) | undefined;
+  let base: RedisOptions | undefined;
+  if (config.redisUrl) {
+    base = optionsFromUrl(config.redisUrl);
+  } else if (config.redisCluster) {
+    base = undefined;
+  } else if (opts.redisSocket) {
+    base = { path: opts.redisSocket };
+  } else if (opts.manageRedis) {
+    const managed = await startManagedRedis({ dataDir: config.dataDir, log: (msg) => logger.info(msg) });
+    stopManaged = () => managed.stop();
+    base = { path: managed.path };
+  } else {
+    throw new Error(
+      'REDIS_URL or REDIS_CLUSTER_NODES is required for this role (only `npm start` runs its own redis-server)',
+    );
+  }
+  const connections = connectRedis(config, base);
+  const { redis } = connections;
+  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis connection error'));
   const clock = opts.clock ?? systemClock;
   const shape = { prefix: config.prefix, partitions: config.partitions };
   // EVENT_STORE=esdb: the log lives in EventStoreDB; the read model, queues and leases stay in Redis.
@@ -124,16 +177,25 @@ export const createInfra = async (
   const log = esdbLog ?? redisLog;
   const readModel = new RedisReadModel(redis, { ...shape, archive: archive !== undefined });
   const archiver = archive && new RedisArchiver(redis, archive, shape);
-  const queueName = `${config.prefix}-passes`;
-  const queue = new Queue(queueName, { connection: redisOptions });
-  queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
-  const scheduler = new BullPassScheduler(queue, {
+  // A cluster spreads the pass queues over its masters: one per partition unless PASS_QUEUES says otherwise.
+  const queueLayout = {
+    prefix: config.prefix,
+    partitions: config.partitions,
+    queues: config.passQueues ?? (config.redisCluster ? config.partitions : 1),
+    hashTagged: config.redisCluster !== undefined,
+  };
+  const queues = passQueueNames(queueLayout).map((name) => {
+    const queue = new Queue(name, { connection: connections.bull });
+    queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
+    return queue;
+  });
+  const scheduler = new BullPassScheduler((gid) => queues[passQueueOf(gid, queueLayout)]!, {
     clock,
     retries: { attempts: config.passJobAttempts, backoffMs: config.passJobBackoffMs },
   });
   const passJobs = new BullPassJobSource({
-    queueName,
-    connection: redisOptions,
+    queueNames: queues.map((q) => q.name),
+    connection: connections.bull,
     concurrency: config.workerConcurrency,
     lockMs: config.jobLockMs,
     onError: (err, job) =>
@@ -142,13 +204,31 @@ export const createInfra = async (
         : logger.warn({ err: err.message }, 'pass job queue error'),
   });
   const consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  // EventStoreDB: the leased projections of this process, for the dtm_projection_lease_held gauge.
+  const leased = new Map<string, LeasedFeedSubscription>();
+  const leasedFeed = (purpose: string, sub: LeasedFeedSubscription): LeasedFeedSubscription => {
+    leased.set(purpose, sub);
+    return sub;
+  };
   const subscribeFeed = (purpose: string, onError: (err: unknown) => void): FeedSubscription =>
     esdb
-      ? new EsdbFeedSubscriber(esdb, {
-          prefix: config.prefix,
-          checkpoints: redisCheckpointStore(redis, `${config.prefix}:esdb-checkpoint:${purpose}`),
-          onError,
-        })
+      ? leasedFeed(
+          purpose,
+          new LeasedFeedSubscription({
+            redis,
+            prefix: config.prefix,
+            purpose,
+            owner: consumer,
+            ttlMs: config.projectionLeaseMs,
+            subscribe: (checkpoints) => new EsdbFeedSubscriber(esdb, { prefix: config.prefix, checkpoints, onError }),
+            onLease: (held) =>
+              logger.info(
+                { purpose },
+                held ? 'projecting the log (took the lease)' : 'standing by (lease lost or given up)',
+              ),
+            onError,
+          }),
+        )
       : new RedisFeedSubscriber(redis, { ...shape, group: purpose, consumer, onError });
   // HTTP, plus Kafka for `kafka://` msg steps when KAFKA_BROKERS is set.
   const outbound = createOutboundPolicy(config);
@@ -167,9 +247,20 @@ export const createInfra = async (
   const metrics = initMetrics();
   // Read at scrape time only.
   metrics.gauge('dtm_queue_jobs', 'Pass jobs in the queue, by state', async () => {
-    const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
-    return Object.entries(counts).map(([state, value]) => ({ value, attributes: { state } }));
+    const totals: Record<string, number> = {};
+    for (const queue of queues) {
+      const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed');
+      for (const [state, n] of Object.entries(counts)) totals[state] = (totals[state] ?? 0) + n;
+    }
+    return Object.entries(totals).map(([state, value]) => ({ value, attributes: { state } }));
   });
+  if (esdb)
+    metrics.gauge(
+      'dtm_projection_lease_held',
+      'EventStoreDB: 1 on the one worker projecting the log into the read model (holding the lease), else 0',
+      () =>
+        Promise.resolve([...leased].map(([purpose, sub]) => ({ value: sub.active ? 1 : 0, attributes: { purpose } }))),
+    );
   metrics.gauge(
     'dtm_oldest_overdue_seconds',
     'How late the most overdue unfinished transaction is (0: none)',
@@ -223,11 +314,11 @@ export const createInfra = async (
     archiver,
     async close() {
       await driver.drain();
-      await queue.close();
+      await Promise.all(queues.map((q) => q.close()));
       await stopTracing();
       await transport.close();
       await esdb?.dispose();
-      redis.disconnect();
+      connections.close();
       if (stopManaged) await stopManaged();
     },
   };

@@ -1,4 +1,4 @@
-import type { GlobalTransaction } from '@dtm-ts/domain';
+import type { ActiveTransaction, GlobalTransaction } from '@dtm-ts/domain';
 import type { DriverObserver } from '@dtm-ts/engine';
 import type { DtmMetrics, Logger } from '@dtm-ts/telemetry';
 
@@ -17,6 +17,20 @@ const LABEL_OPS: ReadonlySet<string> = new Set([
 
 /** A bounded label for a branch op (the label set must not grow with what clients name things). */
 export const opLabel = (op: string): string => (LABEL_OPS.has(op) ? op : 'workflow');
+
+/** One line per status change: gid, trace id (pino's mixin), from → to; never payloads or headers. */
+const logStatusChange = (logger: Logger, gid: string, before: GlobalTransaction, after: ActiveTransaction): void => {
+  logger.info(
+    {
+      gid,
+      transType: after.definition.transType,
+      from: before.status,
+      to: after.status,
+      reason: after.rollbackReason || undefined,
+    },
+    'transaction status changed',
+  );
+};
 
 /**
  * Turns what the driver does into metrics and logs: one log line per status change (gid, trace id,
@@ -45,16 +59,7 @@ export const driverObserver = (metrics: DtmMetrics, logger: Logger, now: () => n
       }
     }
     if (after.status === 'none' || before.status === after.status) return;
-    logger.info(
-      {
-        gid,
-        transType: after.definition.transType,
-        from: before.status,
-        to: after.status,
-        reason: after.rollbackReason || undefined,
-      },
-      'transaction status changed',
-    );
+    if (logger.isLevelEnabled('info')) logStatusChange(logger, gid, before, after);
     if (after.status === 'succeed' || after.status === 'failed') {
       metrics.transactionHandled.record(now() - after.createTime, {
         model: after.definition.transType,

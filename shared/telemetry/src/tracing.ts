@@ -1,4 +1,13 @@
-import { context, propagation, trace, type Context, type Span, SpanStatusCode, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  INVALID_SPAN_CONTEXT,
+  propagation,
+  trace,
+  type Context,
+  type Span,
+  SpanStatusCode,
+  type Tracer,
+} from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -48,10 +57,22 @@ export const initTracing = (opts: TracingOptions, testExporter?: SpanExporter): 
 
 export const tracer = (): Tracer => trace.getTracer('dtm-ts');
 
+/**
+ * True once spans are recorded (an exporter is configured). Without one, the hot paths skip the tracing API
+ * altogether: no span objects, no context switches, no traceparent injection (the context never holds a span then:
+ * the no-op API has no context manager).
+ */
+export const tracingOn = (): boolean => provider !== undefined;
+
+/** The span `inSpan` hands its function when tracing is off: every call on it does nothing. */
+const NO_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
 /** The W3C `traceparent` of the active context (or of `ctx`), if it carries a valid span. */
-export const currentTraceparent = (ctx: Context = context.active()): string | undefined => {
+export const currentTraceparent = (ctx?: Context): string | undefined => {
+  // Without a provider the active context is always the root one: nothing to inject.
+  if (ctx === undefined && !provider) return undefined;
   const carrier: Record<string, string> = {};
-  propagation.inject(ctx, carrier);
+  propagation.inject(ctx ?? context.active(), carrier);
   return carrier.traceparent;
 };
 
@@ -59,15 +80,25 @@ export const currentTraceparent = (ctx: Context = context.active()): string | un
 export const contextFrom = (traceparent: string | undefined, base: Context = context.active()): Context =>
   traceparent ? propagation.extract(base, { traceparent }) : base;
 
-/** Runs `fn` in a new active span; records an exception and error status when it throws. */
-export const inSpan = async <T>(
+/**
+ * Runs `fn` in a new active span; records an exception and error status when it throws. With tracing off, runs
+ * `fn` with a span that records nothing, at no cost (callers may build `attributes` lazily with {@link tracingOn}).
+ */
+export const inSpan = <T>(
   name: string,
   attributes: Record<string, string | number | boolean>,
   fn: (span: Span) => Promise<T>,
   parent?: Context,
   kind?: number,
-): Promise<T> =>
-  tracer().startActiveSpan(name, { attributes, kind }, parent ?? context.active(), async (span) => {
+): Promise<T> => {
+  if (!provider) {
+    try {
+      return fn(NO_SPAN);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+  return tracer().startActiveSpan(name, { attributes, kind }, parent ?? context.active(), async (span) => {
     try {
       return await fn(span);
     } catch (err) {
@@ -78,3 +109,4 @@ export const inSpan = async <T>(
       span.end();
     }
   });
+};

@@ -11,6 +11,8 @@ export interface RedisOptions {
   readonly appendonly?: boolean;
   /** AOF fsync policy; `always` loses nothing on `kill`. Default `everysec`. */
   readonly appendfsync?: 'always' | 'everysec';
+  /** More `redis-server` arguments (the cluster harness's `--cluster-enabled yes …`). */
+  readonly extraArgs?: readonly string[];
   /** Listen on this 127.0.0.1 port (default: a free one, retried if taken meanwhile). */
   readonly port?: number;
 }
@@ -105,6 +107,7 @@ const launch = (port: number, dir: string, opts: RedisOptions): Promise<Running>
       '--appendonly', opts.appendonly ? 'yes' : 'no',
       '--appendfsync', opts.appendfsync ?? 'everysec',
       '--daemonize', 'no',
+      ...(opts.extraArgs ?? []),
     ]; // prettier-ignore
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dtm-ts/adapters';
 import { foldTopic, topicStreamId, type TopicEvent } from '@dtm-ts/domain';
 import type { TopicLog } from '@dtm-ts/ports';
 import type { KvRow, TopicIndex } from '../http/dtm-service';
@@ -15,7 +15,7 @@ export class TopicDirectory implements TopicIndex {
   private readonly key: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     private readonly topics: TopicLog,
   ) {

@@ -65,7 +65,30 @@ const statusOf = (issue: z.core.$ZodIssue): 400 | 422 => {
  * not well-formed Unicode (a lone surrogate), or nesting deeper than BOUNDS.depth. Iterative, so
  * no body can exhaust the stack. `null` when the value is clean.
  */
-export const treeProblem = (value: unknown, root = ''): string | null => {
+export const treeProblem = (value: unknown, root = ''): string | null =>
+  treeIsClean(value, 0) ? null : firstTreeProblem(value, root);
+
+/**
+ * The common case of {@link treeProblem}: a clean tree, checked without building a path or an entry array per
+ * node. Recursion is bounded: it stops at BOUNDS.depth.
+ */
+const treeIsClean = (v: unknown, depth: number): boolean => {
+  if (typeof v === 'string') return isWellFormed(v);
+  if (typeof v !== 'object' || v === null) return true;
+  if (depth >= BOUNDS.depth) return false;
+  if (Array.isArray(v)) {
+    for (const x of v as unknown[]) if (!treeIsClean(x, depth + 1)) return false;
+    return true;
+  }
+  const record = v as Record<string, unknown>;
+  for (const k in record) {
+    if (Object.hasOwn(record, k) && (!isWellFormed(k) || !treeIsClean(record[k], depth + 1))) return false;
+  }
+  return true;
+};
+
+/** Where a tree that is not clean breaks the rules, with the path to it. */
+const firstTreeProblem = (value: unknown, root: string): string | null => {
   const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: root, depth: 0 }];
   while (stack.length > 0) {
     const { v, path, depth } = stack.pop()!;
@@ -180,8 +203,28 @@ export const utf8Of = (b64: string): string | null => {
   }
 };
 
+/**
+ * Verdicts of recent URLs: a TM sees the same few RM URLs in every request, and parsing one costs more than the
+ * rest of its checks. Bounded (URLs are the clients' choice): cleared when full.
+ */
+const urlVerdicts = new Map<string, string | null>();
+const URL_VERDICTS_MAX = 4096;
+/** Longer URLs are checked each time, so the cache stays within a few MB. */
+const URL_CACHED_CHARS = 512;
+
 /** The reason an http(s) URL is refused, or `null`: parsed, http or https, no user name or password. */
 export const httpUrlProblem = (url: string): string | null => {
+  if (url.length > URL_CACHED_CHARS) return parseHttpUrlProblem(url);
+  let verdict = urlVerdicts.get(url);
+  if (verdict === undefined) {
+    if (urlVerdicts.size >= URL_VERDICTS_MAX) urlVerdicts.clear();
+    verdict = parseHttpUrlProblem(url);
+    urlVerdicts.set(url, verdict);
+  }
+  return verdict;
+};
+
+const parseHttpUrlProblem = (url: string): string | null => {
   if (url.length > BOUNDS.url) return `is longer than ${BOUNDS.url} characters`;
   let u: URL;
   try {

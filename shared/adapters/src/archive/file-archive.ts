@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { statfsSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip, gzip } from 'node:zlib';
 import type { Gid, TxEvent } from '@dtm-ts/domain';
@@ -28,6 +29,25 @@ export interface TxArchive {
 
 const SUFFIX = '.ndjson.gz';
 
+/** statfs types of local filesystems (linux/magic.h): ext2-4, xfs, btrfs, tmpfs, overlayfs, zfs, f2fs. */
+const LOCAL_FS_TYPES: ReadonlySet<number> = new Set([
+  0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0x2fc12fc1, 0xf2f52010,
+]);
+
+/**
+ * True when `dir` (or, before it exists, its nearest existing parent) is on a local filesystem; false on NFS,
+ * SMB, FUSE or anything not known to be local, or where statfs is not available.
+ */
+const isLocalFs = (dir: string): boolean => {
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      return LOCAL_FS_TYPES.has(statfsSync(d).type);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(d) === d) return false;
+    }
+  }
+};
+
 /**
  * {@link TxArchive} as files: one gzip-compressed NDJSON file per transaction (a header line
  * `{"gid":…,"events":n}`, then one event per line), at `<dir>/<h0h1>/<h2h3>/<sha256(gid)>.ndjson.gz`. The
@@ -39,7 +59,12 @@ const SUFFIX = '.ndjson.gz';
  * what a worker on another host archived.
  */
 export class FileArchive implements TxArchive {
-  constructor(readonly dir: string) {}
+  /** Whether `has` may stat synchronously: the archive is on a local filesystem (see {@link isLocalFs}). */
+  private readonly localLookups: boolean;
+
+  constructor(readonly dir: string) {
+    this.localLookups = isLocalFs(dir);
+  }
 
   /** The file of `gid`. */
   pathOf(gid: Gid): string {
@@ -82,9 +107,16 @@ export class FileArchive implements TxArchive {
     return found.events;
   }
 
+  /**
+   * Asked on every new gid. On a local disk one synchronous stat (~3 CPU-µs): the asynchronous one costs 30–80
+   * CPU-µs through the thread pool and an ENOENT error object, more than the rest of a submit's decision. On a
+   * network volume a lookup of a new name is a round trip to the server, which must not hold up the event loop.
+   */
   async has(gid: Gid): Promise<boolean> {
+    const path = this.pathOf(gid);
+    if (this.localLookups) return statSync(path, { throwIfNoEntry: false }) !== undefined;
     try {
-      await stat(this.pathOf(gid));
+      await stat(path);
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;

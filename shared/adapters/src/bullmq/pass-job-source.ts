@@ -1,5 +1,4 @@
-import { Worker, type Job } from 'bullmq';
-import type { RedisOptions } from 'ioredis';
+import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { PassJobData, PassJobSource } from '@dtm-ts/ports';
 
 /** Times a stalled pass job is handed to another worker: in effect always, since a pass is safe to repeat. */
@@ -7,10 +6,11 @@ const STALLED_RUNS_ALLOWED = 1_000_000;
 
 /** Options of {@link BullPassJobSource}. */
 export interface BullPassJobSourceOptions {
-  readonly queueName: string;
-  /** BullMQ opens its own connections from these. */
-  readonly connection: RedisOptions;
-  /** Pass jobs one process runs at once. */
+  /** The pass queues (passQueueNames): one BullMQ worker each. */
+  readonly queueNames: readonly string[];
+  /** Options BullMQ opens its own connections from, or a Redis Cluster client it duplicates. */
+  readonly connection: ConnectionOptions;
+  /** Pass jobs one process runs at once, shared evenly by its queues' workers (gids spread evenly over them). */
   readonly concurrency: number;
   /** Lock of a running pass job; a dead worker's job is handed to another about this long after it died. */
   readonly lockMs: number;
@@ -28,16 +28,20 @@ export class BullPassJobSource implements PassJobSource {
 
   consume(handler: (job: PassJobData) => Promise<void>): { close(): Promise<void> } {
     const { opts } = this;
-    const worker = new Worker<PassJobData>(opts.queueName, (job: Job<PassJobData>) => handler(job.data), {
-      connection: opts.connection,
-      concurrency: opts.concurrency,
-      lockDuration: opts.lockMs,
-      stalledInterval: Math.max(1000, Math.floor(opts.lockMs / 2)),
-      maxStalledCount: STALLED_RUNS_ALLOWED,
-      autorun: true,
+    const concurrency = Math.max(1, Math.ceil(opts.concurrency / opts.queueNames.length));
+    const workers = opts.queueNames.map((name) => {
+      const worker = new Worker<PassJobData>(name, (job: Job<PassJobData>) => handler(job.data), {
+        connection: opts.connection,
+        concurrency,
+        lockDuration: opts.lockMs,
+        stalledInterval: Math.max(1000, Math.floor(opts.lockMs / 2)),
+        maxStalledCount: STALLED_RUNS_ALLOWED,
+        autorun: true,
+      });
+      worker.on('error', (err) => opts.onError?.(err));
+      worker.on('failed', (job, err) => opts.onError?.(err, job?.data));
+      return worker;
     });
-    worker.on('error', (err) => opts.onError?.(err));
-    worker.on('failed', (job, err) => opts.onError?.(err, job?.data));
-    return { close: () => worker.close() };
+    return { close: async () => void (await Promise.all(workers.map((w) => w.close()))) };
   }
 }

@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Gid } from '@dtm-ts/domain';
 import { systemClock, type Clock, type PassJobData, type PassScheduler } from '@dtm-ts/ports';
+import { partitionOf } from '../redis/keys';
 
 /** BullMQ name of a pass job. */
 export const PASS_JOB_NAME = 'pass';
@@ -24,6 +25,32 @@ const LONE_SURROGATE = /\p{Cs}/gu;
 export const passJobId = (gid: Gid, key: string): string =>
   `${encodeURIComponent(gid.replace(LONE_SURROGATE, '\uFFFD')).replaceAll('.', '%2E')}.${key.replaceAll('%', '%25').replaceAll(':', '%3A')}`;
 
+/** How pass jobs are spread over BullMQ queues. */
+export interface PassQueueLayout {
+  /** KEY_PREFIX. */
+  readonly prefix: string;
+  /** LOG_PARTITIONS: a gid's queue follows its partition. */
+  readonly partitions: number;
+  /** Queues; queue n serves partitions n, n + queues, n + 2 × queues, … */
+  readonly queues: number;
+  /** Give every name a hash tag (Redis Cluster: a BullMQ script's keys must share one slot). */
+  readonly hashTagged: boolean;
+}
+
+/**
+ * The names of the pass queues. One untagged queue is `<prefix>-passes`, as before clusters. Tagged, queue n is
+ * `<prefix>-passes-{pN}`: its keys share the hash slot of partition n's keys, so the queues spread over the
+ * masters exactly as the partitions do, and a queue lives with the first partition it serves.
+ */
+export const passQueueNames = (layout: PassQueueLayout): string[] =>
+  !layout.hashTagged && layout.queues === 1
+    ? [`${layout.prefix}-passes`]
+    : Array.from({ length: layout.queues }, (_, n) => `${layout.prefix}-passes-{p${n}}`);
+
+/** Which of the pass queues holds `gid`'s jobs: the index in {@link passQueueNames}. */
+export const passQueueOf = (gid: Gid, layout: Pick<PassQueueLayout, 'partitions' | 'queues'>): number =>
+  partitionOf(gid, layout.partitions) % layout.queues;
+
 /**
  * {@link PassScheduler} over a BullMQ queue: one delayed job per requested pass, deduplicated by
  * job id.
@@ -38,15 +65,20 @@ export const passJobId = (gid: Gid, key: string): string =>
  * recovery sweep; callers vary `key` between passes (by event-log version).
  */
 export class BullPassScheduler implements PassScheduler {
+  private readonly queueOf: (gid: Gid) => Queue;
+
+  /** `queues`: one queue for every pass, or which queue takes a gid's passes (see passQueueOf). */
   constructor(
-    private readonly queue: Queue,
+    queues: Queue | ((gid: Gid) => Queue),
     private readonly opts: { readonly retries?: PassJobRetries; readonly clock?: Clock } = {},
-  ) {}
+  ) {
+    this.queueOf = typeof queues === 'function' ? queues : () => queues;
+  }
 
   /** Adds the pass; resolves once Redis holds it (or already held it). */
   async schedule(gid: Gid, at: number, key: string, trace?: string): Promise<void> {
     const data: PassJobData = trace !== undefined ? { gid, at, trace } : { gid, at };
-    await this.queue.add(PASS_JOB_NAME, data, {
+    await this.queueOf(gid).add(PASS_JOB_NAME, data, {
       jobId: passJobId(gid, key),
       delay: Math.max(0, at - (this.opts.clock ?? systemClock).now()),
       // A pass that throws (Redis restarting, say) is tried again; a pass is safe to repeat.

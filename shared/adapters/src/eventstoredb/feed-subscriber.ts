@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/client';
 import {
   START,
   streamNameFilter,
@@ -21,7 +21,7 @@ import { WakeableSleep } from '../wakeable-sleep';
  * saves only positions it has handled itself, so whichever value a restart finds, nothing before it is missing;
  * a slower subscriber's save only makes the next restart repeat some appends (projections are idempotent).
  */
-export const redisCheckpointStore = (redis: Redis, key: string): CheckpointStore => ({
+export const redisCheckpointStore = (redis: RedisClient, key: string): CheckpointStore => ({
   load: () => redis.get(key),
   save: async (checkpoint) => {
     await redis.set(key, checkpoint);

@@ -131,7 +131,11 @@ export class HttpBranchTransport implements BranchTransport {
     return hasKeys(req.headers) ? { 'Content-Type': 'application/json', ...req.headers } : JSON_HEADERS;
   }
 
-  private async exchange(
+  /**
+   * One request through the pool. A bare dispatch handler ({@link Exchange}), not `agent.request`: no response
+   * stream, header object, AbortController or async resource per call, which were most of a call's own cost.
+   */
+  private exchange(
     origin: string,
     path: string,
     method: 'GET' | 'POST',
@@ -139,23 +143,10 @@ export class HttpBranchTransport implements BranchTransport {
     body: string | Uint8Array | null,
     { timeoutMs }: Pick<BranchRequest, 'timeoutMs'>,
   ): Promise<HttpAnswer> {
-    // One timer bounds connect, headers and body together; undici's own timeouts are per phase.
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new CallTimeout()), timeoutMs);
-    try {
-      const res = await this.agent.request({ origin, path, method, headers, body, signal: abort.signal });
-      const text = await readCapped(res.body, this.maxBodyBytes);
-      if (res.statusCode >= 300 && res.statusCode < 400) {
-        const to = res.headers.location;
-        return { error: `HTTP ${res.statusCode}: redirect${to ? ` to ${String(to)}` : ''} not followed` };
-      }
-      return { status: res.statusCode, body: text };
-    } catch (err) {
-      if (abort.signal.aborted) return { error: `timeout after ${timeoutMs} ms` };
-      return { error: describeError(err) };
-    } finally {
-      clearTimeout(timer);
-    }
+    return new Promise<HttpAnswer>((resolve) => {
+      const exchange = new Exchange(this.maxBodyBytes, timeoutMs, resolve);
+      this.agent.dispatch({ origin, path, method, headers, body }, exchange);
+    });
   }
 
   /** Waits for calls in flight, then closes every pooled socket. */
@@ -205,35 +196,95 @@ const parseBranchUrl = (raw: string): ParsedUrl => {
 };
 
 /**
- * Reads at most `cap` bytes of a response as UTF-8 text. A slightly larger answer is drained so
- * the socket goes back to the pool; a much larger one is destroyed, which closes its socket.
+ * One call's undici handler: keeps the status, a redirect's location and at most `cap` bytes of the body as UTF-8
+ * text, and settles once with the answer or why there was none. One timer bounds connect, headers and body
+ * together (undici's own timeouts are per phase). A slightly larger answer is drained so the socket goes back
+ * to the pool; a much larger one is aborted, which closes its socket.
  */
-const readCapped = (body: Dispatcher.ResponseData['body'], cap: number): Promise<string> =>
-  new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let kept = 0;
-    let seen = 0;
-    const done = (): void => {
-      body.off('data', onData);
-      const [first] = chunks;
-      if (chunks.length <= 1) resolve(first ? first.toString('utf8') : '');
-      else resolve(Buffer.concat(chunks, kept).toString('utf8'));
-    };
-    const onData = (chunk: Buffer): void => {
-      seen += chunk.length;
-      if (kept < cap) {
-        const take = Math.min(chunk.length, cap - kept);
-        chunks.push(take === chunk.length ? chunk : chunk.subarray(0, take));
-        kept += take;
-      }
-      if (seen > cap + DRAIN_BYTES) {
-        body.destroy();
-        done();
-      }
-    };
-    body.on('data', onData);
-    body.once('end', done);
-    body.once('error', reject);
-    // After 'end' this is a no-op; without 'end' (socket gone mid-body) it must not hang the call.
-    body.once('close', () => reject(new Error('response body closed before its end')));
-  });
+class Exchange implements Dispatcher.DispatchHandler {
+  private abortCall: ((reason: Error) => void) | null = null;
+  private settled = false;
+  private status = 0;
+  private location = '';
+  private readonly chunks: Buffer[] = [];
+  private kept = 0;
+  private seen = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly cap: number,
+    private readonly timeoutMs: number,
+    private readonly settle: (answer: HttpAnswer) => void,
+  ) {
+    this.timer = setTimeout(() => this.timeOut(), timeoutMs);
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    // Timed out while it waited for a socket: it never starts.
+    if (this.settled) abort(new CallTimeout());
+    else this.abortCall = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    if (statusCode < 200) return true; // 1xx: the answer is still to come
+    this.status = statusCode;
+    if (statusCode >= 300 && statusCode < 400) this.location = headerValue(rawHeaders, 'location');
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.seen += chunk.length;
+    if (this.kept < this.cap) {
+      const take = Math.min(chunk.length, this.cap - this.kept);
+      this.chunks.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+      this.kept += take;
+    }
+    if (this.seen > this.cap + DRAIN_BYTES) {
+      this.finish(this.answer());
+      this.abortCall?.(new Error('answer larger than the cap'));
+    }
+    return true;
+  }
+
+  onComplete(): void {
+    this.finish(this.answer());
+  }
+
+  onError(err: Error): void {
+    this.finish({ error: describeError(err) });
+  }
+
+  private timeOut(): void {
+    this.finish({ error: `timeout after ${this.timeoutMs} ms` });
+    this.abortCall?.(new CallTimeout());
+  }
+
+  private answer(): HttpAnswer {
+    if (this.status >= 300 && this.status < 400) {
+      const to = this.location;
+      return { error: `HTTP ${this.status}: redirect${to ? ` to ${to}` : ''} not followed` };
+    }
+    const { chunks } = this;
+    const [first] = chunks;
+    const body =
+      chunks.length <= 1 ? (first ? first.toString('utf8') : '') : Buffer.concat(chunks, this.kept).toString('utf8');
+    return { status: this.status, body };
+  }
+
+  private finish(answer: HttpAnswer): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    this.settle(answer);
+  }
+}
+
+/** The first value of header `name` (lower case) in undici's raw header list, or ''. */
+const headerValue = (raw: Buffer[], name: string): string => {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.length === name.length && raw[i]!.toString('latin1').toLowerCase() === name) {
+      return raw[i + 1]!.toString('latin1');
+    }
+  }
+  return '';
+};

@@ -54,6 +54,10 @@ const interfaceAddresses = (): string[] =>
   Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 
 const DEFAULT_PORTS: Readonly<Record<string, number>> = { 'http:': 80, 'https:': 443 };
+/** Most URL verdicts an OutboundPolicy keeps. */
+const URL_REFUSALS_MAX = 4096;
+/** Longer URLs are decided each time, so the cache stays within a few MB. */
+const URL_CACHED_CHARS = 512;
 
 /**
  * The outbound policy (README, "Outbound calls"): which hosts, addresses and ports the TM may call on behalf of
@@ -72,6 +76,11 @@ export class OutboundPolicy {
   private readonly allowHasRanges: boolean;
   private readonly topics: TopicPatterns;
   private readonly ownPorts: Set<number>;
+  /**
+   * Verdicts of recent URLs (each submit asks about the same few RM URLs, and parsing one costs more than
+   * deciding); cleared when full (URLs are the clients' choice) and when the rules change (addOwnPort).
+   */
+  private readonly urlRefusals = new Map<string, string | null>();
   private readonly services: readonly { readonly name: string | null; readonly ip: Ip | null; readonly port: number }[];
   private readonly localIps: readonly Ip[];
   private readonly localNames: ReadonlySet<string>;
@@ -99,6 +108,7 @@ export class OutboundPolicy {
   /** Adds a port this TM listens on (the API's, once it knows it when it was started on port 0). */
   addOwnPort(port: number): void {
     if (port > 0) this.ownPorts.add(port);
+    this.urlRefusals.clear();
   }
 
   /**
@@ -109,7 +119,17 @@ export class OutboundPolicy {
    */
   refusal(urlOrHost: string, port?: number): string | null {
     if (port !== undefined) return this.hostRefusal(urlOrHost, port, `${urlOrHost}:${port}`);
-    const url = urlOrHost;
+    if (urlOrHost.length > URL_CACHED_CHARS) return this.urlRefusal(urlOrHost);
+    let verdict = this.urlRefusals.get(urlOrHost);
+    if (verdict === undefined) {
+      if (this.urlRefusals.size >= URL_REFUSALS_MAX) this.urlRefusals.clear();
+      verdict = this.urlRefusal(urlOrHost);
+      this.urlRefusals.set(urlOrHost, verdict);
+    }
+    return verdict;
+  }
+
+  private urlRefusal(url: string): string | null {
     if (url === '' || url.startsWith('topic://')) return null;
     if (url.startsWith('kafka://')) return this.topicRefusal(url.slice('kafka://'.length));
     let u: URL;

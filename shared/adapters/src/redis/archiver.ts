@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client';
 import type { TxArchive } from '../archive/file-archive';
 import { RedisKeys, type RedisKeyOptions } from './keys';
 import { redisScripts, type RedisScripts } from './scripts';
@@ -30,7 +30,7 @@ export class RedisArchiver {
   private readonly markerTtlMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly archive: TxArchive,
     options: RedisArchiverOptions,
   ) {

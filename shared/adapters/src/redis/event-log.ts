@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { pipelineOf, scanKeys, type RedisClient } from './client';
 import { fold, initialState, type Gid, type GlobalTransaction, type TxEvent } from '@dtm-ts/domain';
 import {
   NO_STREAM,
@@ -62,13 +62,13 @@ export const parseFeedEntry = (partition: number, [id, fields]: StreamReplyEntry
  * adds the entry atomically, so the events are there whenever the entry is.
  */
 export const resolveFeedEntries = async (
-  redis: Redis,
+  redis: RedisClient,
   keys: RedisKeys,
   entries: readonly RawFeedEntry[],
   checkpointOf: (entry: RawFeedEntry, index: number) => FeedCheckpoint,
 ): Promise<RedisFeedEntry[]> => {
   if (entries.length === 0) return [];
-  const pipeline = redis.pipeline();
+  const pipeline = pipelineOf(redis);
   for (const e of entries) pipeline.lrange(keys.streamKey(e.gid), e.firstRevision, e.firstRevision + e.count - 1);
   const replies = (await pipeline.exec()) ?? [];
   return entries.map((e, i) => {
@@ -113,7 +113,7 @@ export class RedisEventLog implements EventLog, EventFeed, StateLog, StreamCatal
   private readonly snapshotEvery: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     options: RedisEventLogOptions,
   ) {
     this.keys = new RedisKeys(options);
@@ -183,13 +183,13 @@ export class RedisEventLog implements EventLog, EventFeed, StateLog, StreamCatal
   }
 
   /**
-   * Ids of every stream in Redis (SCAN; a live Redis is not blocked), then, with `archived`, of every archived
+   * Ids of every stream in Redis (SCAN of every master; a live Redis is not blocked), then, with `archived`, of every archived
    * transaction whose stream is no longer live. Pages may repeat an id (SCAN may).
    */
   async *streamIds(opts: { archived: boolean }): AsyncIterable<readonly string[]> {
     const { match, gidOf } = this.keys.streamPattern();
-    for await (const keys of this.redis.scanStream({ match, count: 1000 })) {
-      const ids = (keys as string[]).flatMap((k) => gidOf(k) ?? []);
+    for await (const keys of scanKeys(this.redis, match)) {
+      const ids = keys.flatMap((k) => gidOf(k) ?? []);
       if (ids.length) yield ids;
     }
     if (!opts.archived || !this.archive) return;
@@ -215,7 +215,7 @@ export class RedisEventLog implements EventLog, EventFeed, StateLog, StreamCatal
   async readPage(from: FeedCheckpoint, limit: number): Promise<RedisFeedEntry[]> {
     if (limit <= 0) return [];
     const positions = this.parseCheckpoint(from);
-    const pipeline = this.redis.pipeline();
+    const pipeline = pipelineOf(this.redis);
     for (const n of this.keys.all()) {
       const after = positions[n];
       pipeline.xrange(this.keys.feedKey(n), after ? `(${after}` : '-', '+', 'COUNT', limit);

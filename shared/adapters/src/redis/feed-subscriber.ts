@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client';
 import { RedisKeys, type RedisKeyOptions } from './keys';
 import {
   compareStreamIds,
@@ -48,7 +48,7 @@ type StreamReplyEntry = [id: string, fields: string[] | null];
 
 interface PartitionLoop {
   readonly partition: number;
-  readonly conn: Redis;
+  readonly conn: RedisClient;
   /** True while the handler runs: stop lets it finish and ack instead of cutting its connection. */
   inHandler: boolean;
   done?: Promise<void>;
@@ -75,7 +75,7 @@ const fieldsOf = (flat: unknown[]): Record<string, unknown> => {
  * Safe without a transaction: acknowledgements are final and new deliveries only take ids above the
  * last-delivered id read first, so the floor computed can only be lower than the true one, never higher.
  */
-export const trimFeed = async (conn: Redis, key: string): Promise<number> => {
+export const trimFeed = async (conn: RedisClient, key: string): Promise<number> => {
   const groups = ((await conn.call('XINFO', 'GROUPS', key)) as unknown[][]).map(fieldsOf);
   if (groups.length === 0) return 0;
   let floor: string | null = null;
@@ -110,7 +110,7 @@ export class RedisFeedSubscriber {
   private readonly sleeps = new WakeableSleep();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly options: RedisFeedSubscriberOptions,
   ) {
     this.keys = new RedisKeys(options);
@@ -188,7 +188,12 @@ export class RedisFeedSubscriber {
   }
 
   /** XREADGROUP one partition from `id` ('>' for new entries, else this consumer's pending after `id`). */
-  private async readGroup(conn: Redis, key: string, id: string, blockMs: number | null): Promise<StreamReplyEntry[]> {
+  private async readGroup(
+    conn: RedisClient,
+    key: string,
+    id: string,
+    blockMs: number | null,
+  ): Promise<StreamReplyEntry[]> {
     const { group, consumer } = this.options;
     const block = blockMs === null ? [] : ['BLOCK', blockMs];
     const reply = (await conn.call(
@@ -254,7 +259,7 @@ export class RedisFeedSubscriber {
     return true;
   }
 
-  private async ensureGroup(conn: Redis, partition: number): Promise<void> {
+  private async ensureGroup(conn: RedisClient, partition: number): Promise<void> {
     try {
       await conn.xgroup('CREATE', this.keys.feedKey(partition), this.options.group, '0', 'MKSTREAM');
     } catch (err) {

@@ -74,7 +74,9 @@ export const startManagedRedis = async (opts: ManagedRedisOptions): Promise<Mana
     daemonize: 'no',
   };
   const args = Object.entries(config).flatMap(([name, value]) => [`--${name}`, value]);
-  const child = spawn('redis-server', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: Ctrl-C (SIGINT to the terminal's group) must not stop it under the TM processes still
+  // draining; the owner stops it last, with SHUTDOWN.
+  const child = spawn('redis-server', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   await new Promise<void>((ok, fail) => {
     child.once('spawn', ok);
     child.once('error', (err: NodeJS.ErrnoException) =>

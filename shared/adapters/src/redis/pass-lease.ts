@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client';
 import type { Gid } from '@dtm-ts/domain';
 import type { PassLease } from '@dtm-ts/ports';
 import { RedisKeys, type RedisKeyOptions } from './keys';
 
 const lua = (file: string): string => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
 
-type LeaseScripts = Redis & {
+type LeaseScripts = RedisClient & {
   dtmLeaseRenew(key: string, token: string, ttlMs: number): Promise<number>;
   dtmLeaseRelease(key: string, token: string): Promise<number>;
 };
@@ -17,7 +17,7 @@ export class RedisPassLease implements PassLease {
   private readonly keys: RedisKeys;
   private readonly redis: LeaseScripts;
 
-  constructor(redis: Redis, options: RedisKeyOptions) {
+  constructor(redis: RedisClient, options: RedisKeyOptions) {
     this.keys = new RedisKeys(options);
     if (!('dtmLeaseRenew' in redis)) {
       redis.defineCommand('dtmLeaseRenew', { numberOfKeys: 1, lua: lua('lease-renew-1.lua') });

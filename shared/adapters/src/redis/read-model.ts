@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import { pipelineOf, type RedisClient } from './client';
 import type { Gid } from '@dtm-ts/domain';
 import type { ListQuery, ReadModel, TransactionSummary } from '@dtm-ts/ports';
 import { indexMember, padCreateTime, RedisKeys, type RedisKeyOptions } from './keys';
@@ -23,7 +23,7 @@ const POSTPONE = {
   name: 'dtmPostpone1',
   lua: readFileSync(new URL('./lua/postpone-1.lua', import.meta.url), 'utf8'),
 } as const;
-type WithPostpone = Redis &
+type WithPostpone = RedisClient &
   Record<typeof POSTPONE.name, (key: string, gid: Gid, was: number, at: number) => Promise<number>>;
 
 /** Members of an index look like `000001700000000000|gid`: the gid starts after the fixed-width time and the bar. */
@@ -54,7 +54,7 @@ export class RedisReadModel implements ReadModel {
   private readonly archive: boolean;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     options: RedisReadModelOptions,
   ) {
     this.keys = new RedisKeys(options);
@@ -111,7 +111,7 @@ export class RedisReadModel implements ReadModel {
       for (;;) {
         const members = await this.redis.zrangebylex(key, min, `(${padCreateTime(createdBefore)}`, 'LIMIT', 0, batch);
         if (members.length === 0) break;
-        const exists = this.redis.pipeline();
+        const exists = pipelineOf(this.redis);
         for (const m of members) exists.exists(this.keys.readModelKey(gidOfMember(m)));
         const replies = (await exists.exec()) ?? [];
         const gone = members.filter((_, i) => replies[i]?.[1] === 0);
@@ -203,7 +203,7 @@ export class RedisReadModel implements ReadModel {
 
   /** How many transactions are unfinished (the wake sets hold exactly those). */
   async unfinishedCount(): Promise<number> {
-    const counts = this.redis.pipeline();
+    const counts = pipelineOf(this.redis);
     for (const n of this.keys.all()) counts.zcard(this.keys.wakeKey(n));
     let total = 0;
     for (const [err, n] of (await counts.exec()) ?? []) {
@@ -224,7 +224,7 @@ export class RedisReadModel implements ReadModel {
     limit: number,
   ): Promise<{ gid: Gid; version: number; wakeAt: number }[]> {
     if (limit <= 0) return [];
-    const ranges = this.redis.pipeline();
+    const ranges = pipelineOf(this.redis);
     for (const n of this.keys.all()) {
       ranges.zrangebyscore(this.keys.wakeKey(n), min, max, 'WITHSCORES', 'LIMIT', 0, limit);
     }
@@ -237,7 +237,7 @@ export class RedisReadModel implements ReadModel {
     due.sort((a, b) => a.wakeAt - b.wakeAt || (a.gid < b.gid ? -1 : a.gid > b.gid ? 1 : 0));
     const chosen = due.slice(0, limit);
     if (chosen.length === 0) return [];
-    const versions = this.redis.pipeline();
+    const versions = pipelineOf(this.redis);
     for (const d of chosen) versions.hget(this.keys.readModelKey(d.gid), 'v');
     const replies = (await versions.exec()) ?? [];
     return chosen.flatMap((d, i) => {
@@ -261,7 +261,7 @@ export class RedisReadModel implements ReadModel {
     const last = members.at(-1);
     if (last === undefined) return;
     scan.max = `(${last}`;
-    const pipeline = this.redis.pipeline();
+    const pipeline = pipelineOf(this.redis);
     for (const m of members) pipeline.hget(this.keys.readModelKey(gidOfMember(m)), 'j');
     const replies = (await pipeline.exec()) ?? [];
     for (let i = members.length - 1; i >= 0; i--) {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './client';
 import type { Gid } from '@dtm-ts/domain';
 import { VersionConflict } from '@dtm-ts/ports';
 
@@ -18,7 +18,7 @@ type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
  * The client's function for a script, defining it on first use. ioredis then sends EVALSHA and falls back to
  * EVAL when the server lost its script cache (after a restart, say).
  */
-const scriptOf = (redis: Redis, script: { name: string; numberOfKeys: number; lua: string }): ScriptFn => {
+const scriptOf = (redis: RedisClient, script: { name: string; numberOfKeys: number; lua: string }): ScriptFn => {
   const client = redis as unknown as Record<string, unknown>;
   if (typeof client[script.name] !== 'function') {
     redis.defineCommand(script.name, { numberOfKeys: script.numberOfKeys, lua: script.lua });
@@ -127,7 +127,7 @@ export const projectResult = (reply: unknown): boolean => {
 };
 
 /** Defines the scripts on `redis` (once per client) and returns typed callers. */
-export const redisScripts = (redis: Redis): RedisScripts => {
+export const redisScripts = (redis: RedisClient): RedisScripts => {
   const append = scriptOf(redis, APPEND);
   const project = scriptOf(redis, PROJECT);
   const readState = scriptOf(redis, READ_STATE);
