@@ -35,7 +35,12 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['shared/**/*.unit.test.ts', 'services/**/*.unit.test.ts', 'test/support/**/*.unit.test.ts'],
+          include: [
+            'shared/**/*.unit.test.ts',
+            'services/**/*.unit.test.ts',
+            'test/support/**/*.unit.test.ts',
+            'test/chaos/**/*.unit.test.ts',
+          ],
         },
       },
       {

@@ -22,6 +22,7 @@ const SEED = Number(process.env.BANK_SEED ?? Math.floor(Math.random() * 2 ** 31)
  */
 const CHAOS: ChaosOptions = {
   refuse: 0.04,
+  ongoing: 0.02,
   failBefore: 0.05,
   failAfter: 0.05,
   delay: 0.08,

@@ -6,7 +6,6 @@ import { Cluster } from 'ioredis';
 import { passQueueNames } from '@dtm-ts/adapters';
 import { parseRedisClusterNodes } from '@dtm-ts/config';
 import { freePort } from '@dtm-ts/testing';
-import { pause } from './wait';
 
 /** A role of the TM as its own process: `services/<role>/src/main.ts`. */
 export type Role = 'api' | 'worker' | 'tm';
@@ -33,6 +32,9 @@ export interface SpawnOptions {
   /** How long to wait for the process to be ready. Default 30 s (tsx compiles on first start). */
   readonly readyTimeoutMs?: number;
 }
+
+// Not wait.ts's pause: that module imports vitest, and the chaos run (npm run chaos) uses this one outside vitest.
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const OUTPUT_LINES = 60;

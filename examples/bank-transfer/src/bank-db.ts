@@ -1,6 +1,14 @@
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { DtmFailure, MysqlBarrierStore, PgBarrierStore, type SqlBarrierStore } from '@dtm-ts/client';
+import {
+  DtmFailure,
+  MysqlBarrierStore,
+  MysqlXaResource,
+  PgBarrierStore,
+  PgXaResource,
+  type SqlBarrierStore,
+  type XaResource,
+} from '@dtm-ts/client';
 
 /** Where a bank keeps its books: a PostgreSQL or a MariaDB/MySQL database. */
 export type DbSpec =
@@ -22,6 +30,12 @@ export type DbSpec =
 /** The few SQL operations the bank needs, the same on both databases (`?` placeholders). */
 interface Sql<Tx> {
   readonly store: SqlBarrierStore<Tx>;
+  /** XA branches on the same database, with the same barrier table. */
+  readonly xa: XaResource<Tx>;
+  /** Ids of the prepared XA transactions the server still holds. */
+  preparedXids(): Promise<string[]>;
+  /** Rolls back a prepared XA transaction left behind (cleanup: a database with one cannot be dropped). */
+  rollbackPrepared(xid: string): Promise<void>;
   createBarrierTable(): Promise<void>;
   /** Runs a statement in the local transaction; resolves with the number of rows it changed. */
   exec(tx: Tx, sql: string, args: readonly unknown[]): Promise<number>;
@@ -45,6 +59,12 @@ const pgSql = (spec: DbSpec): Sql<pg.PoolClient> => {
   const store = new PgBarrierStore(pool);
   return {
     store,
+    xa: new PgXaResource(pool),
+    preparedXids: async () =>
+      (
+        await pool.query<{ gid: string }>('SELECT gid FROM pg_prepared_xacts WHERE database = current_database()')
+      ).rows.map((r) => r.gid),
+    rollbackPrepared: async (xid) => void (await pool.query(`ROLLBACK PREPARED '${xid.replace(/'/g, "''")}'`)),
     createBarrierTable: () => store.createTable(),
     exec: async (tx, sql, args) => (await tx.query(numbered(sql), [...args])).rowCount ?? 0,
     select: async <T>(sql: string, args: readonly unknown[] = []) =>
@@ -66,6 +86,10 @@ const mysqlSql = (spec: DbSpec): Sql<mysql.PoolConnection> => {
   const store = new MysqlBarrierStore(pool, { table: 'barrier' });
   return {
     store,
+    xa: new MysqlXaResource(pool, { table: 'barrier' }),
+    // XA RECOVER lists the whole server's prepared XA transactions: other databases' too.
+    preparedXids: async () => (await pool.query<mysql.RowDataPacket[]>('XA RECOVER'))[0].map((r) => String(r['data'])),
+    rollbackPrepared: async (xid) => void (await pool.query(`XA ROLLBACK ${pool.escape(xid)}`)),
     createBarrierTable: () => store.createTable(),
     exec: async (tx, sql, args) => (await tx.query<mysql.ResultSetHeader>(sql, [...args]))[0].affectedRows,
     select: async <T>(sql: string, args: readonly unknown[] = []) =>
@@ -100,6 +124,21 @@ export class BankDb<Tx = unknown> {
   /** The barrier store on this bank's database. */
   get store(): SqlBarrierStore<Tx> {
     return this.sql.store;
+  }
+
+  /** XA branches on this bank's database (same barrier table as {@link store}). */
+  get xa(): XaResource<Tx> {
+    return this.sql.xa;
+  }
+
+  /** Prepared XA transactions whose xid starts with `prefix` (an XA branch's xid is `<gid>-<branch_id>`). */
+  async preparedXids(prefix: string): Promise<string[]> {
+    return (await this.sql.preparedXids()).filter((x) => x.startsWith(prefix));
+  }
+
+  /** Rolls back prepared XA transaction `xid` (cleanup before dropping the database). */
+  rollbackPrepared(xid: string): Promise<void> {
+    return this.sql.rollbackPrepared(xid);
   }
 
   /** Creates the barrier table, the accounts (1..`accounts`, each holding `initial`) and the ledger. */
@@ -188,6 +227,17 @@ export class BankDb<Tx = unknown> {
       'SELECT gid, SUM(delta) AS net FROM ledger GROUP BY gid',
     );
     return new Map(rows.map((r) => [r.gid, Number(r.net)]));
+  }
+
+  /**
+   * Effects applied more than once: ledger rows sharing gid, account and op (every operation of a transfer
+   * changes an account at most once, so a second row means a repeated call got past the barrier).
+   */
+  async duplicateEffects(): Promise<{ gid: string; account: number; op: string; n: number }[]> {
+    const rows = await this.sql.select<{ gid: string; account: number; op: string; n: string | number }>(
+      'SELECT gid, account, op, COUNT(*) AS n FROM ledger GROUP BY gid, account, op HAVING COUNT(*) > 1',
+    );
+    return rows.map((r) => ({ gid: r.gid, account: Number(r.account), op: r.op, n: Number(r.n) }));
   }
 
   /** Net change per account, from the ledger. */

@@ -7,6 +7,8 @@ import type { NextFunction, Request, Response } from 'express';
 export interface ChaosOptions {
   /** Answer 409 before doing anything (a saga action or TCC try: the transfer rolls back; elsewhere: retried). */
   readonly refuse: number;
+  /** Answer 425 (ONGOING) before doing anything: the TM retries at its fixed interval, an AP aborts a TCC/XA. */
+  readonly ongoing?: number;
   /** Answer 500 before doing anything (the TM retries). */
   readonly failBefore: number;
   /** Do the work, commit, then answer 500 as if the reply were lost (the TM retries: a duplicate). */
@@ -33,7 +35,7 @@ export const NO_CHAOS: ChaosOptions = {
 
 /** How many faults of each kind were injected. */
 export type ChaosCounts = Record<
-  'refuse' | 'failBefore' | 'failAfter' | 'delay' | 'crashAfterCommit' | 'crashBeforeCommit',
+  'refuse' | 'ongoing' | 'failBefore' | 'failAfter' | 'delay' | 'crashAfterCommit' | 'crashBeforeCommit',
   number
 >;
 
@@ -58,6 +60,7 @@ export class InjectedFault extends Error {
 export class Chaos {
   readonly counts: ChaosCounts = {
     refuse: 0,
+    ongoing: 0,
     failBefore: 0,
     failAfter: 0,
     delay: 0,
@@ -77,20 +80,22 @@ export class Chaos {
 
   /** True with probability `options[kind]`, counting the hits. */
   roll(kind: keyof ChaosCounts): boolean {
-    const hit = this.random() < this.options[kind];
+    const hit = this.random() < (this.options[kind] ?? 0);
     if (hit) this.counts[kind]++;
     return hit;
   }
 
   /**
-   * Express middleware for branch routes: maybe waits, maybe answers 409 (unless `refuse` is false) or 500 before
-   * the handler runs.
+   * Express middleware for branch routes: maybe waits, maybe answers 409 (unless `refuse` is false), 425 or 500
+   * before the handler runs.
    */
   middleware(opts: { refuse: boolean } = { refuse: true }) {
     return (_req: Request, res: Response, next: NextFunction): void => {
       const go = (): void => {
         if (opts.refuse && this.roll('refuse')) {
           res.status(409).json({ dtm_result: 'FAILURE', message: 'injected refusal' });
+        } else if (this.roll('ongoing')) {
+          res.status(425).json({ dtm_result: 'ONGOING', message: 'injected ongoing' });
         } else if (this.roll('failBefore')) {
           res.status(500).json({ message: 'injected error before the work' });
         } else next();

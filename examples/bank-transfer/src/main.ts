@@ -1,17 +1,17 @@
 /**
  * The bank-transfer walk-through: two banks, each its own RM with its own database (alpha on PostgreSQL, beta on
- * MariaDB/MySQL), and an AP moving money between them as a saga, as TCC, and as a two-phase message, through a TM
+ * MariaDB/MySQL), and an AP moving money between them as a saga, as TCC, as XA, and as a two-phase message, through a TM
  * at DTM_URL. See README.md.
  */
 import { randomBytes } from 'node:crypto';
 import { createDatabase, dropDatabase, BankDb, type DbSpec } from './bank-db';
 import { startBank } from './bank-service';
 import { Chaos, seededRandom } from './chaos';
-import { transferBySaga, transferByTcc, waitForFinal, type Transfer } from './transfer';
+import { transferBySaga, transferByTcc, transferByXa, waitForFinal, type Transfer } from './transfer';
 
 const env = process.env;
 const dtm = env.DTM_URL ?? 'http://127.0.0.1:36789/api/dtmsvr';
-const transfers = Number(env.TRANSFERS ?? 9);
+const transfers = Number(env.TRANSFERS ?? 12);
 const alphaDb: DbSpec = {
   kind: 'postgres',
   host: env.PGHOST ?? '127.0.0.1',
@@ -66,7 +66,7 @@ const main = async (): Promise<void> => {
   const options = { retryInterval: 1, timeoutToFail: 10 };
   const gids: string[] = [];
   for (let i = 0; i < transfers; i++) {
-    const mode = (['saga', 'tcc', 'msg'] as const)[i % 3]!;
+    const mode = (['saga', 'tcc', 'xa', 'msg'] as const)[i % 4]!;
     const [from, to] = i % 2 === 0 ? [alpha, beta] : [beta, alpha];
     const t: Transfer = {
       gid: `${mode}-${randomBytes(6).toString('hex')}`,
@@ -78,8 +78,8 @@ const main = async (): Promise<void> => {
     const outcome =
       mode === 'saga'
         ? await transferBySaga(dtm, t, options).then(() => 'submitted')
-        : mode === 'tcc'
-          ? await transferByTcc(dtm, t, options).then(
+        : mode === 'tcc' || mode === 'xa'
+          ? await (mode === 'tcc' ? transferByTcc : transferByXa)(dtm, t, options).then(
               () => 'submitted',
               (e: Error) => `aborted (${e.message})`,
             )

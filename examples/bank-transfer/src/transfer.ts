@@ -1,4 +1,12 @@
-import { query, Saga, tccGlobalTransaction, type SagaOptions, type TccOptions } from '@dtm-ts/client';
+import {
+  query,
+  Saga,
+  tccGlobalTransaction,
+  xaGlobalTransaction,
+  type SagaOptions,
+  type TccOptions,
+  type XaOptions,
+} from '@dtm-ts/client';
 
 /** One side of a transfer: a bank (its RM's base url) and an account there. */
 export interface Side {
@@ -48,6 +56,17 @@ export const transferByTcc = (dtm: string, t: Transfer, options: TccOptions = {}
       `${t.to.bank}/tcc/TransInConfirm`,
       `${t.to.bank}/tcc/TransInCancel`,
     );
+  });
+
+/**
+ * The AP of an XA transfer: each bank debits or credits inside a local XA transaction it leaves prepared; when
+ * both prepared the AP submits and the TM commits both, otherwise it aborts and the TM rolls back the prepared
+ * ones. Rejects with the branch's error when one failed (409 when the sender is short).
+ */
+export const transferByXa = (dtm: string, t: Transfer, options: XaOptions = {}): Promise<void> =>
+  xaGlobalTransaction(dtm, t.gid, options, async (xa) => {
+    await xa.callBranch({ account: t.from.account, amount: t.amount }, `${t.from.bank}/xa/TransOut`);
+    await xa.callBranch({ account: t.to.account, amount: t.amount }, `${t.to.bank}/xa/TransIn`);
   });
 
 /**
