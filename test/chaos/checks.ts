@@ -29,6 +29,8 @@ export interface RunFigures {
   readonly duplicateEffects: number;
   readonly ledgerMismatches: number;
   readonly xaPreparedLeft: number;
+  readonly resultsRecordedTwice: number;
+  readonly eventsAfterEnd: number;
   readonly kafkaMissing: number;
   readonly kafkaDuplicated: number;
   readonly branchCalls: Record<string, number>;
@@ -61,6 +63,66 @@ export interface CheckInput {
   readonly loadAverage: readonly number[];
   readonly log: (line: string) => void;
 }
+
+/** One event of a transaction's timeline (`GET /events`), the fields the log check reads. */
+interface TimelineEvent {
+  readonly revision: number;
+  readonly type: string;
+  readonly branchId?: string;
+  readonly op?: string;
+  readonly status: string;
+}
+
+/**
+ * Reads every ended transfer's event log back from the TM and finds what a driver that had lost its lease (paused,
+ * partitioned, skewed, or racing a takeover) would leave if fencing failed: a branch result recorded twice, or any
+ * event appended after the transaction's end. Conditional appends and the lease fence must make both impossible.
+ */
+const logAnomalies = async (
+  input: CheckInput,
+  ended: readonly TransferRecord[],
+): Promise<{ twice: string[]; afterEnd: string[]; unread: number }> => {
+  const twice: string[] = [];
+  const afterEnd: string[] = [];
+  let unread = 0;
+  let next = 0;
+  const readOne = async (r: TransferRecord): Promise<void> => {
+    const apis = input.apis();
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const res = await fetch(`${apis[attempt % apis.length]}/api/dtmsvr/events?gid=${encodeURIComponent(r.t.gid)}`, {
+        signal: AbortSignal.timeout(5_000),
+      }).catch(() => undefined);
+      if (res?.status !== 200) {
+        await pause(300);
+        continue;
+      }
+      const { events } = (await res.json()) as { events: TimelineEvent[] };
+      const results = new Map<string, number>();
+      for (const e of events)
+        if ((e.type === 'BranchSucceeded' || e.type === 'BranchFailed') && e.branchId !== undefined) {
+          const key = `${e.branchId}/${e.op ?? ''}`;
+          results.set(key, (results.get(key) ?? 0) + 1);
+        }
+      for (const [key, n] of results) if (n > 1) twice.push(`${r.t.gid} ${key} ×${n}`);
+      const end = events.findIndex((e) => e.status === 'succeed' || e.status === 'failed');
+      if (end >= 0 && end < events.length - 1)
+        afterEnd.push(
+          `${r.t.gid}: ${events
+            .slice(end + 1)
+            .map((e) => `#${e.revision} ${e.type}`)
+            .join(', ')}`,
+        );
+      return;
+    }
+    unread++;
+  };
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < ended.length) await readOne(ended[next++]!);
+    }),
+  );
+  return { twice, afterEnd, unread };
+};
 
 const percentile = (sorted: readonly number[], p: number): number | undefined =>
   sorted.length === 0 ? undefined : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -156,6 +218,10 @@ export const checkRun = async (input: CheckInput): Promise<RunFigures> => {
     for (const a of await bank.db.accounts())
       if (a.balance !== input.initial + (byAccount.get(a.id) ?? 0)) ledgerMismatches++;
   }
+  const logs = await logAnomalies(
+    input,
+    records.filter((r) => r.status === 'succeed' || r.status === 'failed'),
+  );
   const xaLeft = [...(await alpha.db.preparedXids(input.gidPrefix)), ...(await beta.db.preparedXids(input.gidPrefix))];
 
   const branchCalls: Record<string, number> = {};
@@ -190,6 +256,11 @@ export const checkRun = async (input: CheckInput): Promise<RunFigures> => {
   if (duplicates.length > 0) fail(`${duplicates.length} duplicate effects: ${JSON.stringify(duplicates.slice(0, 5))}`);
   if (ledgerMismatches > 0) fail(`${ledgerMismatches} balances not explained by the ledger`);
   if (xaLeft.length > 0) fail(`${xaLeft.length} XA transactions left prepared: ${xaLeft.slice(0, 5).join(', ')}`);
+  if (logs.twice.length > 0)
+    fail(`${logs.twice.length} branch results recorded twice: ${logs.twice.slice(0, 5).join('; ')}`);
+  if (logs.afterEnd.length > 0)
+    fail(`${logs.afterEnd.length} transactions with events after their end: ${logs.afterEnd.slice(0, 5).join('; ')}`);
+  if (logs.unread > 0) fail(`${logs.unread} event logs could not be read back from the TM`);
   if (kafkaMissing.length > 0) fail(`${kafkaMissing.length} Kafka records missing: ${gids(kafkaMissing)}`);
   if (input.startFailures.length > 0) fail(`processes that did not start again: ${input.startFailures.join('; ')}`);
 
@@ -210,6 +281,8 @@ export const checkRun = async (input: CheckInput): Promise<RunFigures> => {
     duplicateEffects: duplicates.length,
     ledgerMismatches,
     xaPreparedLeft: xaLeft.length,
+    resultsRecordedTwice: logs.twice.length,
+    eventsAfterEnd: logs.afterEnd.length,
     kafkaMissing: kafkaMissing.length,
     kafkaDuplicated,
     branchCalls,
@@ -249,6 +322,8 @@ const report = (f: Omit<RunFigures, 'lines'>, input: CheckInput): string[] => [
   `  duplicate effects past the barrier     ${f.duplicateEffects}  ${ok(f.duplicateEffects === 0)}`,
   `  balances not explained by the ledger   ${f.ledgerMismatches}  ${ok(f.ledgerMismatches === 0)}`,
   `  XA transactions left prepared          ${f.xaPreparedLeft}  ${ok(f.xaPreparedLeft === 0)}`,
+  `  branch results recorded twice (log)    ${f.resultsRecordedTwice}  ${ok(f.resultsRecordedTwice === 0)}`,
+  `  events appended after the end (log)    ${f.eventsAfterEnd}  ${ok(f.eventsAfterEnd === 0)}`,
   `  Kafka records missing                  ${f.kafkaMissing}  ${ok(f.kafkaMissing === 0)}`,
   `  Kafka records duplicated               ${f.kafkaDuplicated} (consumer restarted ${input.consumer.restarts} times)`,
   `  by mode                                ${JSON.stringify(f.byMode)}`,

@@ -130,8 +130,16 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
   rig.redis = await startDurableRedis();
   rig.kafka = await startRestartableKafka();
   const redisProxy = await proxy('redis', { host: '127.0.0.1', port: rig.redis.port });
-  const [kHost, kPort] = rig.kafka.brokers.split(',')[0]!.split(':');
-  const kafkaProxy = await proxy('kafka', { host: kHost!, port: Number(kPort) });
+  // Kafka's faults go through the proxies the mock puts in front of every broker (it advertises their ports): a
+  // proxy before the bootstrap address alone would only see the first connection of each client.
+  const kafka = rig.kafka;
+  rig.proxies.kafka = {
+    host: '127.0.0.1',
+    port: Number(kafka.brokerList[0]!.split(':')[1]),
+    set: (mode) => kafka.set(mode),
+    resetAll: () => kafka.resetAll(),
+    close: async () => undefined,
+  };
 
   // The banks, each behind its proxy: the urls in every transaction are the proxies'.
   const suffix = id.replace(/[^a-z0-9]/g, '');
@@ -169,7 +177,7 @@ const run = async (cfg: ChaosConfig, rig: Rig): Promise<RunFigures> => {
   });
 
   // The TM: APIs and workers on the host, the first worker with a skewed clock, one more worker partitionable.
-  const env = tmEnv(`redis://${host}:${redisProxy.port}`, `${host}:${kafkaProxy.port}`, `chaos${id}`);
+  const env = tmEnv(`redis://${host}:${redisProxy.port}`, kafka.brokers, `chaos${id}`);
   rig.clock = await skewedClock(clockOffsetS);
   const cluster = new ChaosCluster(env);
   rig.cluster = cluster;

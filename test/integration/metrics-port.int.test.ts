@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startRedis, type RedisProcess } from '@dtm-ts/testing';
 import { spawnRole, stopAll, type RoleProcess } from '../support/processes';
+import { waitFor } from '../support/wait';
 
 let redis: RedisProcess;
 const procs: RoleProcess[] = [];
@@ -29,20 +30,29 @@ describe('two workers on one host', () => {
     const second = await spawnRole('worker', env);
     procs.push(second);
     expect(first.running && second.running).toBe(true);
-    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
-    const moved = second
-      .output()
-      .split('\n')
-      .map((line) => {
-        try {
-          return JSON.parse(line) as { msg?: string; port?: number };
-        } catch {
-          return {};
-        }
-      })
-      .find((l) => l.msg === 'METRICS_PORT is taken; serving metrics on the next free port');
-    expect(moved?.port).toBeGreaterThan(port);
-    const res = await fetch(`http://127.0.0.1:${moved!.port}/metrics`);
+    // A worker is ready once its pass queue worker runs; its metrics server starts just after.
+    await waitFor(
+      () => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.status === 200),
+      'the first worker serving metrics on METRICS_PORT',
+    );
+    // The same for the second one, on the next free port.
+    const moved = await waitFor(
+      () =>
+        second
+          .output()
+          .split('\n')
+          .map((line) => {
+            try {
+              return JSON.parse(line) as { msg?: string; port?: number };
+            } catch {
+              return {};
+            }
+          })
+          .find((l) => l.msg === 'METRICS_PORT is taken; serving metrics on the next free port'),
+      () => `the second worker's warning that it moved its metrics port; it wrote:\n${second.output()}`,
+    );
+    expect(moved.port).toBeGreaterThan(port);
+    const res = await fetch(`http://127.0.0.1:${String(moved.port)}/metrics`);
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('dtm_');
   });

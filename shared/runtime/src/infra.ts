@@ -115,7 +115,14 @@ interface RedisConnections {
 const connectRedis = (config: Config, base: RedisOptions | undefined): RedisConnections => {
   if (config.redisCluster) {
     const nodes = config.redisCluster.nodes.map((n) => ({ host: n.host, port: n.port }));
-    const options: ClusterOptions = { redisOptions: clusterNodeOptions(config.redisCluster), enableReadyCheck: true };
+    const options: ClusterOptions = {
+      redisOptions: clusterNodeOptions(config.redisCluster),
+      enableReadyCheck: true,
+      // ioredis refreshes its slot map on a MOVED answer to a single command, but not on MOVED answers inside an
+      // (auto-)pipeline, and has no periodic refresh unless asked: after a master restarts or slots move, commands
+      // would keep going to the wrong node. Asked every 2 s, the map converges within that.
+      slotsRefreshInterval: 2_000,
+    };
     const redis = new Cluster(nodes, { ...options, ...CLUSTER_CLIENT_OPTIONS });
     const bull = new Cluster(nodes, options);
     return { redis, bull, close: () => (redis.disconnect(), bull.disconnect()) };
