@@ -131,7 +131,9 @@ describe('bank transfer between a PostgreSQL bank and a MariaDB bank, through dt
     const final = await waitForFinal(
       dtm,
       plan.map((p) => p.t.gid),
-      { timeoutMs: 60_000 },
+      // Alone this takes ~10 s. On a loaded machine (CI beside other work) the in-process TM's event loop stalls
+      // past BullMQ job locks, and stalled passes wait for the sweep: the bound is about correctness, not speed.
+      { timeoutMs: 180_000 },
     );
     const settledMs = Date.now() - started;
     lag.disable();
@@ -184,5 +186,5 @@ describe('bank transfer between a PostgreSQL bank and a MariaDB bank, through dt
       expect(tally[mode].succeed ?? 0, mode).toBeGreaterThan(0);
       expect(tally[mode].failed ?? 0, mode).toBeGreaterThan(0);
     }
-  }, 120_000);
+  }, 300_000);
 });
