@@ -459,10 +459,15 @@ const cleanUp = async (rig: Rig): Promise<void> => {
   await quietly(() => rig.clock?.cleanup());
   await quietly(() => rig.netns?.destroy());
   for (const books of rig.books) {
-    // A prepared XA transaction left behind would keep its database from being dropped.
-    await quietly(async () => {
-      for (const xid of await books.preparedXids(rig.gidPrefix)) await books.rollbackPrepared(xid);
-    });
+    // A prepared XA transaction left behind would keep its database from being dropped, and would outlive the run
+    // in the server (a bank's XA PREPARE may still land while its pool closes; MariaDB lets another session roll a
+    // prepared xid back only once its own session is gone): ask again until none of this run's is left.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const left = await books.preparedXids(rig.gidPrefix).catch(() => [] as string[]);
+      if (left.length === 0) break;
+      for (const xid of left) await quietly(() => books.rollbackPrepared(xid));
+      await pause(500);
+    }
     await quietly(() => books.close());
   }
   for (const spec of rig.specs) await quietly(() => dropDatabase(spec));

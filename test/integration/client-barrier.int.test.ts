@@ -141,9 +141,10 @@ const openMaria = async (): Promise<SqlDb<mysql.PoolConnection>> => {
     },
     lockWaits: async () => {
       const [rows] = await pool.query<mysql.RowDataPacket[]>(
-        `SELECT count(*) AS n FROM information_schema.INNODB_TRX t
-         JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-         WHERE t.trx_state = 'LOCK WAIT' AND p.DB = ?`,
+        // A row lock wait (InnoDB) or a metadata lock wait (the server), by a session of this test's database.
+        `SELECT count(*) AS n FROM information_schema.PROCESSLIST p
+         WHERE p.DB = ? AND (p.STATE LIKE '%lock%'
+           OR p.ID IN (SELECT t.trx_mysql_thread_id FROM information_schema.INNODB_TRX t WHERE t.trx_state = 'LOCK WAIT'))`,
         [name],
       );
       return Number(rows[0]!.n);
