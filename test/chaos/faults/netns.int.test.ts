@@ -132,6 +132,14 @@ describe('network namespace worker host', () => {
     const other = await createNetnsHost('doomed');
     const sleeper = other.spawn('sleep', ['600'], { stdio: 'ignore' });
     const exited = new Promise((resolve) => sleeper.once('exit', (_code, signal) => resolve(signal)));
+    // `ip netns exec` enters the namespace a moment after the spawn: destroy what runs there, not what is about to.
+    await waitFor(
+      () =>
+        execFileSync('ip', ['netns', 'pids', other.name], { encoding: 'utf8' })
+          .split(/\s+/)
+          .includes(String(sleeper.pid)),
+      'the sleeper inside the namespace',
+    );
     await other.destroy();
     expect(await exited).toBe('SIGKILL');
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(other.name);
