@@ -11,6 +11,7 @@ export * from './outbound/guarded-connector';
 export { OutboundRuleError } from './outbound/rules';
 export * from './bullmq/pass-scheduler';
 export * from './bullmq/pass-job-source';
+export * from './settled-within';
 export * from './redis/topic-log';
 export * from './redis/pass-lease';
 export * from './eventstoredb/event-log';

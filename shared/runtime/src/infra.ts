@@ -24,6 +24,7 @@ import {
   CLUSTER_CLIENT_OPTIONS,
   passQueueNames,
   passQueueOf,
+  settledWithin,
   type RedisClient,
 } from '@dtm-ts/adapters';
 import type { Config, RedisClusterSettings } from '@dtm-ts/config';
@@ -44,6 +45,12 @@ import { initMetrics, initTracing, type DtmMetrics, type Logger } from '@dtm-ts/
 import { driverObserver } from './observer';
 import { alertObserver, composeObservers } from './alerts';
 import { createBranchTransport, createOutboundPolicy } from './branch-transport';
+
+/**
+ * How long a shutdown step may wait for work under way (inline passes, running pass jobs, a queue's QUIT) before
+ * it cuts it. The steps run one after another and the process exits by force after 15 s (runMain).
+ */
+const CLOSE_GRACE_MS = 4_000;
 
 /** Everything a role needs, wired from one config. `close` releases it in reverse order. */
 export interface Infra {
@@ -205,6 +212,7 @@ export const createInfra = async (
     connection: connections.bull,
     concurrency: config.workerConcurrency,
     lockMs: config.jobLockMs,
+    closeGraceMs: CLOSE_GRACE_MS,
     onError: (err, job) =>
       job
         ? logger.warn({ gid: job.gid, err: err.message }, 'pass job threw; it runs again after a backoff')
@@ -322,8 +330,17 @@ export const createInfra = async (
     metrics,
     archiver,
     async close() {
-      await driver.drain();
-      await Promise.all(queues.map((q) => q.close()));
+      // Each wait is bounded: an inline pass or a queue's QUIT stuck on a connection that never answers is cut
+      // when the connections close below, as a crash would cut it (the sweep and the job locks recover it).
+      if (!(await settledWithin(driver.drain(), CLOSE_GRACE_MS)))
+        logger.warn({ graceMs: CLOSE_GRACE_MS }, 'inline passes still running at shutdown; cutting them');
+      await Promise.all(
+        queues.map(async (q) => {
+          if (await settledWithin(q.close(), CLOSE_GRACE_MS)) return;
+          logger.warn({ queue: q.name, graceMs: CLOSE_GRACE_MS }, 'pass queue did not close; disconnecting it');
+          q.disconnect().catch(() => undefined);
+        }),
+      );
       await stopTracing();
       await transport.close();
       await esdb?.dispose();
