@@ -33,6 +33,10 @@ describe('archive of finished transactions (Redis log)', () => {
       replay: await replayed(gid),
     };
     expect((await keysNaming(gid)).some((k) => k.includes(':tx:'))).toBe(true);
+    // Its read-model row has no expiry of its own: the archiver drops it with the stream, at the same deadline.
+    const row = (await keysNaming(gid)).find((k) => k.includes(':rm:'));
+    expect(row).toBeDefined();
+    expect(await fx.tm.infra.redis.pttl(row!)).toBe(-1);
 
     // Retention is 1 s; the worker's retention run archives it (here also asked for directly).
     await expect

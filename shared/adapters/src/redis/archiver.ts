@@ -76,6 +76,7 @@ export class RedisArchiver {
         snapshotKey: this.keys.snapshotKey(gid),
         archiveDueKey: dueKey,
         archivedKey: this.keys.archivedKey(gid),
+        readModelKey: this.keys.readModelKey(gid),
       },
       raw.length,
       gid,

@@ -10,7 +10,7 @@ const APPEND = { name: 'dtmAppend8', numberOfKeys: 8, lua: lua('append-8.lua') }
 const PROJECT = { name: 'dtmProject4', numberOfKeys: 4, lua: lua('project-4.lua') } as const;
 const READ_STATE = { name: 'dtmReadState2', numberOfKeys: 2, lua: lua('read-state-2.lua') } as const;
 const SNAPSHOT = { name: 'dtmSnapshot2', numberOfKeys: 2, lua: lua('snapshot-2.lua') } as const;
-const ARCHIVE_DROP = { name: 'dtmArchiveDrop4', numberOfKeys: 4, lua: lua('archive-drop-4.lua') } as const;
+const ARCHIVE_DROP = { name: 'dtmArchiveDrop5', numberOfKeys: 5, lua: lua('archive-drop-5.lua') } as const;
 
 type ScriptFn = (...args: (string | number)[]) => Promise<unknown>;
 
@@ -121,11 +121,11 @@ export interface RedisScripts {
   /** Stores a snapshot unless a newer one is stored or the stream is shorter; true when stored. */
   snapshot(streamKey: string, snapshotKey: string, format: string, version: number, state: string): Promise<boolean>;
   /**
-   * Drops an archived stream (and its snapshot and archive-due entry) if it still holds `count` events, and
-   * sets the archived marker; false when the stream changed.
+   * Drops an archived stream (and its snapshot, read-model row and archive-due entry) if it still holds `count`
+   * events, and sets the archived marker; false when the stream changed.
    */
   archiveDrop(
-    keys: { streamKey: string; snapshotKey: string; archiveDueKey: string; archivedKey: string },
+    keys: { streamKey: string; snapshotKey: string; archiveDueKey: string; archivedKey: string; readModelKey: string },
     count: number,
     gid: Gid,
     markerTtlMs: number,
@@ -202,6 +202,7 @@ export const redisScripts = (redis: RedisClient): RedisScripts => {
         keys.snapshotKey,
         keys.archiveDueKey,
         keys.archivedKey,
+        keys.readModelKey,
         count,
         gid,
         markerTtlMs,

@@ -24,7 +24,8 @@
   ARGV[5] index member ('row')
   ARGV[6] wake time in epoch ms; -1: finished (leaves the wake set) ('row')
   ARGV[7] epoch ms after which the finished transaction leaves the read model, or -1 to keep it ('row')
-  ARGV[8] '1' to also record that time in the archive-due set (the Redis log archives finished streams) ('row')
+  ARGV[8] '1' to record that time in the archive-due set instead of as the row's expiry: the Redis log archives
+          finished streams, and the archiver drops the row with the stream ('row')
   ARGV[9] '1' to drop the gid's pass lease: the transaction finished under it, nobody needs to drive it ('row')
   ARGV[10..] events, one JSON string each (may be none: then only the revision is checked, nothing is written)
 
@@ -81,10 +82,12 @@ elseif mode == 'row' then
   local expireAt = tonumber(ARGV[7])
   if expireAt >= 0 then
     if ARGV[8] == '1' then
+      -- The archiver drops the row with the stream (archive-drop-5.lua), at this same deadline.
       redis.call('ZADD', KEYS[7], expireAt, ARGV[2])
+    else
+      -- A time already past removes the row at once; compaction drops its index member.
+      redis.call('PEXPIREAT', KEYS[4], expireAt)
     end
-    -- A time already past removes the row at once; compaction drops its index member.
-    redis.call('PEXPIREAT', KEYS[4], expireAt)
   end
   if ARGV[9] == '1' then
     redis.call('DEL', KEYS[8])

@@ -14,7 +14,8 @@
   ARGV[5] gid
   ARGV[6] expiry in epoch ms for a finished transaction kept only so long (retention), or -1 to keep it;
           a time already past removes the transaction from the read model (the log keeps its history)
-  ARGV[7] '1' to also record the expiry in the archive-due set (the Redis log archives finished streams)
+  ARGV[7] '1' to record the expiry in the archive-due set instead of as the row's expiry (the Redis log archives
+          finished streams; the archiver drops the row with the stream)
 
   Returns:
     1  written
@@ -47,7 +48,10 @@ if expireAt >= 0 then
     redis.call('ZREM', KEYS[3], ARGV[5])
     return 1
   end
-  redis.call('PEXPIREAT', KEYS[1], expireAt)
+  -- Archived streams take their row with them (archive-drop-5.lua); the others expire with retention.
+  if ARGV[7] ~= '1' then
+    redis.call('PEXPIREAT', KEYS[1], expireAt)
+  end
 end
 
 local wakeAt = tonumber(ARGV[4])
