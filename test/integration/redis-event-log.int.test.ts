@@ -193,7 +193,71 @@ describe('RedisEventLog appends that project themselves (appendProjected)', () =
     expect(await readModel.unfinishedCount()).toBe(0);
     expect(await redis.exists(keys.leaseKey('g3'))).toBe(0);
     expect(await redis.zscore(keys.archiveDueKey(p), 'g3')).toBe(String(expireAt));
-    expect(await redis.pttl(keys.readModelKey('g3'))).toBeGreaterThan(50_000);
+    // No expiry of its own: the archiver drops the row with the stream (archive-drop-5.lua).
+    expect(await redis.pttl(keys.readModelKey('g3'))).toBe(-1);
+  });
+
+  it('when a log that does not archive finishes a transaction, then its row expires with the retention', async () => {
+    const { redis, keys, log } = setup();
+    await log.appendProjected('g6', [submitted()], NO_STREAM, {
+      summary: summary('g6', 'submitted'),
+      wakeAt: Date.now(),
+      expireAt: null,
+    });
+    await log.appendProjected('g6', [submitted()], 0, {
+      summary: summary('g6', 'succeed'),
+      wakeAt: null,
+      expireAt: Date.now() + 60_000,
+    });
+    expect(await redis.zscore(keys.archiveDueKey(keys.partitionOf('g6')), 'g6')).toBeNull();
+    expect(await redis.pttl(keys.readModelKey('g6'))).toBeGreaterThan(50_000);
+  });
+
+  it('when the append that starts a stream takes the lease, then the lease is held under its token; a later append takes none', async () => {
+    const { redis, keys, log } = setup();
+    const lease = new RedisPassLease(redis, { prefix: keys.prefix, partitions: keys.partitions });
+    await log.appendProjected('g7', [submitted()], NO_STREAM, {
+      summary: summary('g7', 'submitted'),
+      wakeAt: Date.now(),
+      expireAt: null,
+      takeLease: { token: 'tok-1', ttlMs: 5_000 },
+    });
+    expect(await redis.get(keys.leaseKey('g7'))).toBe('tok-1');
+    const ttl = await redis.pttl(keys.leaseKey('g7'));
+    expect(ttl).toBeGreaterThan(4_000);
+    expect(ttl).toBeLessThanOrEqual(5_000);
+    expect(await lease.acquire('g7', 5_000)).toHaveProperty('heldForMs');
+    expect(await lease.renew('g7', 'tok-1', 5_000)).toBe(true);
+
+    // Only a new stream's append takes it: a later one does not overwrite whoever holds it then.
+    await lease.release('g7', 'tok-1');
+    const other = await lease.acquire('g7', 5_000);
+    expect(other).toHaveProperty('token');
+    await log.appendProjected('g7', [submitted()], 0, {
+      summary: summary('g7', 'submitted'),
+      wakeAt: Date.now(),
+      expireAt: null,
+      takeLease: { token: 'tok-2', ttlMs: 5_000 },
+    });
+    expect(await redis.get(keys.leaseKey('g7'))).toBe((other as { token: string }).token);
+  });
+
+  it('when the append that would start a stream conflicts, then no lease is taken', async () => {
+    const { redis, keys, log } = setup();
+    await log.appendProjected('g8', [submitted()], NO_STREAM, {
+      summary: summary('g8', 'submitted'),
+      wakeAt: Date.now(),
+      expireAt: null,
+    });
+    await expect(
+      log.appendProjected('g8', [submitted()], NO_STREAM, {
+        summary: summary('g8', 'submitted'),
+        wakeAt: Date.now(),
+        expireAt: null,
+        takeLease: { token: 'tok-3', ttlMs: 5_000 },
+      }),
+    ).rejects.toBeInstanceOf(VersionConflict);
+    expect(await redis.exists(keys.leaseKey('g8'))).toBe(0);
   });
 
   it('when the stream moved, then the projected append conflicts and writes neither events nor row', async () => {

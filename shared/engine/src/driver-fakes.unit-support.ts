@@ -89,10 +89,14 @@ export class MemoryLog implements EventLog {
   }
 }
 
-/** A log that projects its own appends (ProjectingLog): records what each append carried; `onEndLease` drops the lease. */
+/**
+ * A log that projects its own appends (ProjectingLog): records what each append carried; `onEndLease` drops the
+ * lease, `onTakeLease` takes it (a new stream's append, as append-8.lua does).
+ */
 export class ProjectingMemoryLog extends MemoryLog implements ProjectingLog {
   readonly projections: (Projection | null)[] = [];
   onEndLease?: (gid: string) => void;
+  onTakeLease?: (gid: string, token: string) => void;
 
   async appendProjected(
     gid: string,
@@ -103,6 +107,7 @@ export class ProjectingMemoryLog extends MemoryLog implements ProjectingLog {
     const version = await this.append(gid, events, expected);
     this.projections.push(projection);
     if (projection?.endLease) this.onEndLease?.(gid);
+    if (projection?.takeLease && expected === -1) this.onTakeLease?.(gid, projection.takeLease.token);
     return version;
   }
 }
@@ -118,10 +123,12 @@ export class RecordingScheduler implements PassScheduler {
 export class MemoryLease implements PassLease {
   private holder = new Map<string, string>();
   private n = 0;
+  acquires = 0;
   renewals = 0;
   releases = 0;
 
   async acquire(gid: string): Promise<{ token: string } | { heldForMs: number }> {
+    this.acquires++;
     if (this.holder.has(gid)) return { heldForMs: 1000 };
     const token = `t${++this.n}`;
     this.holder.set(gid, token);
@@ -136,6 +143,11 @@ export class MemoryLease implements PassLease {
   async release(gid: string, token: string): Promise<void> {
     this.releases++;
     if (this.holder.get(gid) === token) this.holder.delete(gid);
+  }
+
+  /** Taken with an append (Projection.takeLease), not through `acquire`. */
+  take(gid: string, token: string): void {
+    this.holder.set(gid, token);
   }
 
   steal(gid: string): void {

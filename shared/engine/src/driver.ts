@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   decide,
   fold,
@@ -57,6 +58,15 @@ interface AppendHow {
   readonly mayDefer?: boolean;
   /** The pass's lease, dropped with the append that finishes the transaction. */
   readonly fence?: Fence;
+  /** A lease to take with the append that starts the stream; `taken` records that it was. */
+  readonly take?: { readonly token: string; asked: number; taken: boolean };
+}
+
+/** A pass lease taken with the append that started the stream (see Driver.execute's `takeLease`). */
+export interface TakenLease {
+  readonly token: string;
+  /** When the append was sent, on the driver's monotonic clock: the lease runs from no earlier than that. */
+  readonly asked: number;
 }
 
 /** Hooks for metrics and logs; the driver itself stays free of both. */
@@ -85,6 +95,8 @@ export interface PassOptions {
   readonly from?: HeldTransaction;
   /** W3C traceparent to continue (from the job); else the transaction's own. */
   readonly trace?: string;
+  /** The lease the caller already holds (taken with the submit's append): the pass does not ask for it again. */
+  readonly lease?: TakenLease;
 }
 
 /** How a pass ended. `lastOutcome` is the last non-success answer seen in the pass, if any. */
@@ -133,8 +145,11 @@ export class Driver {
   /** The log itself where it writes the read model with each append: then the projector has nothing to redo. */
   private readonly projecting: ProjectingLog | undefined;
   private readonly inline = new Set<Promise<unknown>>();
+  /** Judges how long a lease is surely held: a clock that never jumps. */
+  private readonly monotonic: Clock;
 
   constructor(private readonly deps: DriverDeps) {
+    this.monotonic = deps.monotonic ?? { now: () => performance.now() };
     this.log = tracedEventLog(deps.log);
     this.projecting = 'appendProjected' in deps.log ? tracedProjectingLog(deps.log as ProjectingLog) : undefined;
     this.transport = tracedTransport(deps.transport);
@@ -147,8 +162,15 @@ export class Driver {
   async execute(
     gid: string,
     command: (now: number) => TxCommand,
-    opts: { assumeNew?: boolean } = {},
-  ): Promise<{ state: GlobalTransaction; version: number; appended: number }> {
+    opts: { assumeNew?: boolean; takeLease?: boolean } = {},
+  ): Promise<{ state: GlobalTransaction; version: number; appended: number; lease?: TakenLease }> {
+    // A submit about to be driven inline takes the pass lease with the append that starts its stream: one Redis
+    // command and one round trip fewer than the pass's own acquire. Only where the log can (ProjectingLog) and this
+    // process has room to drive it; `startPass` then drives it here.
+    const take =
+      opts.takeLease && this.projecting && this.deps.lease && this.inline.size < (this.deps.inlinePasses ?? 0)
+        ? { token: randomUUID(), asked: 0, taken: false }
+        : undefined;
     // A submit is nearly always of a new gid: decide against the empty stream and let a conflict
     // (the gid exists) send us back to read it, saving a round trip on the hot path.
     const done = await this.appendDecided(
@@ -158,8 +180,10 @@ export class Driver {
         return this.withFollowUps(state, decide(command(now), state), now);
       },
       opts.assumeNew ? NEW_STREAM : undefined,
+      take ? { take } : undefined,
     );
-    return { state: done.state, version: done.version, appended: done.events.length };
+    const lease = take?.taken ? { token: take.token, asked: take.asked } : undefined;
+    return { state: done.state, version: done.version, appended: done.events.length, lease };
   }
 
   /**
@@ -168,10 +192,11 @@ export class Driver {
    * otherwise (or in the API role) it is queued for the workers, keyed by the stream version so
    * repeats collapse. A process dying mid-pass is covered by the recovery sweep either way.
    */
-  async startPass(gid: string, version: number, from?: HeldTransaction): Promise<void> {
+  async startPass(gid: string, version: number, from?: HeldTransaction, lease?: TakenLease): Promise<void> {
     const trace = traceFor(from?.state);
-    if (this.inline.size < (this.deps.inlinePasses ?? 0)) {
-      const pass: Promise<unknown> = this.runPass(gid, { from })
+    // Holding the lease (taken with the submit, when there was room), it drives the pass itself.
+    if (lease || this.inline.size < (this.deps.inlinePasses ?? 0)) {
+      const pass: Promise<unknown> = this.runPass(gid, { from, lease })
         .catch((err: unknown) =>
           // The stream is intact; hand the transaction to the queue instead.
           this.deps.scheduler.schedule(gid, this.deps.clock.now(), immediateKey(version), trace).catch(() => {
@@ -213,19 +238,24 @@ export class Driver {
       trace = s.status !== 'none' ? s.trace : undefined;
     }
     return inPassSpan(gid, trace, async () => {
-      const result = await this.runUnderLease(gid, opts.notBefore ?? 0, from);
+      const result = await this.runUnderLease(gid, opts.notBefore ?? 0, from, opts.lease);
       this.deps.observer?.onPass?.(gid, result);
       return result;
     });
   }
 
-  private async runUnderLease(gid: string, notBefore: number, from?: HeldTransaction): Promise<PassResult> {
+  private async runUnderLease(
+    gid: string,
+    notBefore: number,
+    from?: HeldTransaction,
+    taken?: TakenLease,
+  ): Promise<PassResult> {
     const { lease, clock, scheduler } = this.deps;
     if (!lease) return this.runRecordingFailure(gid, notBefore, NO_FENCE, from);
     const ttl = this.deps.leaseTtlMs ?? 10_000;
-    const monotonic = this.deps.monotonic ?? { now: () => performance.now() };
-    const asked = monotonic.now();
-    const got = await lease.acquire(gid, ttl);
+    const monotonic = this.monotonic;
+    const asked = taken ? taken.asked : monotonic.now();
+    const got = taken ? { token: taken.token } : await lease.acquire(gid, ttl);
     if (!('token' in got)) {
       // Another driver is on it. Come back when its lease would lapse, in case it died meanwhile;
       // if it lives, that pass finds nothing due and changes nothing.
@@ -438,9 +468,14 @@ export class Driver {
     const endedAt = after.finishTime ?? after.rollbackTime;
     const expireAt = retentionMs && wakeAt === null && endedAt !== null ? endedAt + retentionMs : null;
     const endLease = wakeAt === null && how.fence?.leased === true;
-    const projection: Projection = { summary, wakeAt, expireAt, endLease };
+    // A lease to take goes only with the append that starts the stream, and not with one that ends it at once.
+    const take = how.take && expected === NO_STREAM && wakeAt !== null ? how.take : undefined;
+    const takeLease = take ? { token: take.token, ttlMs: this.deps.leaseTtlMs ?? 10_000 } : undefined;
+    const projection: Projection = { summary, wakeAt, expireAt, endLease, takeLease };
+    if (take) take.asked = this.monotonic.now();
     const version = await this.projecting.appendProjected(gid, events, expected, projection);
     if (endLease && how.fence) how.fence.endedWithAppend = true;
+    if (take) take.taken = true;
     return version;
   }
 }

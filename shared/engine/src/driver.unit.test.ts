@@ -370,6 +370,62 @@ describe('driver', () => {
       expect(await lease.acquire('g1')).toHaveProperty('token');
     });
 
+    describe('a submit driven at once takes the pass lease with the append that starts the stream', () => {
+      const setUp = (inlinePasses: number) => {
+        const log = new ProjectingMemoryLog();
+        const lease = new MemoryLease();
+        log.onEndLease = (gid) => lease.expire(gid);
+        log.onTakeLease = (gid, token) => lease.take(gid, token);
+        const { driver, rm, scheduler } = driverWith({ log, lease, inlinePasses });
+        const submitTaking = (saga: ReturnType<typeof sagaOf>) =>
+          driver.execute(
+            saga.definition.gid,
+            (now) => ({ type: 'SubmitGlobalTransaction', data: saga, metadata: { now } }),
+            { assumeNew: true, takeLease: true },
+          );
+        return { log, lease, driver, rm, scheduler, submitTaking };
+      };
+
+      it('when there is room to drive it inline, then the lease comes with the submit and the pass never asks for it', async () => {
+        const { log, lease, driver, rm, submitTaking } = setUp(4);
+        const done = await submitTaking(sagaOf('g1', 2));
+        expect(done.lease?.token).toEqual(expect.any(String));
+        expect(log.projections[0]?.takeLease).toEqual({ token: done.lease!.token, ttlMs: 10_000 });
+        // Held by the submitter: nobody else can take it now.
+        expect(await lease.renew('g1', done.lease!.token)).toBe(true);
+
+        await driver.startPass('g1', done.version, done, done.lease);
+        await driver.drain();
+        expect(rm.urls()).toEqual(['http://rm/a0', 'http://rm/a1']);
+        expect(log.types('g1').at(-1)).toBe('TransactionSucceeded');
+        expect(lease.acquires).toBe(0);
+        // Dropped with the append that ended it.
+        expect(log.projections.at(-1)).toMatchObject({ endLease: true });
+      });
+
+      it('when there is no room for an inline pass, then no lease is taken and the pass is queued', async () => {
+        const { log, lease, driver, scheduler, submitTaking } = setUp(0);
+        const done = await submitTaking(sagaOf('g1', 2));
+        expect(done.lease).toBeUndefined();
+        expect(log.projections[0]?.takeLease).toBeUndefined();
+        await driver.startPass('g1', done.version, done, done.lease);
+        expect(scheduler.passes.map((p) => p.gid)).toEqual(['g1']);
+        expect(lease.acquires).toBe(0);
+      });
+
+      it('when the gid exists already, then the repeated submit takes no lease', async () => {
+        const { log, lease, submitTaking } = setUp(4);
+        const first = await submitTaking(sagaOf('g1', 2));
+        lease.expire('g1');
+        const again = await submitTaking(sagaOf('g1', 2));
+        expect(again.appended).toBe(0);
+        expect(again.lease).toBeUndefined();
+        expect(log.projections.filter((p) => p?.takeLease)).toHaveLength(1);
+        expect(first.lease).toBeDefined();
+        expect(await lease.acquire('g1')).toHaveProperty('token');
+      });
+    });
+
     it('when a pass ends waiting (ONGOING), then its last append records the wake time and the lease is released', async () => {
       const { log, lease, pass } = await run({ 'http://rm/a0': () => ({ kind: 'ongoing', detail: 'ONGOING' }) });
       expect(pass.state.status).toBe('submitted');

@@ -69,6 +69,11 @@ export interface Projection {
   readonly expireAt: number | null;
   /** The transaction finished under the appender's pass lease: the lease goes with the append. */
   readonly endLease?: boolean;
+  /**
+   * The append starts the stream (expected: no stream) and the appender drives the transaction at once: its pass
+   * lease is taken with the append, as `PassLease.acquire` would take it, instead of in a round trip of its own.
+   */
+  readonly takeLease?: { readonly token: string; readonly ttlMs: number };
 }
 
 /**

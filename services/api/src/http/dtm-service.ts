@@ -186,18 +186,19 @@ export class DtmService {
         data: { definition, branches },
         metadata: { now, trace: currentTraceparent() },
       }),
-      // A workflow's submit always finds the one prepareWorkflow created: read it first.
-      { assumeNew: definition.transType !== 'workflow' },
+      // A workflow's submit always finds the one prepareWorkflow created: read it first. A new transaction is driven
+      // at once: its pass lease comes with the append that starts it.
+      { assumeNew: definition.transType !== 'workflow', takeLease: true },
     );
     const waitResult =
       definition.options.waitResult || (done.state.status !== 'none' && done.state.definition.options.waitResult);
     if (!waitResult) {
-      await this.deps.driver.startPass(definition.gid, done.version, done);
+      await this.deps.driver.startPass(definition.gid, done.version, done, done.lease);
       return SUCCESS;
     }
     // wait_result: one pass inline, then answer as DTM does (§4.0). If another driver holds the
     // transaction (a pass already under way), wait for it to let go, within the request timeout.
-    let pass = await this.deps.driver.runPass(definition.gid, { from: done });
+    let pass = await this.deps.driver.runPass(definition.gid, { from: done, lease: done.lease });
     const giveUp = this.deps.now() + this.deps.requestTimeoutS * 1000 * 2;
     while (pass.skipped && this.deps.now() < giveUp) {
       await new Promise((r) => setTimeout(r, 50));

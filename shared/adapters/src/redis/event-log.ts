@@ -188,6 +188,8 @@ export class RedisEventLog implements EventLog, EventFeed, StateLog, StreamCatal
       expireAt: expireAt === null ? null : Math.max(0, Math.trunc(expireAt)),
       archive: this.archive !== undefined,
       endLease: projection.endLease ?? false,
+      // Only a new stream's first append takes the lease: nobody can have been driving it.
+      takeLease: expected === NO_STREAM ? projection.takeLease : undefined,
     });
   }
 

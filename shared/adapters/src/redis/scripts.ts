@@ -58,6 +58,8 @@ export interface AppendRow {
   readonly archive: boolean;
   /** Drop the gid's pass lease (the transaction finished under it). */
   readonly endLease: boolean;
+  /** Take the gid's pass lease with this token and TTL (ms): the append starts the stream (see Projection). */
+  readonly takeLease: { readonly token: string; readonly ttlMs: number } | undefined;
 }
 
 /** What a stream append needs, as append-8.lua takes it. */
@@ -132,6 +134,12 @@ export interface RedisScripts {
   ): Promise<boolean>;
 }
 
+/** append-8.lua's ARGV[9]: '1' drops the pass lease, `<ttl ms> <token>` takes it, '0' leaves it. */
+const leaseArg = (row: AppendRow): string => {
+  if (row.endLease) return '1';
+  return row.takeLease ? `${Math.max(1, Math.trunc(row.takeLease.ttlMs))} ${row.takeLease.token}` : '0';
+};
+
 /** Turns append-8.lua's reply into the last revision, or throws what its negative code means. */
 export const appendResult = (args: Pick<AppendArgs, 'gid' | 'expected'>, reply: unknown): number => {
   if (typeof reply === 'number' && reply >= NO_STREAM) return reply;
@@ -177,7 +185,7 @@ export const redisScripts = (redis: RedisClient): RedisScripts => {
         row ? (row.wakeAt ?? -1) : -1,
         row ? (row.expireAt ?? -1) : -1,
         row?.archive ? '1' : '0',
-        row?.endLease ? '1' : '0',
+        row ? leaseArg(row) : '0',
         ...args.events,
       );
       return appendResult(args, reply);

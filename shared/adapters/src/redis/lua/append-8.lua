@@ -26,7 +26,9 @@
   ARGV[7] epoch ms after which the finished transaction leaves the read model, or -1 to keep it ('row')
   ARGV[8] '1' to record that time in the archive-due set instead of as the row's expiry: the Redis log archives
           finished streams, and the archiver drops the row with the stream ('row')
-  ARGV[9] '1' to drop the gid's pass lease: the transaction finished under it, nobody needs to drive it ('row')
+  ARGV[9] '1' to drop the gid's pass lease: the transaction finished under it, nobody needs to drive it;
+          `<ttl ms> <token>` to take it (SET PX) for the appender, when the append starts the stream: nobody can
+          have been driving a transaction that did not exist; '0' leaves it ('row')
   ARGV[10..] events, one JSON string each (may be none: then only the revision is checked, nothing is written)
 
   Returns:
@@ -89,8 +91,12 @@ elseif mode == 'row' then
       redis.call('PEXPIREAT', KEYS[4], expireAt)
     end
   end
-  if ARGV[9] == '1' then
+  local lease = ARGV[9]
+  if lease == '1' then
     redis.call('DEL', KEYS[8])
+  elseif lease ~= '0' and actual == -1 then
+    local ttl, token = string.match(lease, '^(%d+) (.+)$')
+    redis.call('SET', KEYS[8], token, 'PX', ttl)
   end
 end
 return version
