@@ -43,12 +43,14 @@ describe('archive of finished transactions (Redis log)', () => {
       .poll(
         async () => {
           await fx.tm.worker.compact();
-          // Only the short-lived marker that refuses a new stream under this gid may stay.
-          return (await keysNaming(gid)).filter((k) => !k.includes(':archived:'));
+          // Only the short-lived marker that refuses a new stream under this gid may stay: its lease, held by 'archived'.
+          return (await keysNaming(gid)).filter((k) => !k.includes(':lease:'));
         },
         { timeout: 20_000, interval: 250 },
       )
       .toEqual([]);
+    const marker = (await keysNaming(gid)).find((k) => k.includes(':lease:'));
+    expect(marker && (await fx.tm.infra.redis.get(marker))).toBe('archived');
     const archive = new FileArchive(fx.tm.infra.config.archiveDir!);
     expect(await archive.has(gid)).toBe(true);
 

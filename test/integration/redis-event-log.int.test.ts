@@ -242,6 +242,32 @@ describe('RedisEventLog appends that project themselves (appendProjected)', () =
     expect(await redis.get(keys.leaseKey('g7'))).toBe((other as { token: string }).token);
   });
 
+  it('when a gid was just archived, then an append that would start its stream anew is refused and writes nothing', async () => {
+    const { redis, keys } = setup();
+    const archiving = new RedisEventLog(redis, {
+      prefix: keys.prefix,
+      partitions: keys.partitions,
+      archive: noArchive,
+    });
+    // What archive-drop-5.lua leaves: the stream gone, its lease held by 'archived' for a while.
+    await redis.set(keys.leaseKey('g9'), 'archived', 'PX', 30_000);
+    for (const takeLease of [undefined, { token: 'tok-4', ttlMs: 5_000 }]) {
+      await expect(
+        archiving.appendProjected('g9', [submitted()], NO_STREAM, {
+          summary: summary('g9', 'submitted'),
+          wakeAt: Date.now(),
+          expireAt: null,
+          takeLease,
+        }),
+      ).rejects.toBeInstanceOf(VersionConflict);
+      expect(await redis.exists(keys.streamKey('g9'), keys.readModelKey('g9'))).toBe(0);
+      // The marker stays; taking the lease did not replace it.
+      expect(await redis.get(keys.leaseKey('g9'))).toBe('archived');
+    }
+    await expect(archiving.append('g9', [submitted()], NO_STREAM)).rejects.toBeInstanceOf(VersionConflict);
+    expect((await archiving.read('g9')).version).toBe(NO_STREAM);
+  });
+
   it('when the append that would start a stream conflicts, then no lease is taken', async () => {
     const { redis, keys, log } = setup();
     await log.appendProjected('g8', [submitted()], NO_STREAM, {

@@ -83,7 +83,7 @@ describe('snapshots and the archive (Redis log)', () => {
 
     const archiver = new RedisArchiver(redis, archive, { prefix, partitions: 2 });
     expect(await archiver.archiveDue(2000)).toBe(1);
-    expect((await keysOf(redis, prefix)).filter((k) => k.includes('done-1') && !k.includes(':archived:'))).toEqual([]);
+    expect((await keysOf(redis, prefix)).filter((k) => k.includes('done-1') && !k.includes(':lease:'))).toEqual([]);
     expect(await redis.zcard(due)).toBe(0);
     expect(await log.read('done-1')).toEqual(before.read);
     expect(await log.readState('done-1')).toEqual(before.state);

@@ -91,7 +91,7 @@ export class MemoryLog implements EventLog {
 
 /**
  * A log that projects its own appends (ProjectingLog): records what each append carried; `onEndLease` drops the
- * lease, `onTakeLease` takes it (a new stream's append, as append-8.lua does).
+ * lease, `onTakeLease` takes it (a new stream's append, as append-7.lua does).
  */
 export class ProjectingMemoryLog extends MemoryLog implements ProjectingLog {
   readonly projections: (Projection | null)[] = [];

@@ -75,7 +75,7 @@ export class RedisArchiver {
         streamKey,
         snapshotKey: this.keys.snapshotKey(gid),
         archiveDueKey: dueKey,
-        archivedKey: this.keys.archivedKey(gid),
+        leaseKey: this.keys.leaseKey(gid),
         readModelKey: this.keys.readModelKey(gid),
       },
       raw.length,

@@ -210,7 +210,6 @@ export class RedisEventLog implements EventLog, EventFeed, StateLog, StreamCatal
         keys: {
           streamKey: this.keys.streamKey(gid),
           feedKey: this.keys.feedKey(partition),
-          archivedKey: this.keys.archivedKey(gid),
           readModelKey: this.keys.readModelKey(gid),
           indexKey: this.keys.indexKey(partition),
           wakeKey: this.keys.wakeKey(partition),

@@ -82,7 +82,11 @@ export class RedisKeys {
     return `${this.tag(partition)}:feed`;
   }
 
-  /** The pass lease of one gid: who drives it now. */
+  /**
+   * The pass lease of one gid: who drives it now. For a while after its stream moved to the archive it holds
+   * 'archived' (archive-drop-5.lua): an append that would start the stream anew (a submit of the same gid racing the
+   * archiver) is refused as a conflict.
+   */
   leaseKey(gid: Gid): string {
     return `${this.tag(this.partitionOf(gid))}:lease:${gid}`;
   }
@@ -100,14 +104,6 @@ export class RedisKeys {
   /** STRING with a snapshot of one transaction's folded state: `{"f":format,"v":version,"s":state}`. */
   snapshotKey(gid: Gid): string {
     return `${this.tag(this.partitionOf(gid))}:snap:${gid}`;
-  }
-
-  /**
-   * Marker left for a while where a transaction was archived: an append that would start its stream anew
-   * (a submit of the same gid racing the archiver) is refused as a conflict.
-   */
-  archivedKey(gid: Gid): string {
-    return `${this.tag(this.partitionOf(gid))}:archived:${gid}`;
   }
 
   /** ZSET of the partition's finished transactions to archive, score = when (epoch ms), member = gid. */

@@ -6,7 +6,7 @@ import { NO_STREAM, VersionConflict } from '@dtm-ts/ports';
 /** Read once at module load: a missing file fails at startup, not on the first append. */
 const lua = (file: string): string => readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
 
-const APPEND = { name: 'dtmAppend8', numberOfKeys: 8, lua: lua('append-8.lua') } as const;
+const APPEND = { name: 'dtmAppend7', numberOfKeys: 7, lua: lua('append-7.lua') } as const;
 const PROJECT = { name: 'dtmProject4', numberOfKeys: 4, lua: lua('project-4.lua') } as const;
 const READ_STATE = { name: 'dtmReadState2', numberOfKeys: 2, lua: lua('read-state-2.lua') } as const;
 const SNAPSHOT = { name: 'dtmSnapshot2', numberOfKeys: 2, lua: lua('snapshot-2.lua') } as const;
@@ -46,7 +46,7 @@ export class StreamArchived extends Error {
   }
 }
 
-/** The read-model row an append writes with itself (append-8.lua's 'row' mode). */
+/** The read-model row an append writes with itself (append-7.lua's 'row' mode). */
 export interface AppendRow {
   readonly summary: string;
   readonly indexMember: string;
@@ -62,12 +62,11 @@ export interface AppendRow {
   readonly takeLease: { readonly token: string; readonly ttlMs: number } | undefined;
 }
 
-/** What a stream append needs, as append-8.lua takes it. */
+/** What a stream append needs, as append-7.lua takes it. */
 export interface AppendArgs {
   readonly keys: {
     readonly streamKey: string;
     readonly feedKey: string;
-    readonly archivedKey: string;
     readonly readModelKey: string;
     readonly indexKey: string;
     readonly wakeKey: string;
@@ -77,7 +76,7 @@ export interface AppendArgs {
   readonly gid: Gid;
   readonly expected: number;
   readonly events: readonly string[];
-  /** What records the append: a feed entry, the read-model row itself, or nothing yet (see append-8.lua). */
+  /** What records the append: a feed entry, the read-model row itself, or nothing yet (see append-7.lua). */
   readonly record: 'feed' | AppendRow | 'none';
 }
 
@@ -127,20 +126,20 @@ export interface RedisScripts {
    * events, and sets the archived marker; false when the stream changed.
    */
   archiveDrop(
-    keys: { streamKey: string; snapshotKey: string; archiveDueKey: string; archivedKey: string; readModelKey: string },
+    keys: { streamKey: string; snapshotKey: string; archiveDueKey: string; leaseKey: string; readModelKey: string },
     count: number,
     gid: Gid,
     markerTtlMs: number,
   ): Promise<boolean>;
 }
 
-/** append-8.lua's ARGV[9]: '1' drops the pass lease, `<ttl ms> <token>` takes it, '0' leaves it. */
+/** append-7.lua's ARGV[9]: '1' drops the pass lease, `<ttl ms> <token>` takes it, '0' leaves it. */
 const leaseArg = (row: AppendRow): string => {
   if (row.endLease) return '1';
   return row.takeLease ? `${Math.max(1, Math.trunc(row.takeLease.ttlMs))} ${row.takeLease.token}` : '0';
 };
 
-/** Turns append-8.lua's reply into the last revision, or throws what its negative code means. */
+/** Turns append-7.lua's reply into the last revision, or throws what its negative code means. */
 export const appendResult = (args: Pick<AppendArgs, 'gid' | 'expected'>, reply: unknown): number => {
   if (typeof reply === 'number' && reply >= NO_STREAM) return reply;
   if (Array.isArray(reply) && reply[0] === -1 && typeof reply[1] === 'number') {
@@ -171,7 +170,6 @@ export const redisScripts = (redis: RedisClient): RedisScripts => {
       const reply = await append(
         k.streamKey,
         k.feedKey,
-        k.archivedKey,
         k.readModelKey,
         k.indexKey,
         k.wakeKey,
@@ -209,7 +207,7 @@ export const redisScripts = (redis: RedisClient): RedisScripts => {
         keys.streamKey,
         keys.snapshotKey,
         keys.archiveDueKey,
-        keys.archivedKey,
+        keys.leaseKey,
         keys.readModelKey,
         count,
         gid,

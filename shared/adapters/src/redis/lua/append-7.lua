@@ -6,12 +6,11 @@
 
   KEYS[1] stream LIST of the gid (JSON events, index = revision)
   KEYS[2] feed STREAM of the gid's partition
-  KEYS[3] archived marker of the gid (set for a while after its stream moved to the archive)
-  KEYS[4] read-model HASH of the gid (v = version, j = summary JSON, m = index member)
-  KEYS[5] index ZSET of the partition (scores 0, members `createTime|gid`)
-  KEYS[6] wake ZSET of the partition (score = wake time in epoch ms, member = gid)
-  KEYS[7] archive-due ZSET of the partition (score = when its stream may leave the live log, member = gid)
-  KEYS[8] pass lease of the gid
+  KEYS[3] read-model HASH of the gid (v = version, j = summary JSON, m = index member)
+  KEYS[4] index ZSET of the partition (scores 0, members `createTime|gid`)
+  KEYS[5] wake ZSET of the partition (score = wake time in epoch ms, member = gid)
+  KEYS[6] archive-due ZSET of the partition (score = when its stream may leave the live log, member = gid)
+  KEYS[7] pass lease of the gid; 'archived' for a while after its stream moved to the archive (archive-drop-5.lua)
   ARGV[1] expected revision: revision of the stream's last event, -1 for a stream nobody wrote
   ARGV[2] gid
   ARGV[3] what records the append:
@@ -34,7 +33,8 @@
   Returns:
     >= 0        revision of the last event after the append (the expected revision when no events were given)
     {-1, rev}   version conflict: the stream is at revision rev (-1: no stream); nothing was written
-    {-2}        the stream was just archived (a new stream would reuse its gid); nothing was written
+    {-2}        the stream was just archived (a new stream would reuse its gid); nothing was written (the marker
+                stays, for the lease TTL if this append had taken the lease)
 ]]
 local expected = tonumber(ARGV[1])
 local first = 10
@@ -60,43 +60,57 @@ if actual ~= expected then
   redis.call('RPOP', KEYS[1], count)
   return { -1, actual }
 end
-if actual == -1 and redis.call('EXISTS', KEYS[3]) == 1 then
-  redis.call('DEL', KEYS[1])
-  return { -2 }
+local mode = ARGV[3]
+local lease = ARGV[9]
+if actual == -1 then
+  -- A new stream: refused under the gid of a transaction just archived, whose marker is in the lease key. A submit
+  -- driven at once takes the lease here too, and one SET ... GET both checks the marker and takes the lease.
+  local ttl, token
+  if mode == 'row' and lease ~= '0' and lease ~= '1' then
+    ttl, token = string.match(lease, '^(%d+) (.+)$')
+  end
+  local held
+  if token then
+    held = redis.call('SET', KEYS[7], token, 'PX', ttl, 'GET')
+  else
+    held = redis.call('GET', KEYS[7])
+  end
+  if held == 'archived' then
+    if token then
+      redis.call('SET', KEYS[7], 'archived', 'PX', ttl)
+    end
+    redis.call('DEL', KEYS[1])
+    return { -2 }
+  end
 end
 local version = actual + count
 
-local mode = ARGV[3]
 if mode == 'feed' then
   redis.call('XADD', KEYS[2], '*', 'g', ARGV[2], 'r', actual + 1, 'c', count)
 elseif mode == 'row' then
   -- The stream is at this version now, so any stored row is older: no version guard needed. HSET tells how many
   -- fields it added: none when the row existed, and then the index already lists it (the create time never changes).
-  if redis.call('HSET', KEYS[4], 'v', version, 'j', ARGV[4], 'm', ARGV[5]) > 0 then
-    redis.call('ZADD', KEYS[5], 0, ARGV[5])
+  if redis.call('HSET', KEYS[3], 'v', version, 'j', ARGV[4], 'm', ARGV[5]) > 0 then
+    redis.call('ZADD', KEYS[4], 0, ARGV[5])
   end
   local wakeAt = tonumber(ARGV[6])
   if wakeAt >= 0 then
-    redis.call('ZADD', KEYS[6], wakeAt, ARGV[2])
+    redis.call('ZADD', KEYS[5], wakeAt, ARGV[2])
   else
-    redis.call('ZREM', KEYS[6], ARGV[2])
+    redis.call('ZREM', KEYS[5], ARGV[2])
   end
   local expireAt = tonumber(ARGV[7])
   if expireAt >= 0 then
     if ARGV[8] == '1' then
       -- The archiver drops the row with the stream (archive-drop-5.lua), at this same deadline.
-      redis.call('ZADD', KEYS[7], expireAt, ARGV[2])
+      redis.call('ZADD', KEYS[6], expireAt, ARGV[2])
     else
       -- A time already past removes the row at once; compaction drops its index member.
-      redis.call('PEXPIREAT', KEYS[4], expireAt)
+      redis.call('PEXPIREAT', KEYS[3], expireAt)
     end
   end
-  local lease = ARGV[9]
   if lease == '1' then
-    redis.call('DEL', KEYS[8])
-  elseif lease ~= '0' and actual == -1 then
-    local ttl, token = string.match(lease, '^(%d+) (.+)$')
-    redis.call('SET', KEYS[8], token, 'PX', ttl)
+    redis.call('DEL', KEYS[7])
   end
 end
 return version
