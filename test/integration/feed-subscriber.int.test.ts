@@ -227,13 +227,17 @@ describe('RedisFeedSubscriber across a Redis restart', () => {
     sub = undefined;
   });
 
-  it('when Redis stops and starts again, then the subscriber resumes with the next appends, missing none', async () => {
-    const prefix = `restart-${randomUUID()}`;
-    const log = new RedisEventLog(fx.redis, { prefix, partitions: 4 });
+  /**
+   * The state before a restart: a subscriber on `client` (retrying every 100 ms) that has seen one append to each
+   * of 8 gids `<label>-<i>`. Returns what it saw so far and the failures it survived, both still growing.
+   */
+  const subscribedAndSeen = async (client: Redis, label: string) => {
+    const prefix = `${label}-${randomUUID()}`;
+    const log = new RedisEventLog(client, { prefix, partitions: 4 });
     const keys = new RedisKeys({ prefix, partitions: 4 });
     const seen: RedisFeedEntry[] = [];
     const errors: unknown[] = [];
-    sub = new RedisFeedSubscriber(fx.redis, {
+    sub = new RedisFeedSubscriber(client, {
       prefix,
       partitions: 4,
       group: 'projector',
@@ -245,9 +249,14 @@ describe('RedisFeedSubscriber across a Redis restart', () => {
     await sub.start(async (entries) => {
       seen.push(...entries);
     });
-    const gids = Array.from({ length: 8 }, (_, i) => `restart-${i}`);
+    const gids = Array.from({ length: 8 }, (_, i) => `${label}-${i}`);
     for (const gid of gids) await log.append(gid, [event('before')], NO_STREAM);
     await waitFor('appends before the restart', () => seen.length === gids.length);
+    return { log, keys, seen, errors, gids };
+  };
+
+  it('when Redis stops and starts again, then the subscriber resumes with the next appends, missing none', async () => {
+    const { log, keys, seen, gids } = await subscribedAndSeen(fx.redis, 'restart');
     await waitFor('acks', async () => (await pendingCount(fx.redis, keys, 'projector')) === 0);
 
     await fx.server.stop();
@@ -268,25 +277,7 @@ describe('RedisFeedSubscriber across a Redis restart', () => {
     const client = new Redis(volatile.url);
     client.on('error', () => undefined);
     try {
-      const prefix = `volatile-${randomUUID()}`;
-      const log = new RedisEventLog(client, { prefix, partitions: 4 });
-      const seen: RedisFeedEntry[] = [];
-      const errors: unknown[] = [];
-      sub = new RedisFeedSubscriber(client, {
-        prefix,
-        partitions: 4,
-        group: 'projector',
-        consumer: 'c1',
-        blockMs: 200,
-        retryDelayMs: 100,
-        onError: (err) => errors.push(err),
-      });
-      await sub.start(async (entries) => {
-        seen.push(...entries);
-      });
-      const gids = Array.from({ length: 8 }, (_, i) => `volatile-${i}`);
-      for (const gid of gids) await log.append(gid, [event('before')], NO_STREAM);
-      await waitFor('appends before the restart', () => seen.length === gids.length);
+      const { log, keys, seen, errors, gids } = await subscribedAndSeen(client, 'volatile');
 
       await volatile.kill();
       await volatile.start();
@@ -294,9 +285,7 @@ describe('RedisFeedSubscriber across a Redis restart', () => {
       expect((await log.read('volatile-0')).version).toBe(NO_STREAM);
       await waitFor('the groups to be recreated', async () => {
         const groups = await Promise.all(
-          new RedisKeys({ prefix, partitions: 4 })
-            .all()
-            .map((n) => client.xinfo('GROUPS', `${prefix}:{p${n}}:feed`).catch(() => [])),
+          keys.all().map((n) => client.xinfo('GROUPS', keys.feedKey(n)).catch(() => [])),
         );
         return groups.every((g) => (g as unknown[]).length === 1);
       });
