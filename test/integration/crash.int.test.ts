@@ -1,25 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startRedis } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
-import { spawnRole, stopAll, type RoleProcess } from '../support/processes';
+import { killedAfterEach } from '../support/crash-cleanup';
+import { spawnRole, type RoleProcess } from '../support/processes';
 import { dtmClient, sagaBody, uniqueGid, waitAllFinal } from '../support/tm-harness';
 import { pause, waitFor } from '../support/wait';
 import { keysPerMaster, startRedisTarget, testRedisKind, type RedisTarget } from '../support/redis-target';
 
 // Each test owns its Redis, roles and peer; afterEach releases whatever a test started, even when it failed.
-let redis: { kill(): Promise<void> } | undefined;
-let peer: BranchPeer | undefined;
-let procs: RoleProcess[] = [];
-
-afterEach(async () => {
-  await stopAll(procs, 'SIGKILL');
-  procs = [];
-  await peer?.close();
-  peer = undefined;
-  await redis?.kill();
-  redis = undefined;
-});
+const owned = killedAfterEach<BranchPeer>();
 
 /** A role's environment on `target`: REDIS_URL, or REDIS_CLUSTER_NODES with 12 partitions (4 per master). */
 const envFor = (target: RedisTarget | string): Record<string, string> => ({
@@ -31,13 +21,13 @@ const envFor = (target: RedisTarget | string): Record<string, string> => ({
 /** Starts the Redis of this run (one server, or a 3-master cluster with TEST_REDIS=cluster); afterEach kills it. */
 const startTarget = async (): Promise<RedisTarget> => {
   const target = await startRedisTarget(testRedisKind);
-  redis = target;
+  owned.redis = target;
   return target;
 };
 // A role compiles on start (tsx): on a loaded machine, with a cluster client per pass queue, that can pass 30 s.
 const spawn = async (...[role, env, opts]: Parameters<typeof spawnRole>): Promise<RoleProcess> => {
   const p = await spawnRole(role, env, { readyTimeoutMs: 60_000, ...opts });
-  procs.push(p);
+  owned.procs.push(p);
   return p;
 };
 
@@ -66,13 +56,13 @@ describe('worker crash', () => {
     const SAGAS = 200;
     const BATCH = 20;
     const target = await startTarget();
-    peer = await startBranchPeer();
+    owned.peer = await startBranchPeer();
     // A long sweep grace keeps the sweep out of this test, even on a loaded machine: here the dead worker's passes
     // are taken over through their expired locks. The sweep racing that takeover is the next test's subject.
     const env: Record<string, string> = { ...envFor(target), SWEEP_GRACE_MS: '30000' };
     const [api, workerA] = await Promise.all([spawn('api', env), spawn('worker', env)]);
     const dtm = dtmClient(api.url);
-    const p = peer;
+    const p = owned.peer;
 
     const sagas = Array.from({ length: SAGAS }, () =>
       scriptedSaga(p, 'crash', () => 50 + Math.floor(Math.random() * 51)),
@@ -160,11 +150,11 @@ describe('worker crash', () => {
     const SAGAS = 5;
     const SLOW_MS = 2_000;
     const target = await startTarget();
-    peer = await startBranchPeer();
+    owned.peer = await startBranchPeer();
     const env = envFor(target); // REQUEST_TIMEOUT=3, SWEEP_GRACE_MS=2000: overdue 5 s after the last append
     const [api, workerA] = await Promise.all([spawn('api', env), spawn('worker', env)]);
     const dtm = dtmClient(api.url);
-    const p = peer;
+    const p = owned.peer;
     // Step 1 answers at once, step 2 takes 2 s: the crash comes while step 2 is in flight, step 1 recorded.
     const sagas = Array.from({ length: SAGAS }, () => {
       const gid = uniqueGid('slow');
@@ -230,14 +220,14 @@ function describeRedisRestart(): void {
       async ({ outage, roles }) => {
         const SUBMITTERS = 4;
         const server = await startRedis({ appendonly: true, appendfsync: 'always' });
-        redis = server;
-        peer = await startBranchPeer();
+        owned.redis = server;
+        owned.peer = await startBranchPeer();
         const env = envFor(server.url);
         const [front] =
           roles === 'tm' ? [await spawn('tm', env)] : await Promise.all([spawn('api', env), spawn('worker', env)]);
         const apiUrl = front.url;
         const dtm = dtmClient(apiUrl);
-        const p = peer;
+        const p = owned.peer;
         const r = server;
 
         const acked: string[] = [];

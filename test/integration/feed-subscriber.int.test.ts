@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { TxEvent } from '@dtm-ts/domain';
 import { NO_STREAM } from '@dtm-ts/ports';
 import {
@@ -11,7 +11,8 @@ import {
   type RedisFeedEntry,
   type RedisFeedSubscriberOptions,
 } from '@dtm-ts/adapters';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { startRedis } from '@dtm-ts/testing';
+import { useRedisServer } from '../support/redis-target';
 import { pause, waitFor as waitUntil } from '../support/wait';
 
 const waitFor = (what: string, ok: () => boolean | Promise<boolean>, timeout = 15_000): Promise<true> =>
@@ -70,30 +71,19 @@ const pendingCount = async (redis: Redis, keys: RedisKeys, group: string): Promi
 };
 
 describe('RedisFeedSubscriber', () => {
-  let server: RedisProcess;
-  let redis: Redis;
+  const fx = useRedisServer();
   const running: RedisFeedSubscriber[] = [];
 
-  beforeAll(async () => {
-    server = await startRedis();
-    redis = new Redis(server.url);
-    // The restart makes the client fail to connect a few times; the test checks the outcome, not those.
-    redis.on('error', () => undefined);
-  });
   afterEach(async () => {
     await Promise.all(running.splice(0).map((s) => s.stop()));
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
   });
 
   const setup = () => {
     const prefix = `feed-${randomUUID()}`;
-    const log = new RedisEventLog(redis, { prefix, partitions: 4 });
+    const log = new RedisEventLog(fx.redis, { prefix, partitions: 4 });
     const keys = new RedisKeys({ prefix, partitions: 4 });
     const subscriber = (opts: Partial<RedisFeedSubscriberOptions> = {}): RedisFeedSubscriber => {
-      const s = new RedisFeedSubscriber(redis, {
+      const s = new RedisFeedSubscriber(fx.redis, {
         prefix,
         partitions: 4,
         group: 'projector',
@@ -132,7 +122,7 @@ describe('RedisFeedSubscriber', () => {
       }
       expect(next - 1).toBe(stored.version);
     }
-    await waitFor('acks', async () => (await pendingCount(redis, keys, 'projector')) === 0);
+    await waitFor('acks', async () => (await pendingCount(fx.redis, keys, 'projector')) === 0);
   });
 
   it('when stopped while waiting for entries, then it ends promptly', async () => {
@@ -141,7 +131,7 @@ describe('RedisFeedSubscriber', () => {
     await s.start(async () => {});
     // It waits in a blocking read.
     await waitFor('a blocked XREADGROUP', async () =>
-      ((await redis.client('LIST')) as string)
+      ((await fx.redis.client('LIST')) as string)
         .split('\n')
         .some((c) => c.includes('cmd=xreadgroup') && /flags=\S*b/.test(c)),
     );
@@ -191,7 +181,7 @@ describe('RedisFeedSubscriber', () => {
     const all = await appendMany(log, ['r-1', 'r-2', 'r-3', 'r-4', 'r-5'], 3);
     await waitFor('the dying consumer to take everything', () => attempted.size === all.length);
     await dying.stop();
-    expect(await pendingCount(redis, keys, 'projector')).toBe(all.length);
+    expect(await pendingCount(fx.redis, keys, 'projector')).toBe(all.length);
 
     const seen: RedisFeedEntry[] = [];
     await subscriber({ consumer: 'heir', claimIdleMs: 300, onError: (err) => errors.push(err) }).start(
@@ -202,7 +192,7 @@ describe('RedisFeedSubscriber', () => {
     await waitFor('the heir to reclaim everything', () => seen.length >= all.length);
     expect(seen.map(key).sort()).toEqual([...all].sort());
     expect(seen.every((e) => e.events.length === 2)).toBe(true);
-    await waitFor('acks', async () => (await pendingCount(redis, keys, 'projector')) === 0);
+    await waitFor('acks', async () => (await pendingCount(fx.redis, keys, 'projector')) === 0);
     expect(errors).toEqual([]);
   });
 
@@ -224,37 +214,30 @@ describe('RedisFeedSubscriber', () => {
     expect([...new Set(handled)].sort()).toEqual([...all].sort());
     expect(errors.length).toBeGreaterThan(0);
     expect(errors.every((e) => e instanceof Error && e.message === 'first try fails')).toBe(true);
-    await waitFor('acks', async () => (await pendingCount(redis, keys, 'projector')) === 0);
+    await waitFor('acks', async () => (await pendingCount(fx.redis, keys, 'projector')) === 0);
   });
 });
 
 describe('RedisFeedSubscriber across a Redis restart', () => {
-  let server: RedisProcess;
-  let redis: Redis;
+  const fx = useRedisServer({ appendonly: true, appendfsync: 'always' });
   let sub: RedisFeedSubscriber | undefined;
 
-  beforeAll(async () => {
-    server = await startRedis({ appendonly: true, appendfsync: 'always' });
-    redis = new Redis(server.url);
-    // The restart makes the client fail to connect a few times; the test checks the outcome, not those.
-    redis.on('error', () => undefined);
-  });
   afterEach(async () => {
     await sub?.stop();
     sub = undefined;
   });
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
 
-  it('when Redis stops and starts again, then the subscriber resumes with the next appends, missing none', async () => {
-    const prefix = `restart-${randomUUID()}`;
-    const log = new RedisEventLog(redis, { prefix, partitions: 4 });
+  /**
+   * The state before a restart: a subscriber on `client` (retrying every 100 ms) that has seen one append to each
+   * of 8 gids `<label>-<i>`. Returns what it saw so far and the failures it survived, both still growing.
+   */
+  const subscribedAndSeen = async (client: Redis, label: string) => {
+    const prefix = `${label}-${randomUUID()}`;
+    const log = new RedisEventLog(client, { prefix, partitions: 4 });
     const keys = new RedisKeys({ prefix, partitions: 4 });
     const seen: RedisFeedEntry[] = [];
     const errors: unknown[] = [];
-    sub = new RedisFeedSubscriber(redis, {
+    sub = new RedisFeedSubscriber(client, {
       prefix,
       partitions: 4,
       group: 'projector',
@@ -266,17 +249,22 @@ describe('RedisFeedSubscriber across a Redis restart', () => {
     await sub.start(async (entries) => {
       seen.push(...entries);
     });
-    const gids = Array.from({ length: 8 }, (_, i) => `restart-${i}`);
+    const gids = Array.from({ length: 8 }, (_, i) => `${label}-${i}`);
     for (const gid of gids) await log.append(gid, [event('before')], NO_STREAM);
     await waitFor('appends before the restart', () => seen.length === gids.length);
-    await waitFor('acks', async () => (await pendingCount(redis, keys, 'projector')) === 0);
+    return { log, keys, seen, errors, gids };
+  };
 
-    await server.stop();
+  it('when Redis stops and starts again, then the subscriber resumes with the next appends, missing none', async () => {
+    const { log, keys, seen, gids } = await subscribedAndSeen(fx.redis, 'restart');
+    await waitFor('acks', async () => (await pendingCount(fx.redis, keys, 'projector')) === 0);
+
+    await fx.server.stop();
     await pause(300); // down a moment
-    await server.start();
+    await fx.server.start();
 
     // The AOF kept the streams and the group.
-    await waitFor('the client to reconnect', async () => (await redis.ping().catch(() => '')) === 'PONG');
+    await waitFor('the client to reconnect', async () => (await fx.redis.ping().catch(() => '')) === 'PONG');
     expect((await log.read('restart-0')).version).toBe(0);
     for (const gid of gids) await log.append(gid, [event('after')], 0);
     await waitFor('appends after the restart', () => seen.length === gids.length * 2);
@@ -289,25 +277,7 @@ describe('RedisFeedSubscriber across a Redis restart', () => {
     const client = new Redis(volatile.url);
     client.on('error', () => undefined);
     try {
-      const prefix = `volatile-${randomUUID()}`;
-      const log = new RedisEventLog(client, { prefix, partitions: 4 });
-      const seen: RedisFeedEntry[] = [];
-      const errors: unknown[] = [];
-      sub = new RedisFeedSubscriber(client, {
-        prefix,
-        partitions: 4,
-        group: 'projector',
-        consumer: 'c1',
-        blockMs: 200,
-        retryDelayMs: 100,
-        onError: (err) => errors.push(err),
-      });
-      await sub.start(async (entries) => {
-        seen.push(...entries);
-      });
-      const gids = Array.from({ length: 8 }, (_, i) => `volatile-${i}`);
-      for (const gid of gids) await log.append(gid, [event('before')], NO_STREAM);
-      await waitFor('appends before the restart', () => seen.length === gids.length);
+      const { log, keys, seen, errors, gids } = await subscribedAndSeen(client, 'volatile');
 
       await volatile.kill();
       await volatile.start();
@@ -315,9 +285,7 @@ describe('RedisFeedSubscriber across a Redis restart', () => {
       expect((await log.read('volatile-0')).version).toBe(NO_STREAM);
       await waitFor('the groups to be recreated', async () => {
         const groups = await Promise.all(
-          new RedisKeys({ prefix, partitions: 4 })
-            .all()
-            .map((n) => client.xinfo('GROUPS', `${prefix}:{p${n}}:feed`).catch(() => [])),
+          keys.all().map((n) => client.xinfo('GROUPS', keys.feedKey(n)).catch(() => [])),
         );
         return groups.every((g) => (g as unknown[]).length === 1);
       });

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { TxEvent } from '@dtm-ts/domain';
 import { NO_STREAM } from '@dtm-ts/ports';
 import { RedisEventLog, RedisFeedSubscriber, RedisKeys, trimFeed, type RedisFeedEntry } from '@dtm-ts/adapters';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { useRedisServer } from '../support/redis-target';
 
 /** Polls `ok` until it holds, failing with `what` after a generous deadline (the machine may be busy). */
 const waitFor = (what: string, ok: () => Promise<boolean>): Promise<void> =>
@@ -16,29 +15,20 @@ const event = (n: number): TxEvent => ({
 });
 
 describe('feed trimming', () => {
-  let server: RedisProcess;
-  let redis: Redis;
-  beforeAll(async () => {
-    server = await startRedis();
-    redis = new Redis(server.url);
-  });
-  afterAll(async () => {
-    redis?.disconnect();
-    await server?.stop();
-  });
+  const fx = useRedisServer();
 
   const feedLength = async (keys: RedisKeys): Promise<number> => {
     let n = 0;
-    for (const p of keys.all()) n += await redis.xlen(keys.feedKey(p));
+    for (const p of keys.all()) n += await fx.redis.xlen(keys.feedKey(p));
     return n;
   };
 
   it('when the projector group has acknowledged the appends, then the feed streams are trimmed to nothing', async () => {
     const prefix = `trim-${randomUUID()}`;
-    const log = new RedisEventLog(redis, { prefix, partitions: 2 });
+    const log = new RedisEventLog(fx.redis, { prefix, partitions: 2 });
     const keys = new RedisKeys({ prefix, partitions: 2 });
     let seen = 0;
-    const sub = new RedisFeedSubscriber(redis, {
+    const sub = new RedisFeedSubscriber(fx.redis, {
       prefix,
       partitions: 2,
       group: 'read-model',
@@ -62,20 +52,20 @@ describe('feed trimming', () => {
 
   it('when a consumer holds entries it has not acknowledged, then trimming keeps them and another consumer gets them', async () => {
     const prefix = `trim-${randomUUID()}`;
-    const log = new RedisEventLog(redis, { prefix, partitions: 1 });
+    const log = new RedisEventLog(fx.redis, { prefix, partitions: 1 });
     const keys = new RedisKeys({ prefix, partitions: 1 });
     const feed = keys.feedKey(0);
-    await redis.xgroup('CREATE', feed, 'read-model', '0', 'MKSTREAM');
+    await fx.redis.xgroup('CREATE', feed, 'read-model', '0', 'MKSTREAM');
     for (let i = 0; i < 10; i++) await log.append(`a${i}`, [event(i)], NO_STREAM);
     // A lagging consumer takes the first ten entries and dies before acknowledging them.
-    await redis.xreadgroup('GROUP', 'read-model', 'dead', 'COUNT', 10, 'STREAMS', feed, '>');
+    await fx.redis.xreadgroup('GROUP', 'read-model', 'dead', 'COUNT', 10, 'STREAMS', feed, '>');
     for (let i = 0; i < 10; i++) await log.append(`b${i}`, [event(i)], NO_STREAM);
     // Nothing acknowledged: a trim deletes nothing.
-    expect(await trimFeed(redis, feed)).toBe(0);
-    expect(await redis.xlen(feed)).toBe(20);
+    expect(await trimFeed(fx.redis, feed)).toBe(0);
+    expect(await fx.redis.xlen(feed)).toBe(20);
 
     const seen: RedisFeedEntry[] = [];
-    const sub = new RedisFeedSubscriber(redis, {
+    const sub = new RedisFeedSubscriber(fx.redis, {
       prefix,
       partitions: 1,
       group: 'read-model',
@@ -95,7 +85,7 @@ describe('feed trimming', () => {
       expect([...new Set(seen.map((e) => e.gid))].sort()).toEqual(
         [...Array.from({ length: 10 }, (_, i) => `a${i}`), ...Array.from({ length: 10 }, (_, i) => `b${i}`)].sort(),
       );
-      await waitFor('feed trimmed once all are acknowledged', async () => (await redis.xlen(feed)) === 0);
+      await waitFor('feed trimmed once all are acknowledged', async () => (await fx.redis.xlen(feed)) === 0);
     } finally {
       await sub.stop();
     }
@@ -103,11 +93,11 @@ describe('feed trimming', () => {
 
   it('when a group has not been delivered some entries yet, then trimming keeps those', async () => {
     const prefix = `trim-${randomUUID()}`;
-    const log = new RedisEventLog(redis, { prefix, partitions: 1 });
+    const log = new RedisEventLog(fx.redis, { prefix, partitions: 1 });
     const feed = new RedisKeys({ prefix, partitions: 1 }).feedKey(0);
-    await redis.xgroup('CREATE', feed, 'read-model', '0', 'MKSTREAM');
+    await fx.redis.xgroup('CREATE', feed, 'read-model', '0', 'MKSTREAM');
     for (let i = 0; i < 6; i++) await log.append(`c${i}`, [event(i)], NO_STREAM);
-    const [[, taken] = ['', []]] = (await redis.xreadgroup(
+    const [[, taken] = ['', []]] = (await fx.redis.xreadgroup(
       'GROUP',
       'read-model',
       'c',
@@ -117,9 +107,9 @@ describe('feed trimming', () => {
       feed,
       '>',
     )) as [string, [string, string[]][]][];
-    await redis.xack(feed, 'read-model', ...taken.map(([id]) => id));
-    expect(await trimFeed(redis, feed)).toBe(4);
-    const left = (await redis.xrange(feed, '-', '+')).map(([, f]) => f[1]);
+    await fx.redis.xack(feed, 'read-model', ...taken.map(([id]) => id));
+    expect(await trimFeed(fx.redis, feed)).toBe(4);
+    const left = (await fx.redis.xrange(feed, '-', '+')).map(([, f]) => f[1]);
     expect(left).toEqual(['c4', 'c5']);
   });
 });

@@ -1,30 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { describe, expect, it } from 'vitest';
+import { startRedis } from '@dtm-ts/testing';
 import { startGrpcBranchPeer, type GrpcBranchPeer } from '../peers/grpc-branch-peer';
-import { spawnRole, stopAll, type RoleProcess } from '../support/processes';
+import { killedAfterEach } from '../support/crash-cleanup';
+import { spawnRole, type RoleProcess } from '../support/processes';
 import { dtmClient, uniqueGid, waitAllFinal } from '../support/tm-harness';
 import { pause, waitFor } from '../support/wait';
 
 // The worker-crash test of crash.int.test.ts with gRPC branches: API and worker are real processes, the RM a
 // grpc-js server in this process; the worker is SIGKILLed while calls are in flight over its HTTP/2 channels.
-let redis: RedisProcess | undefined;
-let peer: GrpcBranchPeer | undefined;
-let procs: RoleProcess[] = [];
-
-afterEach(async () => {
-  await stopAll(procs, 'SIGKILL');
-  procs = [];
-  await peer?.close();
-  peer = undefined;
-  await redis?.kill();
-  redis = undefined;
-});
+const owned = killedAfterEach<GrpcBranchPeer>();
 
 // Generous: tsx compiles each role on its first start, and 8 helpers share this machine's 2 cores.
 const spawn = async (role: Parameters<typeof spawnRole>[0], env: Record<string, string>): Promise<RoleProcess> => {
   const p = await spawnRole(role, env, { readyTimeoutMs: 120_000 });
-  procs.push(p);
+  owned.procs.push(p);
   return p;
 };
 
@@ -55,8 +45,9 @@ describe('worker crash with gRPC branches', () => {
   it('when the worker is SIGKILLed mid-load and another one starts, then every gRPC saga ends succeed and no compensation runs', async () => {
     const SAGAS = 150;
     const BATCH = 15;
-    redis = await startRedis();
-    peer = await startGrpcBranchPeer();
+    const redis = await startRedis();
+    owned.redis = redis;
+    owned.peer = await startGrpcBranchPeer();
     const env = {
       REDIS_URL: redis.url,
       KEY_PREFIX: `gcrash${randomUUID().slice(0, 8)}`,
@@ -65,7 +56,7 @@ describe('worker crash with gRPC branches', () => {
     };
     const [api, workerA] = await Promise.all([spawn('api', env), spawn('worker', env)]);
     const dtm = dtmClient(api.url);
-    const p = peer;
+    const p = owned.peer;
     const sagas = Array.from({ length: SAGAS }, () => scriptedSaga(p, () => 50 + Math.floor(Math.random() * 51)));
     const delayOf = new Map<string, number>(
       sagas.flatMap((s) => ACTIONS.map((m, i) => [`${s.gid} ${m}`, s.delays[i]!] as const)),

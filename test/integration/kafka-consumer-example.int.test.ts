@@ -2,29 +2,18 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { KafkaMessageBus } from '@dtm-ts/adapters';
-import { startKafkaMock, startRedis, type KafkaMock, type RedisProcess } from '@dtm-ts/testing';
-import type { RunningTm } from '@dtm-ts/tm';
-import { dtmClient, startTestTm, uniqueGid } from '../support/tm-harness';
+import { uniqueGid, useKafkaTmFixture } from '../support/tm-harness';
 import { waitFor as waitUntil } from '../support/wait';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-let redis: RedisProcess;
-let kafka: KafkaMock;
-let tm: RunningTm;
+const fx = useKafkaTmFixture();
 let consumer: ChildProcess | undefined;
 
-beforeAll(async () => {
-  [redis, kafka] = await Promise.all([startRedis(), startKafkaMock()]);
-  tm = await startTestTm(redis.url, { kafkaBrokers: [...kafka.brokers] });
-});
-afterAll(async () => {
+afterAll(() => {
   consumer?.kill('SIGKILL');
-  await tm?.close();
-  await kafka?.stop();
-  await redis?.stop();
 });
 
 type Line = Record<string, unknown> & { event: string };
@@ -38,7 +27,7 @@ describe('example consumer service (examples/kafka-consumer)', () => {
       cwd: REPO_ROOT,
       env: {
         ...process.env,
-        KAFKA_BROKERS: kafka.bootstrap,
+        KAFKA_BROKERS: fx.kafka.bootstrap,
         KAFKA_TOPICS: topic,
         KAFKA_GROUP_ID: `example-${topic}`,
         KAFKA_FROM_BEGINNING: 'true',
@@ -61,7 +50,7 @@ describe('example consumer service (examples/kafka-consumer)', () => {
     await waitFor('ready', () => lines.some((l) => l.event === 'ready'));
 
     const gid = uniqueGid('example');
-    const res = await dtmClient(tm.url).post('/submit', {
+    const res = await fx.dtm.post('/submit', {
       gid,
       trans_type: 'msg',
       steps: [{ action: `kafka://${topic}` }],
@@ -70,7 +59,7 @@ describe('example consumer service (examples/kafka-consumer)', () => {
     expect(res.status).toBe(200);
     await waitFor('handled', () => lines.some((l) => l.event === 'handled'));
     // The same delivery again, as when the TM retries after a lost acknowledgement.
-    const bus = new KafkaMessageBus({ brokers: kafka.brokers });
+    const bus = new KafkaMessageBus({ brokers: fx.kafka.brokers });
     await bus.publish(
       {
         topic,

@@ -1,16 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKafkaMock, startRedis, type KafkaMock, type RedisProcess } from '@dtm-ts/testing';
 import type { RunningTm } from '@dtm-ts/tm';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { startKafkaCollector, type KafkaCollector } from '../support/kafka-collector';
-import { dtmClient, startTestTm, uniqueGid, type DtmClient } from '../support/tm-harness';
+import { dtmClient, startTestTm, uniqueGid, useKafkaTmFixture } from '../support/tm-harness';
 
-let redis: RedisProcess;
-let kafka: KafkaMock;
-let tm: RunningTm;
+const fx = useKafkaTmFixture();
 let peer: BranchPeer;
-let dtm: DtmClient;
 let collector: KafkaCollector;
 
 const run = randomUUID().slice(0, 8);
@@ -22,17 +18,12 @@ const topic = {
 };
 
 beforeAll(async () => {
-  [redis, kafka, peer] = await Promise.all([startRedis(), startKafkaMock(), startBranchPeer()]);
-  tm = await startTestTm(redis.url, { kafkaBrokers: [...kafka.brokers] });
-  dtm = dtmClient(tm.url);
-  collector = await startKafkaCollector(kafka.brokers, Object.values(topic));
+  peer = await startBranchPeer();
+  collector = await startKafkaCollector(fx.kafka.brokers, Object.values(topic));
 });
 afterAll(async () => {
   await collector?.stop();
-  await tm?.close();
   await peer?.close();
-  await kafka?.stop();
-  await redis?.stop();
 });
 
 const ok = { status: 200, body: { dtm_result: 'SUCCESS' } };
@@ -55,14 +46,14 @@ describe('kafka delivery of committed messages', () => {
     const gid = uniqueGid('kafka-plain');
     // Not ASCII, not JSON, a newline and a NUL: the value must be exactly these UTF-8 bytes.
     const payloads = ['{"amount":30,"who":"Zoë 😀"}', 'line one\nline two \u0000 end'];
-    const res = await dtm.post(
+    const res = await fx.dtm.post(
       '/submit',
       kafkaMsg(gid, [{ action: `kafka://${topic.orders}` }, { action: `kafka://${topic.audit}` }], payloads, {
         branch_headers: { 'x-api-key': 'secret-for-http-consumers' },
       }),
     );
     expect(res).toEqual(ok);
-    await dtm.waitFor(gid, 'succeed');
+    await fx.dtm.waitFor(gid, 'succeed');
     await collector.waitUntil(() => collector.of(gid).length >= 2, `records of ${gid}`);
     // A second record of a step would be in before a later record with the same key (one partition).
     await Promise.all([collector.flush(topic.orders, gid), collector.flush(topic.audit, gid)]);
@@ -89,7 +80,7 @@ describe('kafka delivery of committed messages', () => {
   it('when a call carries a traceparent, then the record carries it too', async () => {
     const gid = uniqueGid('kafka-trace');
     const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-    await dtm.post(
+    await fx.dtm.post(
       '/submit',
       kafkaMsg(gid, [{ action: `kafka://${topic.orders}` }], ['{}'], { branch_headers: { traceparent } }),
     );
@@ -104,13 +95,13 @@ describe('kafka delivery of committed messages', () => {
       timeout_to_fail: 1,
       retry_interval: 1,
     });
-    expect(await dtm.post('/prepare', body)).toEqual(ok);
+    expect(await fx.dtm.post('/prepare', body)).toEqual(ok);
     // The first check-back said ONGOING: still uncommitted, so nothing may be in the topic.
     await collector.waitUntil(() => peer.callsTo(`${gid}/QueryPrepared`).length >= 1, 'first check-back');
     await collector.flush(topic.checkBack, gid);
     expect(collector.of(gid)).toEqual([]);
-    expect((await dtm.query(gid)).transaction?.status).toBe('prepared');
-    await dtm.waitFor(gid, 'succeed', 15_000);
+    expect((await fx.dtm.query(gid)).transaction?.status).toBe('prepared');
+    await fx.dtm.waitFor(gid, 'succeed', 15_000);
     await collector.waitUntil(() => collector.of(gid).length >= 1, `record of ${gid}`);
     expect(peer.callsTo(`${gid}/QueryPrepared`)).toHaveLength(2);
     expect(collector.of(gid)[0]!.value.toString()).toBe('{"order":1}');
@@ -119,14 +110,14 @@ describe('kafka delivery of committed messages', () => {
   it('when the check-back answers FAILURE, then the message fails and no record is produced', async () => {
     const gid = uniqueGid('kafka-cb-fail');
     peer.script(`${gid}/QueryPrepared`, [409]);
-    await dtm.post(
+    await fx.dtm.post(
       '/prepare',
       kafkaMsg(gid, [{ action: `kafka://${topic.checkBack}` }], ['{"order":2}'], { timeout_to_fail: 1 }),
     );
-    await dtm.waitFor(gid, 'failed', 10_000);
+    await fx.dtm.waitFor(gid, 'failed', 10_000);
     // A later message on the same topic gets through, so the TM's producer is not just slow.
     const marker = uniqueGid('kafka-marker');
-    await dtm.post('/submit', kafkaMsg(marker, [{ action: `kafka://${topic.checkBack}` }], ['{}']));
+    await fx.dtm.post('/submit', kafkaMsg(marker, [{ action: `kafka://${topic.checkBack}` }], ['{}']));
     await collector.waitUntil(() => collector.of(marker).length >= 1, 'the marker record');
     // And a record keyed by the gid, produced now, arrives: anything the TM produced for it before is in.
     await collector.flush(topic.checkBack, gid);
@@ -137,7 +128,7 @@ describe('kafka delivery of committed messages', () => {
   it('when a message mixes an HTTP step and a Kafka step, then both are delivered in order by the same retrying machinery', async () => {
     const gid = uniqueGid('kafka-mixed');
     peer.script(`${gid}/in0`, [500, 200]);
-    await dtm.post(
+    await fx.dtm.post(
       '/submit',
       kafkaMsg(
         gid,
@@ -148,7 +139,7 @@ describe('kafka delivery of committed messages', () => {
         },
       ),
     );
-    await dtm.waitFor(gid, 'succeed', 15_000);
+    await fx.dtm.waitFor(gid, 'succeed', 15_000);
     await collector.waitUntil(() => collector.of(gid).length >= 1, `record of ${gid}`);
     const http = peer.callsTo(`${gid}/in0`);
     expect(http.map((c) => c.query.branch_id)).toEqual(['01', '01']);
@@ -157,7 +148,7 @@ describe('kafka delivery of committed messages', () => {
     expect(record!.value.toString()).toBe('{"kafka":2}');
     // The Kafka step waited for the HTTP step's success (its second call).
     expect(record!.timestamp).toBeGreaterThanOrEqual(http[1]!.at);
-    const q = await dtm.query(gid);
+    const q = await fx.dtm.query(gid);
     expect(q.branches.map((b) => [b.url, b.status])).toEqual([
       [peer.url(`${gid}/in0`), 'succeed'],
       [`kafka://${topic.mixed}`, 'succeed'],
@@ -167,13 +158,13 @@ describe('kafka delivery of committed messages', () => {
   it('when a concurrent message mixes HTTP and Kafka steps, then both are delivered', async () => {
     const gid = uniqueGid('kafka-mixed-conc');
     peer.script(`${gid}/in0`, [{ status: 200, delayMs: 300 }]);
-    await dtm.post(
+    await fx.dtm.post(
       '/submit',
       kafkaMsg(gid, [{ action: peer.url(`${gid}/in0`) }, { action: `kafka://${topic.mixed}` }], ['{}', '{}'], {
         concurrent: true,
       }),
     );
-    await dtm.waitFor(gid, 'succeed');
+    await fx.dtm.waitFor(gid, 'succeed');
     await collector.waitUntil(() => collector.of(gid).length >= 1, `record of ${gid}`);
     expect(peer.callsTo(`${gid}/in0`)).toHaveLength(1);
   });
@@ -189,16 +180,16 @@ describe('bad kafka steps', () => {
   ];
   for (const [what, action, message] of cases) {
     it(`when a Kafka step has ${what}, then 422 and nothing is written`, async () => {
-      const before = await keyCount(tm);
-      const res = await dtm.post('/submit', { gid: uniqueGid('bad'), trans_type: 'msg', steps: [{ action }] });
+      const before = await keyCount(fx.tm);
+      const res = await fx.dtm.post('/submit', { gid: uniqueGid('bad'), trans_type: 'msg', steps: [{ action }] });
       expect(res.status).toBe(422);
       expect(String(res.body.message)).toMatch(message);
-      expect(await keyCount(tm)).toBe(before);
+      expect(await keyCount(fx.tm)).toBe(before);
     });
   }
 
   it('when a saga step names a Kafka topic, then 422: only messages are produced to Kafka', async () => {
-    const res = await dtm.post('/submit', {
+    const res = await fx.dtm.post('/submit', {
       gid: uniqueGid('bad-saga'),
       trans_type: 'saga',
       steps: [{ action: `kafka://${topic.orders}`, compensate: '' }],
@@ -208,7 +199,7 @@ describe('bad kafka steps', () => {
   });
 
   it('when the TM has no KAFKA_BROKERS, then a Kafka step is refused at prepare and at submit with 422, and nothing is written', async () => {
-    const plain = await startTestTm(redis.url);
+    const plain = await startTestTm(fx.redis.url);
     try {
       const client = dtmClient(plain.url);
       for (const path of ['/prepare', '/submit']) {

@@ -1,26 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runDedupConsumer, type DedupConsumer } from '@dtm-ts/adapters';
-import { startKafkaMock, startRedis, type KafkaMock, type RedisProcess } from '@dtm-ts/testing';
-import type { RunningTm } from '@dtm-ts/tm';
 import { countDuplicates, startKafkaCollector, testConsumer, type KafkaCollector } from '../support/kafka-collector';
-import { dtmClient, startTestTm, type DtmClient } from '../support/tm-harness';
+import { useKafkaTmFixture } from '../support/tm-harness';
 
-let redis: RedisProcess;
-let kafka: KafkaMock;
-let tm: RunningTm;
-let dtm: DtmClient;
-
-beforeAll(async () => {
-  [redis, kafka] = await Promise.all([startRedis(), startKafkaMock()]);
-  tm = await startTestTm(redis.url, { kafkaBrokers: [...kafka.brokers] });
-  dtm = dtmClient(tm.url);
-});
-afterAll(async () => {
-  await tm?.close();
-  await kafka?.stop();
-  await redis?.stop();
-});
+const fx = useKafkaTmFixture();
 
 const N = 1000;
 
@@ -28,12 +12,12 @@ describe('kafka delivery under load', () => {
   it(`when ${N} messages are submitted at once, then every one is delivered at least once, and the duplicates are counted and dropped by the consumer helper`, async () => {
     const run = randomUUID().slice(0, 8);
     const topic = `load-${run}`;
-    const collector: KafkaCollector = await startKafkaCollector(kafka.brokers, [topic]);
+    const collector: KafkaCollector = await startKafkaCollector(fx.kafka.brokers, [topic]);
     // A second group through the consumer helper: it must see each delivery once.
     const handledGids = new Set<string>();
     let handledTwice = 0;
     const dedup: DedupConsumer = await runDedupConsumer({
-      consumer: testConsumer(kafka.brokers, `dedup-${run}`),
+      consumer: testConsumer(fx.kafka.brokers, `dedup-${run}`),
       topics: [topic],
       fromBeginning: true,
       handle: async (r) => {
@@ -49,7 +33,7 @@ describe('kafka delivery under load', () => {
         Array.from({ length: 50 }, async () => {
           while (next < N) {
             const i = next++;
-            const res = await dtm.post('/submit', {
+            const res = await fx.dtm.post('/submit', {
               gid: gids[i],
               trans_type: 'msg',
               steps: [{ action: `kafka://${topic}` }],
@@ -73,7 +57,7 @@ describe('kafka delivery under load', () => {
       for (const r of collector.records) expect(JSON.parse(r.value.toString())).toEqual({ i: gids.indexOf(r.key!) });
       const { duplicates } = countDuplicates(collector.records);
 
-      const statuses = await Promise.all(gids.map(async (g) => String((await dtm.query(g)).transaction?.status)));
+      const statuses = await Promise.all(gids.map(async (g) => String((await fx.dtm.query(g)).transaction?.status)));
       expect(statuses.filter((s) => s !== 'succeed')).toEqual([]);
 
       await collector.waitUntil(

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKafkaMock, startRedis, type KafkaMock, type RedisProcess } from '@dtm-ts/testing';
-import type { RunningTm } from '@dtm-ts/tm';
+import { describe, expect, it } from 'vitest';
 import { countDuplicates, startKafkaCollector, type KafkaCollector } from '../support/kafka-collector';
-import { dtmClient, startTestTm, uniqueGid, type DtmClient } from '../support/tm-harness';
+import { uniqueGid, useKafkaTmFixture } from '../support/tm-harness';
 import { pause, waitFor } from '../support/wait';
 
 /**
@@ -11,31 +9,17 @@ import { pause, waitFor } from '../support/wait';
  * on a fixed port: `kill` SIGKILLs the cluster process (a fresh one, empty, comes back behind the same
  * addresses on `start`), `cut`/`restore` is an outage of the network while the cluster keeps its data.
  */
-let redis: RedisProcess;
-let kafka: KafkaMock;
-let tm: RunningTm;
-let dtm: DtmClient;
+const fx = useKafkaTmFixture();
 
 const run = randomUUID().slice(0, 8);
 
-beforeAll(async () => {
-  [redis, kafka] = await Promise.all([startRedis(), startKafkaMock()]);
-  tm = await startTestTm(redis.url, { kafkaBrokers: [...kafka.brokers] });
-  dtm = dtmClient(tm.url);
-});
-afterAll(async () => {
-  await tm?.close();
-  await kafka?.stop();
-  await redis?.stop();
-});
-
 /** Whether the TM recorded a failed call (a retry scheduled) of one of the transaction's branches. */
 const retried = async (gid: string) =>
-  ((await dtm.get(`/events?gid=${encodeURIComponent(gid)}`)).body.events as { type: string }[]).some(
+  ((await fx.dtm.get(`/events?gid=${encodeURIComponent(gid)}`)).body.events as { type: string }[]).some(
     (e) => e.type === 'BranchRetryScheduled',
   );
 const submit = async (gid: string, topic: string, steps = 1) => {
-  const res = await dtm.post('/submit', {
+  const res = await fx.dtm.post('/submit', {
     gid,
     trans_type: 'msg',
     steps: Array.from({ length: steps }, () => ({ action: `kafka://${topic}` })),
@@ -44,7 +28,7 @@ const submit = async (gid: string, topic: string, steps = 1) => {
   });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
 };
-const statusOf = async (gid: string) => String((await dtm.query(gid)).transaction?.status);
+const statusOf = async (gid: string) => String((await fx.dtm.query(gid)).transaction?.status);
 
 /** Messages with a step that has no record yet, and the branch ids that have one. */
 const missing = (collector: KafkaCollector, steps: ReadonlyMap<string, number>) =>
@@ -61,14 +45,14 @@ const allDelivered = (collector: KafkaCollector, steps: ReadonlyMap<string, numb
 describe('kafka broker outages', () => {
   it('when the broker is killed while messages wait for delivery and started again, then they are delivered once it is back and every transaction succeeds', async () => {
     const topic = `outage-kill-${run}`;
-    let collector = await startKafkaCollector(kafka.brokers, [topic]);
+    let collector = await startKafkaCollector(fx.kafka.brokers, [topic]);
     // The TM's producer is connected and the topic exists before the crash.
     const before = uniqueGid('before-kill');
     await submit(before, topic);
     await collector.waitUntil(() => collector.of(before).length === 1, 'the record sent before the crash');
     await collector.stop();
 
-    await kafka.kill();
+    await fx.kafka.kill();
     const gids = Array.from({ length: 20 }, (_, i) => uniqueGid(`kill${i}`));
     const stepsOf = new Map(gids.map((g, i) => [g, 1 + (i % 2)]));
     await Promise.all(gids.map((g) => submit(g, topic, stepsOf.get(g))));
@@ -80,15 +64,15 @@ describe('kafka broker outages', () => {
     );
     const whileDown = await Promise.all(gids.map(statusOf));
     expect(new Set(whileDown)).toEqual(new Set(['submitted']));
-    const q = await dtm.query(gids[0]!);
+    const q = await fx.dtm.query(gids[0]!);
     expect(q.branches.every((b) => b.status !== 'succeed')).toBe(true);
 
     const downAt = Date.now();
-    await kafka.start();
+    await fx.kafka.start();
     // The restarted cluster is empty: a new group reads what the TM produces from now on.
-    collector = await startKafkaCollector(kafka.brokers, [topic]);
+    collector = await startKafkaCollector(fx.kafka.brokers, [topic]);
     try {
-      for (const g of gids) expect(await dtm.waitFor(g, 'succeed', 30_000)).toMatchObject({ status: 'succeed' });
+      for (const g of gids) expect(await fx.dtm.waitFor(g, 'succeed', 30_000)).toMatchObject({ status: 'succeed' });
       await collector.waitUntil(allDelivered(collector, stepsOf), 'every step', 20_000).catch(() => undefined);
       expect(missing(collector, stepsOf)).toEqual([]);
       const mine = collector.records.filter((r) => stepsOf.has(r.headers['dtm-gid']!));
@@ -104,7 +88,7 @@ describe('kafka broker outages', () => {
 
   it('when the network to the brokers is cut in the middle of a stream and restored, then every message is delivered at least once and none is lost', async () => {
     const topic = `outage-cut-${run}`;
-    const collector = await startKafkaCollector(kafka.brokers, [topic]);
+    const collector = await startKafkaCollector(fx.kafka.brokers, [topic]);
     try {
       const gids = Array.from({ length: 200 }, (_, i) => uniqueGid(`cut${i}`));
       let next = 0;
@@ -114,15 +98,15 @@ describe('kafka broker outages', () => {
         }),
       );
       await collector.waitUntil(() => collector.records.length >= 20, 'the first records of the stream');
-      await kafka.cut();
+      await fx.kafka.cut();
       const cutAt = Date.now();
       await submitting;
       await pause(Math.max(0, cutAt + 3_000 - Date.now())); // the cut lasts 3 s
       const delivered = new Set(collector.records.map((r) => r.headers['dtm-gid']));
       expect(delivered.size, 'some messages must still be waiting when the network comes back').toBeLessThan(200);
-      await kafka.restore();
+      await fx.kafka.restore();
 
-      for (const g of gids) expect(await dtm.waitFor(g, 'succeed', 30_000)).toMatchObject({ status: 'succeed' });
+      for (const g of gids) expect(await fx.dtm.waitFor(g, 'succeed', 30_000)).toMatchObject({ status: 'succeed' });
       const one = new Map(gids.map((g) => [g, 1]));
       await collector.waitUntil(allDelivered(collector, one), 'every message', 20_000).catch(() => undefined);
       expect(missing(collector, one)).toEqual([]);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_OPTIONS,
   sagaBranchId,
@@ -11,19 +11,9 @@ import {
 import type { BranchRequest } from '@dtm-ts/ports';
 import { RedisEventLog, RedisPassLease, RedisReadModel } from '@dtm-ts/adapters';
 import { Driver } from '@dtm-ts/engine';
-import { startRedis, type RedisProcess } from '@dtm-ts/testing';
+import { useRedisServer } from '../support/redis-target';
 
-let server: RedisProcess;
-let redis: Redis;
-
-beforeAll(async () => {
-  server = await startRedis();
-  redis = new Redis(server.url);
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.stop();
-});
+const fx = useRedisServer();
 
 const saga = (gid: string): { definition: TransDefinition; branches: BranchDef[] } => {
   const steps = [0, 1].map((i) => ({ action: `http://rm/a${i}`, compensate: `http://rm/c${i}` }));
@@ -51,7 +41,7 @@ const saga = (gid: string): { definition: TransDefinition; branches: BranchDef[]
 const driverOn = (
   shape: { prefix: string },
   call: (req: BranchRequest) => Promise<BranchOutcome>,
-  conn: Redis = redis,
+  conn: Redis = fx.redis,
 ) =>
   new Driver({
     log: new RedisEventLog(conn, shape),
@@ -68,10 +58,10 @@ const driverOn = (
 describe('a driver on the Redis log writes the read model with its appends', () => {
   it('when its process dies between a result it recorded nothing for and the next, then the read model converges once another driver moves it', async () => {
     const shape = { prefix: `pd-${randomUUID()}` };
-    const readModel = new RedisReadModel(redis, shape);
+    const readModel = new RedisReadModel(fx.redis, shape);
     const gid = 'g1';
     // The first driver's second call never answers, and its connection is cut then: its process is dead.
-    const dyingConn = new Redis(server.url);
+    const dyingConn = new Redis(fx.server.url);
     dyingConn.on('error', () => undefined);
     const dying = driverOn(
       shape,
@@ -84,7 +74,7 @@ describe('a driver on the Redis log writes the read model with its appends', () 
     );
     await dying.execute(gid, (now) => ({ type: 'SubmitGlobalTransaction', data: saga(gid), metadata: { now } }));
     void dying.runPass(gid);
-    const log = new RedisEventLog(redis, shape);
+    const log = new RedisEventLog(fx.redis, shape);
     await expect.poll(async () => (await log.read(gid)).version, { timeout: 10_000 }).toBe(2);
 
     // The result of a0 is in the log; the read model still shows the submit, due for the sweep.
@@ -106,7 +96,7 @@ describe('a driver on the Redis log writes the read model with its appends', () 
     expect(await readModel.unfinishedCount()).toBe(0);
     // Its lease went with the last append.
     expect(
-      await redis.exists(`${shape.prefix}:{p${new RedisEventLog(redis, shape).partitionOf(gid)}}:lease:${gid}`),
+      await fx.redis.exists(`${shape.prefix}:{p${new RedisEventLog(fx.redis, shape).partitionOf(gid)}}:lease:${gid}`),
     ).toBe(0);
   });
 });

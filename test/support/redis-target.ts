@@ -1,7 +1,14 @@
 import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { CLUSTER_CLIENT_OPTIONS, masters, scanKeys, type RedisClient } from '@dtm-ts/adapters';
 import { parseRedisClusterNodes, type Config } from '@dtm-ts/config';
-import { startRedis, startRedisCluster, type RedisClusterProcess, type RedisProcess } from '@dtm-ts/testing';
+import {
+  startRedis,
+  startRedisCluster,
+  type RedisClusterProcess,
+  type RedisOptions,
+  type RedisProcess,
+} from '@dtm-ts/testing';
 
 /** Where the integration tests keep their data: one redis-server, or (TEST_REDIS=cluster) a 3-master cluster. */
 export type RedisTargetKind = 'single' | 'cluster';
@@ -76,6 +83,31 @@ export const startRedisTarget = async (kind: RedisTargetKind = testRedisKind): P
     },
     stop: async () => (disconnect(), cluster.stop()),
   };
+};
+
+export interface RedisServerFixture {
+  readonly server: RedisProcess;
+  /** A client of `server`, disconnected after the tests. */
+  readonly redis: Redis;
+}
+
+/**
+ * One redis-server (never a cluster) with a client, for the tests of the enclosing describe (or file): started
+ * before them, stopped after them. Read the fields inside tests (they are set in beforeAll).
+ */
+export const useRedisServer = (options?: RedisOptions): RedisServerFixture => {
+  const f = {} as { server: RedisProcess; redis: Redis };
+  beforeAll(async () => {
+    f.server = await startRedis(options);
+    f.redis = new Redis(f.server.url);
+    // Failures reach a test through the commands it awaits (a test may stop the server); not printed as well.
+    f.redis.on('error', () => undefined);
+  });
+  afterAll(async () => {
+    f.redis?.disconnect();
+    await f.server?.stop();
+  });
+  return f;
 };
 
 /** How many keys match `pattern`, over every master (SCAN). */

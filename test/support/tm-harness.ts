@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { startEsdbFake } from '@dtm-ts/testing';
+import { startEsdbFake, startKafkaMock, startRedis, type KafkaMock, type RedisProcess } from '@dtm-ts/testing';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
 import { loadConfig, type Config } from '@dtm-ts/config';
 import { createLogger } from '@dtm-ts/telemetry';
@@ -188,6 +188,32 @@ export const useTmFixture = (overrides: Partial<Config> = {}): TmFixture => {
   afterAll(async () => {
     await f.tm?.close();
     await f.peer?.close();
+    await f.redis?.stop();
+  });
+  return f;
+};
+
+export interface KafkaTmFixture {
+  readonly redis: RedisProcess;
+  readonly kafka: KafkaMock;
+  readonly tm: RunningTm;
+  readonly dtm: DtmClient;
+}
+
+/**
+ * The Kafka tests' setup, once per file: a redis-server and librdkafka's mock cluster, an in-process TM that
+ * publishes to it, and a DTM client. Read the fields inside tests (they are set in beforeAll).
+ */
+export const useKafkaTmFixture = (): KafkaTmFixture => {
+  const f = {} as { redis: RedisProcess; kafka: KafkaMock; tm: RunningTm; dtm: DtmClient };
+  beforeAll(async () => {
+    [f.redis, f.kafka] = await Promise.all([startRedis(), startKafkaMock()]);
+    f.tm = await startTestTm(f.redis.url, { kafkaBrokers: [...f.kafka.brokers] });
+    f.dtm = dtmClient(f.tm.url);
+  });
+  afterAll(async () => {
+    await f.tm?.close();
+    await f.kafka?.stop();
     await f.redis?.stop();
   });
   return f;

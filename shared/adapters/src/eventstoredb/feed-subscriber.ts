@@ -14,7 +14,7 @@ import {
   parseEsdbCheckpoint,
   type EsdbLogOptions,
 } from './event-log';
-import { WakeableSleep } from '../wakeable-sleep';
+import { BackgroundLoop } from '../background-loop';
 
 /**
  * A checkpoint in one Redis key. Subscribers of one purpose (say every worker's projector) may share it: each
@@ -52,12 +52,9 @@ export class EsdbFeedSubscriber implements FeedSubscription {
   private readonly streams: EsdbStreams;
   private readonly batch: number;
   private readonly retryDelayMs: number;
-  private stopped = false;
-  private running: Promise<void> | undefined;
+  private readonly loop = new BackgroundLoop();
   private subscription: AllStreamSubscription | undefined;
   private inHandler = false;
-
-  private readonly sleeps = new WakeableSleep();
 
   constructor(
     private readonly client: EventStoreDBClient,
@@ -69,39 +66,35 @@ export class EsdbFeedSubscriber implements FeedSubscription {
   }
 
   start(handler: (entries: FeedEntry[]) => Promise<void>): Promise<void> {
-    if (this.running) throw new Error('subscriber already started');
-    this.stopped = false;
-    this.running = this.run(handler);
+    this.loop.start(() => this.run(handler));
     return Promise.resolve();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.sleeps.wakeAll();
     // A running handler finishes and saves; the loop then ends the subscription itself.
-    if (!this.inHandler) await this.endSubscription();
-    await this.running;
-    this.running = undefined;
+    await this.loop.stop(async () => {
+      if (!this.inHandler) await this.endSubscription();
+    });
   }
 
   private async run(handler: (entries: FeedEntry[]) => Promise<void>): Promise<void> {
-    while (!this.stopped) {
+    while (!this.loop.stopped) {
       try {
         await this.follow(handler);
       } catch (err) {
-        if (this.stopped) break;
+        if (this.loop.stopped) break;
         this.options.onError?.(err);
       } finally {
         await this.endSubscription();
       }
-      await this.pause();
+      await this.loop.pause(this.retryDelayMs);
     }
   }
 
   /** One subscription, from the saved checkpoint, until it fails or ends. */
   private async follow(handler: (entries: FeedEntry[]) => Promise<void>): Promise<void> {
     let after: Position | null = parseEsdbCheckpoint((await this.options.checkpoints.load()) ?? '');
-    if (this.stopped) return;
+    if (this.loop.stopped) return;
     const subscription = this.client.subscribeToAll({
       fromPosition: after ?? START,
       filter: streamNameFilter({ prefixes: this.streams.prefixes() }),
@@ -119,7 +112,7 @@ export class EsdbFeedSubscriber implements FeedSubscription {
       if (batch.length >= this.batch || (batch.length > 0 && subscription.readableLength === 0)) {
         await this.deliver(batch, handler);
         batch = [];
-        if (this.stopped) return;
+        if (this.loop.stopped) return;
       }
     }
   }
@@ -142,10 +135,5 @@ export class EsdbFeedSubscriber implements FeedSubscription {
     await subscription.unsubscribe().catch(() => undefined);
     // The client swallows the cancellation and never ends the stream: end it, so a pending read returns.
     subscription.destroy();
-  }
-
-  /** Waits `retryDelayMs`, or less if the subscriber stops meanwhile. */
-  private pause(): Promise<void> {
-    return this.stopped ? Promise.resolve() : this.sleeps.sleep(this.retryDelayMs);
   }
 }

@@ -1,6 +1,6 @@
 import type { RedisClient } from '../redis/client';
 import type { CheckpointStore, FeedEntry, FeedSubscription } from '@dtm-ts/ports';
-import { WakeableSleep } from '../wakeable-sleep';
+import { BackgroundLoop } from '../background-loop';
 
 /** Takes the lease when free, or extends it when we hold it: 1 when we hold it afterwards, else 0. */
 const ACQUIRE = `
@@ -84,9 +84,7 @@ export class LeasedFeedSubscription implements FeedSubscription {
   private readonly keys: ReturnType<typeof projectionLeaseKeys>;
   /** How often the holder renews and a standby tries to take the lease. */
   private readonly renewEveryMs: number;
-  private readonly sleeps = new WakeableSleep();
-  private stopped = false;
-  private running: Promise<void> | undefined;
+  private readonly loop = new BackgroundLoop();
   private inner: FeedSubscription | undefined;
   /** Until when (our clock) the lease is surely ours: the send time of the last renewal that succeeded + TTL. */
   private validUntil = 0;
@@ -102,17 +100,12 @@ export class LeasedFeedSubscription implements FeedSubscription {
   }
 
   start(handler: (entries: FeedEntry[]) => Promise<void>): Promise<void> {
-    if (this.running) throw new Error('subscriber already started');
-    this.stopped = false;
-    this.running = this.run(handler);
+    this.loop.start(() => this.run(handler));
     return Promise.resolve();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.sleeps.wakeAll();
-    await this.running;
-    this.running = undefined;
+    await this.loop.stop();
     await this.stepDown();
     // Hand over at once rather than after the TTL: a standby takes it on its next try.
     await within(
@@ -123,9 +116,9 @@ export class LeasedFeedSubscription implements FeedSubscription {
   }
 
   private async run(handler: (entries: FeedEntry[]) => Promise<void>): Promise<void> {
-    while (!this.stopped) {
+    while (!this.loop.stopped) {
       await this.tick(handler);
-      if (!this.stopped) await this.sleeps.sleep(this.renewEveryMs);
+      await this.loop.pause(this.renewEveryMs);
     }
   }
 
@@ -142,7 +135,7 @@ export class LeasedFeedSubscription implements FeedSubscription {
       if (Date.now() >= this.validUntil) await this.stepDown();
       return;
     }
-    if (this.stopped) return;
+    if (this.loop.stopped) return;
     if (!held) {
       await this.stepDown();
       return;
