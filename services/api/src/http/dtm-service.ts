@@ -199,8 +199,9 @@ export class DtmService {
     // wait_result: one pass inline, then answer as DTM does (§4.0). If another driver holds the
     // transaction (a pass already under way), wait for it to let go, within the request timeout.
     let pass = await this.deps.driver.runPass(definition.gid, { from: done, lease: done.lease });
-    const giveUp = this.deps.now() + this.deps.requestTimeoutS * 1000 * 2;
-    while (pass.skipped && this.deps.now() < giveUp) {
+    // A deadline on a clock that never jumps: a wall-clock step must not cut the wait short or stretch it.
+    const giveUp = performance.now() + this.deps.requestTimeoutS * 1000 * 2;
+    while (pass.skipped && performance.now() < giveUp) {
       await new Promise((r) => setTimeout(r, 50));
       pass = await this.deps.driver.runPass(definition.gid);
     }

@@ -66,3 +66,40 @@ describe('the outbound policy sees every URL of a request before anything is wri
     expect(touched).toEqual([]);
   });
 });
+
+describe('wait_result', () => {
+  it('when the wall clock jumps while another driver holds the transaction, then the submit still waits for it', async () => {
+    let wall = 0;
+    const passes: string[] = [];
+    const driver = {
+      execute: async () => ({
+        state: { status: 'submitted', definition: { options: { waitResult: true } } },
+        version: 1,
+        appended: 2,
+      }),
+      runPass: async () => {
+        passes.push('pass');
+        // The first pass finds the transaction held by another driver; the next one finishes it.
+        if (passes.length === 1) return { skipped: true, state: { status: 'submitted' } };
+        return { state: { status: 'succeed' } };
+      },
+    };
+    const svc = new DtmService({
+      driver: driver as never,
+      log: {} as never,
+      topics: {} as never,
+      readModel: {} as never,
+      limits: { maxBranches: 10 },
+      requestTimeoutS: 3,
+      timeoutToFailS: 35,
+      policy: { retryIntervalS: 10, timeoutToFailS: 35, backoffCapS: 60 },
+      version: 'test',
+      // Every reading of the wall clock is an hour later than the last (an NTP step, a VM resumed).
+      now: () => (wall += 3_600_000),
+      outbound: { refusal: () => null },
+    });
+    const body = { gid: 'g1', trans_type: 'saga', wait_result: true, steps: [{ action: 'http://rm/a' }] };
+    await expect(svc.submit(body)).resolves.toMatchObject({ dtm_result: 'SUCCESS' });
+    expect(passes).toEqual(['pass', 'pass']);
+  });
+});
