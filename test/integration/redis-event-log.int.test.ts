@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TxEvent } from '@dtm-ts/domain';
-import { NO_STREAM, VersionConflict, type TransactionSummary } from '@dtm-ts/ports';
+import { NO_STREAM, VersionConflict, type Projection, type TransactionSummary } from '@dtm-ts/ports';
 import {
   RedisEventLog,
   RedisFeedSubscriber,
@@ -135,6 +135,14 @@ describe('RedisEventLog appends that project themselves (appendProjected)', () =
     record: { gid, status },
   });
 
+  /** The row of a transaction still under way, due now; `extra` adds to it (a lease to take). */
+  const underWay = (gid: string, extra: Partial<Projection> = {}): Projection => ({
+    summary: summary(gid, 'submitted'),
+    wakeAt: Date.now(),
+    expireAt: null,
+    ...extra,
+  });
+
   it('when an append carries its projection, then the read model lists it at that version and the feed has no entry', async () => {
     const { redis, keys, log, readModel, feedLength } = setup();
     const wakeAt = Date.now() + 60_000;
@@ -199,11 +207,7 @@ describe('RedisEventLog appends that project themselves (appendProjected)', () =
 
   it('when a log that does not archive finishes a transaction, then its row expires with the retention', async () => {
     const { redis, keys, log } = setup();
-    await log.appendProjected('g6', [submitted()], NO_STREAM, {
-      summary: summary('g6', 'submitted'),
-      wakeAt: Date.now(),
-      expireAt: null,
-    });
+    await log.appendProjected('g6', [submitted()], NO_STREAM, underWay('g6'));
     await log.appendProjected('g6', [submitted()], 0, {
       summary: summary('g6', 'succeed'),
       wakeAt: null,
@@ -216,12 +220,12 @@ describe('RedisEventLog appends that project themselves (appendProjected)', () =
   it('when the append that starts a stream takes the lease, then the lease is held under its token; a later append takes none', async () => {
     const { redis, keys, log } = setup();
     const lease = new RedisPassLease(redis, { prefix: keys.prefix, partitions: keys.partitions });
-    await log.appendProjected('g7', [submitted()], NO_STREAM, {
-      summary: summary('g7', 'submitted'),
-      wakeAt: Date.now(),
-      expireAt: null,
-      takeLease: { token: 'tok-1', ttlMs: 5_000 },
-    });
+    await log.appendProjected(
+      'g7',
+      [submitted()],
+      NO_STREAM,
+      underWay('g7', { takeLease: { token: 'tok-1', ttlMs: 5_000 } }),
+    );
     expect(await redis.get(keys.leaseKey('g7'))).toBe('tok-1');
     const ttl = await redis.pttl(keys.leaseKey('g7'));
     expect(ttl).toBeGreaterThan(4_000);
@@ -233,12 +237,7 @@ describe('RedisEventLog appends that project themselves (appendProjected)', () =
     await lease.release('g7', 'tok-1');
     const other = await lease.acquire('g7', 5_000);
     expect(other).toHaveProperty('token');
-    await log.appendProjected('g7', [submitted()], 0, {
-      summary: summary('g7', 'submitted'),
-      wakeAt: Date.now(),
-      expireAt: null,
-      takeLease: { token: 'tok-2', ttlMs: 5_000 },
-    });
+    await log.appendProjected('g7', [submitted()], 0, underWay('g7', { takeLease: { token: 'tok-2', ttlMs: 5_000 } }));
     expect(await redis.get(keys.leaseKey('g7'))).toBe((other as { token: string }).token);
   });
 
@@ -253,12 +252,7 @@ describe('RedisEventLog appends that project themselves (appendProjected)', () =
     await redis.set(keys.leaseKey('g9'), 'archived', 'PX', 30_000);
     for (const takeLease of [undefined, { token: 'tok-4', ttlMs: 5_000 }]) {
       await expect(
-        archiving.appendProjected('g9', [submitted()], NO_STREAM, {
-          summary: summary('g9', 'submitted'),
-          wakeAt: Date.now(),
-          expireAt: null,
-          takeLease,
-        }),
+        archiving.appendProjected('g9', [submitted()], NO_STREAM, underWay('g9', { takeLease })),
       ).rejects.toBeInstanceOf(VersionConflict);
       expect(await redis.exists(keys.streamKey('g9'), keys.readModelKey('g9'))).toBe(0);
       // The marker stays; taking the lease did not replace it.
@@ -270,18 +264,14 @@ describe('RedisEventLog appends that project themselves (appendProjected)', () =
 
   it('when the append that would start a stream conflicts, then no lease is taken', async () => {
     const { redis, keys, log } = setup();
-    await log.appendProjected('g8', [submitted()], NO_STREAM, {
-      summary: summary('g8', 'submitted'),
-      wakeAt: Date.now(),
-      expireAt: null,
-    });
+    await log.appendProjected('g8', [submitted()], NO_STREAM, underWay('g8'));
     await expect(
-      log.appendProjected('g8', [submitted()], NO_STREAM, {
-        summary: summary('g8', 'submitted'),
-        wakeAt: Date.now(),
-        expireAt: null,
-        takeLease: { token: 'tok-3', ttlMs: 5_000 },
-      }),
+      log.appendProjected(
+        'g8',
+        [submitted()],
+        NO_STREAM,
+        underWay('g8', { takeLease: { token: 'tok-3', ttlMs: 5_000 } }),
+      ),
     ).rejects.toBeInstanceOf(VersionConflict);
     expect(await redis.exists(keys.leaseKey('g8'))).toBe(0);
   });
