@@ -71,6 +71,16 @@ export default defineConfig({
           hookTimeout: 90_000,
         },
       },
+      {
+        test: {
+          // Both production engines at once: the log in EventStoreDB, read model, leases and queues on a cluster.
+          name: 'integration-esdb-cluster',
+          include: ['test/integration/saga.int.test.ts', 'test/integration/msg.int.test.ts'],
+          env: { TEST_EVENT_STORE: 'esdb', TEST_REDIS: 'cluster' },
+          testTimeout: 90_000,
+          hookTimeout: 90_000,
+        },
+      },
     ],
   },
 });
