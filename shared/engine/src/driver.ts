@@ -25,6 +25,7 @@ import { appendDecided, type Appended, type Decision, type StreamAt } from './ap
 import { CallsInFlight } from './calls-in-flight';
 import { LeaseFence, NO_FENCE, type Fence } from './lease-fence';
 import { inPassSpan, tracedEventLog, tracedProjectingLog, tracedTransport, traceFor } from './tracing';
+import { tracingOn } from '@dtm-ts/telemetry';
 import { immediateKey, summarize, waitKey } from './views';
 import { readState } from './read-state';
 
@@ -111,6 +112,19 @@ export interface PassResult {
   /** The error of a pass that threw; it was recorded (PassFailed) and the next pass asked for after a backoff. */
   readonly failure?: string;
 }
+
+/**
+ * The headers of a branch call. With tracing off the TM makes no spans, but a transaction that recorded its AP's
+ * `traceparent` passes it on as it came, so the RM's spans still join the AP's trace; with tracing on, the call's
+ * own client span goes instead (tracedTransport).
+ */
+const passOnTrace = (tx: ActiveTransaction): Readonly<Record<string, string>> => {
+  const headers = tx.definition.options.branchHeaders;
+  if (!tx.trace || tracingOn()) return headers;
+  const out: Record<string, string> = { ...headers };
+  out.traceparent = tx.trace;
+  return out;
+};
 
 /** Longest error text a PassFailed event keeps. */
 const MAX_ERROR_CHARS = 512;
@@ -392,7 +406,7 @@ export class Driver {
       gid,
       transType: tx.definition.transType,
       protocol: tx.definition.protocol,
-      headers: tx.definition.options.branchHeaders,
+      headers: passOnTrace(tx),
       timeoutMs: timeoutS * 1000,
     });
   }

@@ -76,6 +76,19 @@ export const currentTraceparent = (ctx?: Context): string | undefined => {
   return carrier.traceparent;
 };
 
+/** A W3C `traceparent` of version 00 with real (not all-zero) trace and parent ids. */
+const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/**
+ * The trace a new transaction records: the active span's (tracing on), else the caller's own `traceparent` as it
+ * came, when it is a valid one. With tracing off the TM makes no spans but still passes the AP's trace context on
+ * to the branches, as any hop that does not trace should, so the RMs' spans join the AP's trace.
+ */
+export const transactionTrace = (inbound: string | undefined): string | undefined => {
+  if (provider) return currentTraceparent();
+  return inbound !== undefined && TRACEPARENT.test(inbound) ? inbound : undefined;
+};
+
 /** A context whose parent span is the one a `traceparent` names (or the active context when absent). */
 export const contextFrom = (traceparent: string | undefined, base: Context = context.active()): Context =>
   traceparent ? propagation.extract(base, { traceparent }) : base;

@@ -89,7 +89,12 @@ const traceCarrier = (md: Metadata): Record<string, string> => {
  * the error mapping. The handler runs inside the span's context, so appends and passes join it.
  */
 const unary =
-  <Req, Res>(deps: GrpcApiDeps, method: string, scope: Scope, handle: (req: Req) => Promise<Res> | Res) =>
+  <Req, Res>(
+    deps: GrpcApiDeps,
+    method: string,
+    scope: Scope,
+    handle: (req: Req, traceparent: string | undefined) => Promise<Res> | Res,
+  ) =>
   (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const api = method.toLowerCase();
     const parent = propagation.extract(ROOT_CONTEXT, traceCarrier(call.metadata));
@@ -114,7 +119,7 @@ const unary =
         const verdict = deps.authorize(first(call.metadata, 'authorization'), peerAddress(call.getPeer()), scope);
         if (!verdict.ok) throw new Refused(grpcCodeOf(verdict.status), verdict.message);
       }
-      return handle(call.request);
+      return handle(call.request, first(call.metadata, 'traceparent'));
     };
     context.with(trace.setSpan(parent, span), run).then(
       (res) => {
@@ -142,14 +147,14 @@ export const dtmGrpcHandlers = (deps: GrpcApiDeps): UntypedServiceImplementation
   };
   return {
     NewGid: unary(deps, 'NewGid', 'client', () => ({ Gid: svc.newGid().gid as string })),
-    Submit: unary(deps, 'Submit', 'client', (r: DtmRequest) => empty(svc.submit(globalBody(r)))),
-    Prepare: unary(deps, 'Prepare', 'client', (r: DtmRequest) => empty(svc.prepare(globalBody(r)))),
+    Submit: unary(deps, 'Submit', 'client', (r: DtmRequest, tp) => empty(svc.submit(globalBody(r), tp))),
+    Prepare: unary(deps, 'Prepare', 'client', (r: DtmRequest, tp) => empty(svc.prepare(globalBody(r), tp))),
     Abort: unary(deps, 'Abort', 'client', (r: DtmRequest) => empty(svc.abort(globalBody(r)))),
     RegisterBranch: unary(deps, 'RegisterBranch', 'client', (r: DtmBranchRequest) =>
       empty(svc.registerBranch(branchBody(r))),
     ),
-    PrepareWorkflow: unary(deps, 'PrepareWorkflow', 'client', async (r: DtmRequest): Promise<DtmProgressesReply> =>
-      progressesReply(await svc.prepareWorkflow(globalBody(r))),
+    PrepareWorkflow: unary(deps, 'PrepareWorkflow', 'client', async (r: DtmRequest, tp): Promise<DtmProgressesReply> =>
+      progressesReply(await svc.prepareWorkflow(globalBody(r), tp)),
     ),
     Subscribe: unary(deps, 'Subscribe', 'admin', (r: DtmTopicRequest) =>
       empty(svc.subscribe(r.Topic, r.URL, r.Remark)),

@@ -14,6 +14,12 @@ import type { DtmService } from './dtm-service';
 /** A query parameter as given: a string, or an array when repeated (the schemas refuse that). */
 const rawQuery = (req: Request, key: string): string => req.query[key] as string;
 
+/** The caller's W3C `traceparent` header (one value; a repeated header is ignored). */
+export const traceparentOf = (req: Request): string | undefined => {
+  const v = req.headers.traceparent;
+  return typeof v === 'string' ? v : undefined;
+};
+
 type Handler = (req: Request, res: Response) => Promise<unknown>;
 /** Every route answers the object its service call resolves to, as DTM's WrapHandler2 does. */
 const route = (h: Handler) => (req: Request, res: Response, next: NextFunction) => {
@@ -36,15 +42,15 @@ export const dtmRouter = (svc: DtmService, defaults: { timeoutToFailS: number })
   );
   r.post(
     '/prepare',
-    route((req) => svc.prepare(req.body)),
+    route((req) => svc.prepare(req.body, traceparentOf(req))),
   );
   r.post(
     '/submit',
-    route((req) => svc.submit(req.body)),
+    route((req) => svc.submit(req.body, traceparentOf(req))),
   );
   r.post(
     '/prepareWorkflow',
-    route((req) => svc.prepareWorkflow(req.body)),
+    route((req) => svc.prepareWorkflow(req.body, traceparentOf(req))),
   );
   r.post(
     '/abort',

@@ -22,7 +22,7 @@ import {
   type Timeline,
 } from '@dtm-ts/engine';
 import type { EventLog, ReadModel, TopicLog } from '@dtm-ts/ports';
-import { currentTraceparent } from '@dtm-ts/telemetry';
+import { transactionTrace } from '@dtm-ts/telemetry';
 import { BadRequest } from './bad-request';
 import { registrationRows, subscribeQuerySchema, topicParamSchema, unsubscribeQuerySchema } from '../edge/schemas';
 import { parseInput } from '../edge/wire';
@@ -127,7 +127,7 @@ export class DtmService {
   }
 
   /** Stores a prepared transaction and asks for the pass that watches it (a timeout, a resume callback). */
-  private async storePrepared(definition: TransDefinition, branches: BranchDef[]) {
+  private async storePrepared(definition: TransDefinition, branches: BranchDef[], traceparent?: string) {
     if (definition.transType === 'workflow' && !definition.workflow) {
       throw new BadRequest('custom_data with the workflow name is required', 422);
     }
@@ -136,7 +136,7 @@ export class DtmService {
       (now) => ({
         type: 'PrepareGlobalTransaction',
         data: { definition, branches },
-        metadata: { now, trace: currentTraceparent() },
+        metadata: { now, trace: transactionTrace(traceparent) },
       }),
       { assumeNew: true },
     );
@@ -144,9 +144,10 @@ export class DtmService {
     return done;
   }
 
-  async prepare(body: unknown): Promise<Json> {
+  /** `traceparent`: the caller's W3C trace context, as its request carried it (see transactionTrace). */
+  async prepare(body: unknown, traceparent?: string): Promise<Json> {
     const { definition, branches } = await this.parseGlobal(body);
-    await this.storePrepared(definition, branches);
+    await this.storePrepared(definition, branches, traceparent);
     return SUCCESS;
   }
 
@@ -154,12 +155,12 @@ export class DtmService {
    * `prepareWorkflow`: creates the workflow (or finds it, whatever its status) and answers it with
    * its recorded progress, in the field names of DTM's `DtmProgressesReply` (protobuf JSON).
    */
-  async prepareWorkflow(body: unknown): Promise<Json> {
+  async prepareWorkflow(body: unknown, traceparent?: string): Promise<Json> {
     const { definition, branches } = await this.parseGlobal(body);
     if (definition.transType !== 'workflow') {
       throw new BadRequest(`prepareWorkflow takes trans_type 'workflow', not '${definition.transType}'`, 422);
     }
-    const tx = (await this.storePrepared(definition, branches)).state;
+    const tx = (await this.storePrepared(definition, branches, traceparent)).state;
     if (tx.status === 'none') throw new Error(`workflow ${definition.gid} was not stored`);
     return {
       transaction: {
@@ -177,14 +178,14 @@ export class DtmService {
     };
   }
 
-  async submit(body: unknown): Promise<Json> {
+  async submit(body: unknown, traceparent?: string): Promise<Json> {
     const { definition, branches } = await this.parseGlobal(body);
     const done = await this.deps.driver.execute(
       definition.gid,
       (now) => ({
         type: 'SubmitGlobalTransaction',
         data: { definition, branches },
-        metadata: { now, trace: currentTraceparent() },
+        metadata: { now, trace: transactionTrace(traceparent) },
       }),
       // A workflow's submit always finds the one prepareWorkflow created: read it first. A new transaction is driven
       // at once: its pass lease comes with the append that starts it.

@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import { jsonRpcEnvelopeSchema } from '../edge/schemas';
 import { parseInput } from '../edge/wire';
 import { BadRequest } from './bad-request';
-import { errorAnswer } from './dtm-router';
+import { errorAnswer, traceparentOf } from './dtm-router';
 import type { DtmService } from './dtm-service';
 
 /**
@@ -12,10 +12,10 @@ import type { DtmService } from './dtm-service';
  * The TM never answers ONGOING, so -32902 (an RM's answer) does not occur here.
  */
 export const jsonRpcHandler = (svc: DtmService) => {
-  const methods: Record<string, (params: unknown) => unknown> = {
+  const methods: Record<string, (params: unknown, traceparent?: string) => unknown> = {
     newGid: () => svc.newGid(),
-    prepare: (p) => svc.prepare(p),
-    submit: (p) => svc.submit(p),
+    prepare: (p, tp) => svc.prepare(p, tp),
+    submit: (p, tp) => svc.submit(p, tp),
     abort: (p) => svc.abort(p),
     registerBranch: (p) => svc.registerBranch(p),
   };
@@ -39,7 +39,7 @@ export const jsonRpcHandler = (svc: DtmService) => {
     const fn = Object.hasOwn(methods, envelope.method) ? methods[envelope.method] : undefined;
     if (!fn) return void reply(envelope.id, { code: -32601, message: `method not found: ${envelope.method}` });
     try {
-      reply(envelope.id, null, await fn(envelope.params));
+      reply(envelope.id, null, await fn(envelope.params, traceparentOf(req)));
     } catch (err) {
       const a = errorAnswer(err);
       const code = a.status === 409 ? -32901 : a.status < 500 ? -32602 : -32603;
