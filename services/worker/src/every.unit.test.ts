@@ -68,4 +68,29 @@ describe('every', () => {
     expect(done).toBe(true);
     expect(runs).toBe(1);
   });
+
+  it('when a run hangs past maxRunMs, then it is reported and the next runs start without it; stop does not wait for it', async () => {
+    vi.useFakeTimers();
+    const errors: unknown[] = [];
+    let runs = 0;
+    const job = every(
+      10,
+      () => {
+        runs++;
+        // The first run never settles (a command stuck on a dead connection); the others end at once.
+        return runs === 1 ? new Promise<void>(() => undefined) : Promise.resolve();
+      },
+      (err) => errors.push(err),
+      { maxRunMs: 100 },
+    );
+    await vi.advanceTimersByTimeAsync(95);
+    expect(runs).toBe(1);
+    await vi.advanceTimersByTimeAsync(30);
+    expect(runs).toBeGreaterThanOrEqual(2);
+    expect(String(errors[0])).toMatch(/still going after 100 ms/);
+    const before = runs;
+    await vi.advanceTimersByTimeAsync(50);
+    expect(runs).toBeGreaterThan(before);
+    await job.stop();
+  });
 });

@@ -49,8 +49,11 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
     await infra.archiver?.archiveDue(clock.now());
     return dropped;
   };
-  const compacting = every(compactEveryMs(retentionMs), compact, (err) =>
-    logger.warn({ err: message(err) }, 'read-model compaction failed'),
+  const compacting = every(
+    compactEveryMs(retentionMs),
+    compact,
+    (err) => logger.warn({ err: message(err) }, 'read-model compaction failed'),
+    { maxRunMs: 10 * 60_000 },
   );
 
   const sweep = async (): Promise<number> => {
@@ -58,7 +61,10 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
     if (n > 0) logger.info({ count: n }, 'sweep queued pass jobs for overdue transactions');
     return n;
   };
-  const sweeping = every(config.sweepIntervalMs, sweep, (err) => logger.warn({ err: message(err) }, 'sweep failed'));
+  // A sweep stuck on a command that never answers must not end recovery: the next ones go on without it.
+  const sweeping = every(config.sweepIntervalMs, sweep, (err) => logger.warn({ err: message(err) }, 'sweep failed'), {
+    maxRunMs: Math.max(10_000, 20 * config.sweepIntervalMs),
+  });
 
   return {
     sweep,
