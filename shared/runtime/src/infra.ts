@@ -111,6 +111,8 @@ const clusterNodeOptions = (c: RedisClusterSettings): RedisOptions => ({
 interface RedisConnections {
   readonly redis: RedisClient;
   readonly bull: ConnectionOptions;
+  /** A BullMQ connection of its own, for a queue or worker that replaces one whose connection got stuck. */
+  readonly freshBull: () => { readonly connection: ConnectionOptions; readonly release: () => void };
   close(): void;
 }
 
@@ -132,13 +134,26 @@ const connectRedis = (config: Config, base: RedisOptions | undefined): RedisConn
     };
     const redis = new Cluster(nodes, { ...options, ...CLUSTER_CLIENT_OPTIONS });
     const bull = new Cluster(nodes, options);
-    return { redis, bull, close: () => (redis.disconnect(), bull.disconnect()) };
+    const fresh = new Set<Cluster>();
+    const freshBull = () => {
+      const c = new Cluster(nodes, options);
+      fresh.add(c);
+      return { connection: c, release: () => void (fresh.delete(c), c.disconnect()) };
+    };
+    const close = (): void => {
+      redis.disconnect();
+      bull.disconnect();
+      for (const c of fresh) c.disconnect();
+    };
+    return { redis, bull, freshBull, close };
   }
   const redisOptions: RedisOptions = { ...base, maxRetriesPerRequest: null, enableReadyCheck: true };
   // Auto-pipelining batches the commands of one tick into one write: most of the engine's Redis
   // cost was a syscall per command. BullMQ gets its own plain connections from `redisOptions`.
   const redis = new Redis({ ...redisOptions, enableAutoPipelining: true });
-  return { redis, bull: redisOptions, close: () => redis.disconnect() };
+  // BullMQ opens (and closes) its own connections from options: every queue and worker has fresh ones already.
+  const freshBull = () => ({ connection: redisOptions, release: () => undefined });
+  return { redis, bull: redisOptions, freshBull, close: () => redis.disconnect() };
 };
 
 /**
@@ -198,14 +213,30 @@ export const createInfra = async (
     queues: config.passQueues ?? (config.redisCluster ? config.partitions : 1),
     hashTagged: config.redisCluster !== undefined,
   };
-  const queues = passQueueNames(queueLayout).map((name) => {
-    const queue = new Queue(name, { connection: connections.bull });
+  const openQueue = (name: string, connection: ConnectionOptions): Queue => {
+    const queue = new Queue(name, { connection });
     queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
     return queue;
-  });
+  };
+  const queues = passQueueNames(queueLayout).map((name) => openQueue(name, connections.bull));
+  // A queue whose add went unanswered (its connection parked on a cluster node that died) is replaced by one on a
+  // connection of its own, at most every 10 s; the old one is let go.
+  const replacedAt = new Map<string, number>();
+  const replaceQueue = (stuck: Queue): void => {
+    const i = queues.indexOf(stuck);
+    if (i < 0 || Date.now() - (replacedAt.get(stuck.name) ?? 0) < 10_000) return;
+    replacedAt.set(stuck.name, Date.now());
+    queues[i] = openQueue(stuck.name, connections.freshBull().connection);
+    logger.warn({ queue: stuck.name }, 'pass queue did not answer; replaced it with one on a fresh connection');
+    void settledWithin(stuck.close(), CLOSE_GRACE_MS).then((clean) => {
+      if (!clean) stuck.disconnect().catch(() => undefined);
+    });
+  };
   const scheduler = new BullPassScheduler((gid) => queues[passQueueOf(gid, queueLayout)]!, {
     clock,
     retries: { attempts: config.passJobAttempts, backoffMs: config.passJobBackoffMs },
+    addTimeoutMs: 5_000,
+    onStuck: replaceQueue,
   });
   const passJobs = new BullPassJobSource({
     queueNames: queues.map((q) => q.name),
@@ -213,6 +244,9 @@ export const createInfra = async (
     concurrency: config.workerConcurrency,
     lockMs: config.jobLockMs,
     closeGraceMs: CLOSE_GRACE_MS,
+    freshConnection: connections.freshBull,
+    onRestart: (queue) =>
+      logger.warn({ queue }, 'pass worker took no job while jobs waited for it; replaced it with a fresh one'),
     onError: (err, job) =>
       job
         ? logger.warn({ gid: job.gid, err: err.message }, 'pass job threw; it runs again after a backoff')

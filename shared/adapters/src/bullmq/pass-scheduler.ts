@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Gid } from '@dtm-ts/domain';
 import { systemClock, type Clock, type PassJobData, type PassScheduler } from '@dtm-ts/ports';
 import { partitionOf } from '../redis/keys';
+import { settledWithin } from '../settled-within';
 
 /** BullMQ name of a pass job. */
 export const PASS_JOB_NAME = 'pass';
@@ -70,7 +71,16 @@ export class BullPassScheduler implements PassScheduler {
   /** `queues`: one queue for every pass, or which queue takes a gid's passes (see passQueueOf). */
   constructor(
     queues: Queue | ((gid: Gid) => Queue),
-    private readonly opts: { readonly retries?: PassJobRetries; readonly clock?: Clock } = {},
+    private readonly opts: {
+      readonly retries?: PassJobRetries;
+      readonly clock?: Clock;
+      /**
+       * How long an add may go unanswered before it counts as failed (default 10 s): a connection stuck on a dead
+       * cluster node must not hold the sweep or a pass for ever. Told to `onStuck`, which may replace the queues.
+       */
+      readonly addTimeoutMs?: number;
+      readonly onStuck?: (queue: Queue) => void;
+    } = {},
   ) {
     this.queueOf = typeof queues === 'function' ? queues : () => queues;
   }
@@ -78,7 +88,8 @@ export class BullPassScheduler implements PassScheduler {
   /** Adds the pass; resolves once Redis holds it (or already held it). */
   async schedule(gid: Gid, at: number, key: string, trace?: string): Promise<void> {
     const data: PassJobData = trace !== undefined ? { gid, at, trace } : { gid, at };
-    await this.queueOf(gid).add(PASS_JOB_NAME, data, {
+    const queue = this.queueOf(gid);
+    const adding = queue.add(PASS_JOB_NAME, data, {
       jobId: passJobId(gid, key),
       delay: Math.max(0, at - (this.opts.clock ?? systemClock).now()),
       // A pass that throws (Redis restarting, say) is tried again; a pass is safe to repeat.
@@ -88,5 +99,12 @@ export class BullPassScheduler implements PassScheduler {
       // Removed when it finally fails, so that the recovery sweep can ask for the same key again.
       removeOnFail: true,
     });
+    const timeoutMs = this.opts.addTimeoutMs ?? 10_000;
+    if (!(await settledWithin(adding, timeoutMs))) {
+      adding.catch(() => undefined);
+      this.opts.onStuck?.(queue);
+      throw new Error(`pass queue ${queue.name} did not answer an add in ${timeoutMs} ms`);
+    }
+    await adding;
   }
 }
