@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionOf } from '@dtm-ts/adapters';
+import { partitionOf, passJobId, passQueueNames, RedisKeys, scanKeys } from '@dtm-ts/adapters';
 import { startRedisCluster, type RedisClusterProcess, type RedisProcess } from '@dtm-ts/testing';
 import type { RunningTm } from '@dtm-ts/tm';
 import { startBranchPeer, type BranchPeer } from '../peers/http-branch-peer';
@@ -84,6 +84,45 @@ const waitReplicated = async (masters: readonly RedisProcess[]): Promise<void> =
       direct.disconnect();
     }
   }
+};
+
+/**
+ * What the TM's Redis holds for a saga that did not end, to tell a stuck one's cause from a slow one: its stream
+ * length against its read-model row's version, its wake time, its lease, and its pass jobs with their state.
+ */
+const diagnose = async (gid: string): Promise<string> => {
+  const { redis, config } = tm.infra;
+  const keys = new RedisKeys({ prefix: config.prefix, partitions: 12 });
+  const p = keys.partitionOf(gid);
+  const queue = passQueueNames({ prefix: config.prefix, partitions: 12, queues: 12, hashTagged: true })[p]!;
+  const jobPrefix = `bull:${queue}:${passJobId(gid, '')}`;
+  const jobs: string[] = [];
+  for await (const found of scanKeys(redis, `${jobPrefix}*`)) {
+    for (const k of found) {
+      const id = k.slice(`bull:${queue}:`.length);
+      if (id.includes(':')) continue; // a job's lock or logs
+      const [delayed, wait, active, lock] = await Promise.all([
+        redis.zscore(`bull:${queue}:delayed`, id),
+        redis.lpos(`bull:${queue}:wait`, id),
+        redis.lpos(`bull:${queue}:active`, id),
+        redis.pttl(`${k}:lock`),
+      ]);
+      const state = delayed !== null ? `delayed` : wait !== null ? 'wait' : active !== null ? 'active' : 'other';
+      jobs.push(`${id}=${state}${lock > 0 ? ` lock ${lock} ms` : ''} attempts ${await redis.hget(k, 'atm')}`);
+    }
+  }
+  const [length, row, wake, lease, leaseTtl] = await Promise.all([
+    redis.llen(keys.streamKey(gid)),
+    redis.hget(keys.readModelKey(gid), 'v'),
+    redis.zscore(keys.wakeKey(p), gid),
+    redis.get(keys.leaseKey(gid)),
+    redis.pttl(keys.leaseKey(gid)),
+  ]);
+  const wakeIn = wake === null ? 'none' : `${Number(wake) - Date.now()} ms`;
+  return (
+    `${gid} (partition ${p}): ${length} events, row v${row}, wake in ${wakeIn}, lease ${lease ? `held ${leaseTtl} ms` : 'free'}, ` +
+    `jobs [${jobs.join(', ')}]`
+  );
 };
 
 /** What `/query` says of `gid`: its status, `lost` when the TM answers that it knows no such gid. */
@@ -228,6 +267,9 @@ describe('Redis Cluster failover (three masters, one replica each)', () => {
     // Redis replicates asynchronously: a write the old master acknowledged but had not yet sent to its replica is
     // gone after the failover, so an acknowledged submit may be unknown afterwards ('lost'). That is Redis's
     // durability bound (README, Redis Cluster), not the TM's; what the TM must not do is leave one stuck.
+    const unended = all.filter((s) => !['succeed', 'lost'].includes(finalOf.get(s.gid)!));
+    if (unended.length)
+      console.log(`not ended:\n${(await Promise.all(unended.map((s) => diagnose(s.gid)))).join('\n')}`);
     expect(Object.keys(acked).filter((s) => s !== 'succeed' && s !== 'lost')).toEqual([]);
     // A retry answered 200 after the failover: on the new master, nothing may be lost.
     expect(retried).toEqual(refusedFirst.length ? { succeed: refusedFirst.length } : {});
