@@ -61,6 +61,9 @@ describe('BullPassJobSource close', () => {
     await queue!.close();
     queue = undefined;
     await redis!.kill();
+    // Closed only once its connections know Redis is gone and are reconnecting: the state BullMQ's close never
+    // leaves (closed any earlier, BullMQ may still finish cleanly).
+    await waitFor(() => errors.some((e) => /ECONNREFUSED|Connection is closed/.test(e)), 'the worker saw Redis gone');
 
     const t0 = Date.now();
     await consumer.close();
