@@ -11,3 +11,13 @@ export const settledWithin = (p: Promise<unknown>, ms: number): Promise<boolean>
     };
     p.then(settled, settled);
   });
+
+/**
+ * Closes something within `ms`: `close()`, and if it has not settled by then, `cut()` (disconnect its connections,
+ * as a crash would). Resolves to whether the close was clean; never waits longer than `ms`.
+ */
+export const closeOrCut = async (close: () => Promise<unknown>, cut: () => void, ms: number): Promise<boolean> => {
+  if (await settledWithin(close(), ms)) return true;
+  cut();
+  return false;
+};

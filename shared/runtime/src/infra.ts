@@ -24,6 +24,7 @@ import {
   CLUSTER_CLIENT_OPTIONS,
   passQueueNames,
   passQueueOf,
+  closeOrCut,
   settledWithin,
   type RedisClient,
 } from '@dtm-ts/adapters';
@@ -218,19 +219,30 @@ export const createInfra = async (
     queue.on('error', (err) => logger.warn({ err: err.message }, 'queue error'));
     return queue;
   };
+  /** Closes a queue within the grace, else disconnects it. */
+  const closeQueue = (q: Queue): Promise<boolean> =>
+    closeOrCut(
+      () => q.close(),
+      () => void q.disconnect().catch(() => undefined),
+      CLOSE_GRACE_MS,
+    );
   const queues = passQueueNames(queueLayout).map((name) => openQueue(name, connections.bull));
   // A queue whose add went unanswered (its connection parked on a cluster node that died) is replaced by one on a
-  // connection of its own, at most every 10 s; the old one is let go.
+  // connection of its own, at most every 10 s; the old one is let go, and its own connection with it.
   const replacedAt = new Map<string, number>();
+  const ownConnection = new Map<Queue, () => void>();
   const replaceQueue = (stuck: Queue): void => {
     const i = queues.indexOf(stuck);
     if (i < 0 || Date.now() - (replacedAt.get(stuck.name) ?? 0) < 10_000) return;
     replacedAt.set(stuck.name, Date.now());
-    queues[i] = openQueue(stuck.name, connections.freshBull().connection);
+    const fresh = connections.freshBull();
+    const queue = openQueue(stuck.name, fresh.connection);
+    ownConnection.set(queue, fresh.release);
+    queues[i] = queue;
     logger.warn({ queue: stuck.name }, 'pass queue did not answer; replaced it with one on a fresh connection');
-    void settledWithin(stuck.close(), CLOSE_GRACE_MS).then((clean) => {
-      if (!clean) stuck.disconnect().catch(() => undefined);
-    });
+    const release = ownConnection.get(stuck);
+    ownConnection.delete(stuck);
+    void closeQueue(stuck).then(() => release?.());
   };
   const scheduler = new BullPassScheduler((gid) => queues[passQueueOf(gid, queueLayout)]!, {
     clock,
@@ -370,9 +382,8 @@ export const createInfra = async (
         logger.warn({ graceMs: CLOSE_GRACE_MS }, 'inline passes still running at shutdown; cutting them');
       await Promise.all(
         queues.map(async (q) => {
-          if (await settledWithin(q.close(), CLOSE_GRACE_MS)) return;
-          logger.warn({ queue: q.name, graceMs: CLOSE_GRACE_MS }, 'pass queue did not close; disconnecting it');
-          q.disconnect().catch(() => undefined);
+          if (!(await closeQueue(q)))
+            logger.warn({ queue: q.name, graceMs: CLOSE_GRACE_MS }, 'pass queue did not close; disconnected it');
         }),
       );
       await stopTracing();

@@ -1,7 +1,7 @@
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { PassJobData, PassJobSource } from '@dtm-ts/ports';
 import type { RedisClient } from '../redis/client';
-import { settledWithin } from '../settled-within';
+import { closeOrCut, settledWithin } from '../settled-within';
 import { StuckWorkerWatchdog } from './stuck-worker-watchdog';
 
 /** Times a stalled pass job is handed to another worker: in effect always, since a pass is safe to repeat. */
@@ -72,14 +72,16 @@ const hasReadyJobs = async (worker: Worker<PassJobData>, ms: number): Promise<bo
  * without the worker's state) never answers: the worker's clients are then disconnected, which is what a
  * crash would do. Resolves to whether the close was clean.
  */
-const closeWithin = async (worker: Worker<PassJobData>, graceMs: number): Promise<boolean> => {
-  const closing = worker.close();
-  if (await settledWithin(closing, graceMs)) return true;
-  const { connection, blockingConnection } = worker as unknown as WorkerConnections;
-  blockingConnection?._client?.disconnect();
-  connection?._client?.disconnect();
-  return false;
-};
+const closeWithin = (worker: Worker<PassJobData>, graceMs: number): Promise<boolean> =>
+  closeOrCut(
+    () => worker.close(),
+    () => {
+      const { connection, blockingConnection } = worker as unknown as WorkerConnections;
+      blockingConnection?._client?.disconnect();
+      connection?._client?.disconnect();
+    },
+    graceMs,
+  );
 
 /**
  * {@link PassJobSource} over a BullMQ queue (the one {@link BullPassScheduler} adds to). A job whose handler
