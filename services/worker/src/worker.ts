@@ -1,5 +1,5 @@
 import { settledWithin } from '@dtm-ts/adapters';
-import type { Infra } from '@dtm-ts/runtime';
+import { CLOSE_GRACE_MS, type Infra } from '@dtm-ts/runtime';
 import { every } from './every';
 import { passJobHandler } from './jobs/pass-job';
 import { startProjector } from './projector/start-projector';
@@ -15,9 +15,6 @@ export interface RunningWorker {
 
 /** How often the read model drops what retention removed: at most a minute, at least a second. */
 const compactEveryMs = (retentionMs: number): number => Math.max(1000, Math.min(retentionMs || 60_000, 60_000));
-
-/** How long close waits for the projection's running handler. */
-const FEED_STOP_GRACE_MS = 4_000;
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -74,8 +71,8 @@ export const startWorker = async (infra: Infra): Promise<RunningWorker> => {
       await compacting.stop();
       await passJobs.close();
       // A projection handler stuck on a Redis that does not answer is cut when the connections close next.
-      if (!(await settledWithin(feed.stop(), FEED_STOP_GRACE_MS)))
-        logger.warn({ graceMs: FEED_STOP_GRACE_MS }, 'projection still running at shutdown; cutting it');
+      if (!(await settledWithin(feed.stop(), CLOSE_GRACE_MS)))
+        logger.warn({ graceMs: CLOSE_GRACE_MS }, 'projection still running at shutdown; cutting it');
     },
   };
 };

@@ -161,9 +161,12 @@ export class Driver {
   private readonly inline = new Set<Promise<unknown>>();
   /** Judges how long a lease is surely held: a clock that never jumps. */
   private readonly monotonic: Clock;
+  /** How long a pass lease lasts when not renewed. */
+  private readonly leaseTtlMs: number;
 
   constructor(private readonly deps: DriverDeps) {
     this.monotonic = deps.monotonic ?? { now: () => performance.now() };
+    this.leaseTtlMs = deps.leaseTtlMs ?? 10_000;
     this.log = tracedEventLog(deps.log);
     this.projecting = 'appendProjected' in deps.log ? tracedProjectingLog(deps.log as ProjectingLog) : undefined;
     this.transport = tracedTransport(deps.transport);
@@ -178,8 +181,8 @@ export class Driver {
     command: (now: number) => TxCommand,
     opts: { assumeNew?: boolean; takeLease?: boolean } = {},
   ): Promise<{ state: GlobalTransaction; version: number; appended: number; lease?: TakenLease }> {
-    // A submit about to be driven inline takes the pass lease with the append that starts its stream: one Redis
-    // command and one round trip fewer than the pass's own acquire. Only where the log can (ProjectingLog) and this
+    // A submit about to be driven inline takes the pass lease with the append that starts its stream: one round
+    // trip fewer than the pass's own acquire. Only where the log can (ProjectingLog) and this
     // process has room to drive it; `startPass` then drives it here.
     const take =
       opts.takeLease && this.projecting && this.deps.lease && this.inline.size < (this.deps.inlinePasses ?? 0)
@@ -266,7 +269,7 @@ export class Driver {
   ): Promise<PassResult> {
     const { lease, clock, scheduler } = this.deps;
     if (!lease) return this.runRecordingFailure(gid, notBefore, NO_FENCE, from);
-    const ttl = this.deps.leaseTtlMs ?? 10_000;
+    const ttl = this.leaseTtlMs;
     const monotonic = this.monotonic;
     const asked = taken ? taken.asked : monotonic.now();
     const got = taken ? { token: taken.token } : await lease.acquire(gid, ttl);
@@ -484,7 +487,7 @@ export class Driver {
     const endLease = wakeAt === null && how.fence?.leased === true;
     // A lease to take goes only with the append that starts the stream, and not with one that ends it at once.
     const take = how.take && expected === NO_STREAM && wakeAt !== null ? how.take : undefined;
-    const takeLease = take ? { token: take.token, ttlMs: this.deps.leaseTtlMs ?? 10_000 } : undefined;
+    const takeLease = take ? { token: take.token, ttlMs: this.leaseTtlMs } : undefined;
     const projection: Projection = { summary, wakeAt, expireAt, endLease, takeLease };
     if (take) take.asked = this.monotonic.now();
     const version = await this.projecting.appendProjected(gid, events, expected, projection);

@@ -51,7 +51,7 @@ import { createBranchTransport, createOutboundPolicy } from './branch-transport'
  * How long a shutdown step may wait for work under way (inline passes, running pass jobs, a queue's QUIT) before
  * it cuts it. The steps run one after another and the process exits by force after 15 s (runMain).
  */
-const CLOSE_GRACE_MS = 4_000;
+export const CLOSE_GRACE_MS = 4_000;
 
 /** Everything a role needs, wired from one config. `close` releases it in reverse order. */
 export interface Infra {
