@@ -125,6 +125,14 @@ const diagnose = async (gid: string): Promise<string> => {
   );
 };
 
+/** Waits up to 30 s for `gids` to end; their end states, counted. Prints what the TM holds for any that did not. */
+const endStates = async (gids: readonly string[]): Promise<Record<string, number>> => {
+  const states = await waitAllFinal(dtm, gids, 30_000);
+  const open = gids.filter((g) => !['succeed', 'failed'].includes(states.get(g)!));
+  if (open.length) console.log(`not ended:\n${(await Promise.all(open.map(diagnose))).join('\n')}`);
+  return histogram(states.values());
+};
+
 /** What `/query` says of `gid`: its status, `lost` when the TM answers that it knows no such gid. */
 const statusOf = async (gid: string): Promise<string> => {
   try {
@@ -164,41 +172,17 @@ describe('Redis Cluster failover (three masters, one replica each)', () => {
       `failover: replica promoted ${promotedAt - killedAt} ms after the SIGKILL; submits in every partition ` +
         `all accepted ${acceptedAt - killedAt} ms after the SIGKILL (${refused} answers not 200 meanwhile)`,
     );
-    expect(
-      histogram(
-        (
-          await waitAllFinal(
-            dtm,
-            markers.map((s) => s.gid),
-            30_000,
-          )
-        ).values(),
-      ),
-    ).toEqual({
-      succeed: 12,
-    });
+    expect(await endStates(markers.map((s) => s.gid))).toEqual({ succeed: 12 });
     // Replicated before the kill: every saga finished before it still answers succeed, from the new master.
     expect(histogram(await Promise.all(before.map(statusOf)))).toEqual({ succeed: 60 });
     const after = await submitSagas('after-failover', 30);
-    expect(histogram((await waitAllFinal(dtm, after, 30_000)).values())).toEqual({ succeed: 30 });
+    expect(await endStates(after)).toEqual({ succeed: 30 });
     // A branch that answers 500 once is retried by a pass job after the backoff: every partition's BullMQ queue,
     // the promoted master's among them, still has a live worker.
     const retried = markersInEveryPartition('retry-after-failover');
     for (const s of retried) peer.script(`${s.gid}/a0`, [500, 200]);
     await submitUntilAccepted(retried, 10_000);
-    expect(
-      histogram(
-        (
-          await waitAllFinal(
-            dtm,
-            retried.map((s) => s.gid),
-            30_000,
-          )
-        ).values(),
-      ),
-    ).toEqual({
-      succeed: 12,
-    });
+    expect(await endStates(retried.map((s) => s.gid))).toEqual({ succeed: 12 });
     expect(retried.map((s) => peer.callsTo(`${s.gid}/a0`).length)).toEqual(retried.map(() => 2));
   });
 
