@@ -20,6 +20,8 @@ const config = loadConfig(
   {
     redisUrl: redis.url,
     port: 0,
+    // Not the shared default gRPC port: another TM on this machine may hold it.
+    grpcPort: 0,
     host: '127.0.0.1',
     prefix: `fz${randomUUID().slice(0, 8)}`,
     logLevel: 'error',

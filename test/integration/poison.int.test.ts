@@ -42,7 +42,17 @@ beforeAll(async () => {
   prefix = `poison${randomUUID().slice(0, 8)}`;
   const config = loadConfig(
     {},
-    { redisUrl: redis.url, port: 0, host: '127.0.0.1', prefix, logLevel: 'silent', jobLockMs: 3000, ...timings },
+    {
+      redisUrl: redis.url,
+      port: 0,
+      // Not the shared default gRPC port (36790): another TM of the suite may hold it.
+      grpcPort: 0,
+      host: '127.0.0.1',
+      prefix,
+      logLevel: 'silent',
+      jobLockMs: 3000,
+      ...timings,
+    },
   );
   tm = await startTm(config, createLogger('silent', 'poison-test'), { transport: new PoisonTransport() });
   dtm = dtmClient(tm.url);
